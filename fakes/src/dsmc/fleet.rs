@@ -1,0 +1,15 @@
+//! The simulated dedicated-server fleet.
+
+#[derive(Debug, Clone, Default)]
+pub struct FleetConfig {}
+
+#[derive(Debug, Default)]
+pub struct Fleet {}
+
+impl Fleet {
+    pub fn new(_config: FleetConfig) -> Self {
+        Self::default()
+    }
+
+    pub fn reset(&self) {}
+}

@@ -1,0 +1,11 @@
+//! DSMC (`/dsmcontroller`).
+
+pub mod fleet;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

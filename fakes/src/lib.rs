@@ -1,0 +1,32 @@
+//! `fakes`: an offline AccelByte Gaming Services — IAM, Lobby, Session Browser and DSMC on one
+//! base URL, wire-compatible with the official SDKs.
+//!
+//! A tour:
+//! - [`app`] builds the axum `Router` from per-service routers; [`server`] binds, serves (plain
+//!   or TLS) and offers [`server::spawn`] for tests, benches and the sim's embedded mode.
+//! - [`state`] holds each service's store: [`iam::store`], [`lobby::hub`],
+//!   [`sessionbrowser::store`], [`dsmc::fleet`].
+//! - [`auth`] checks Basic clients and Bearer tokens; [`error`] renders AGS error bodies;
+//!   [`extract`] turns bad requests into those bodies.
+//! - [`seed`] is the TOML that says which namespaces, clients, roles and users exist.
+//!
+//! Invariant: wire types come from the `accelbyte` crate; nothing here invents a field name.
+
+pub mod app;
+pub mod auth;
+pub mod control;
+pub mod dsmc;
+pub mod error;
+pub mod extract;
+pub mod iam;
+pub mod keys;
+pub mod lobby;
+pub mod seed;
+pub mod server;
+pub mod sessionbrowser;
+pub mod state;
+pub mod tls;
+
+pub use app::router;
+pub use server::{Handle, spawn};
+pub use state::{AppState, FakesConfig};

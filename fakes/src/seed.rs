@@ -1,0 +1,168 @@
+//! The seed: namespaces, OAuth clients, roles and users that exist when `fakes` starts.
+//!
+//! Read from TOML (`fakes serve --seed FILE`, unknown keys refused) or taken from the built-in
+//! default, which is enough to run the AccelByte tutorial's flow unchanged. Placeholders
+//! `{namespace}` in client and role permissions are filled in when the seed is applied.
+
+use serde::Deserialize;
+
+/// A permission in a seed file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedPermission {
+    pub resource: String,
+    /// Bitmask: CREATE 1, READ 2, UPDATE 4, DELETE 8.
+    pub action: u32,
+}
+
+/// An OAuth client. No `secret` means a public client (it sends `client_id:` as Basic).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedClient {
+    pub id: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub redirect_uri: String,
+    #[serde(default)]
+    pub permissions: Vec<SeedPermission>,
+}
+
+/// A role; `{namespace}` and `{userId}` in its permissions are substituted per token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRole {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub permissions: Vec<SeedPermission>,
+}
+
+/// A user that can log in.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedUser {
+    pub username: String,
+    pub password: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Role ids; empty means the seed's `default_user_roles`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// The whole seed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub clients: Vec<SeedClient>,
+    #[serde(default)]
+    pub roles: Vec<SeedRole>,
+    /// Roles given to users created at run time and to seed users that name none.
+    #[serde(default)]
+    pub default_user_roles: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<SeedUser>,
+}
+
+/// The built-in seed, as TOML so users can copy it as a starting point.
+pub const DEFAULT_SEED_TOML: &str = include_str!("default_seed.toml");
+
+/// Why a seed file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("{path}: {source}")]
+    Parse { path: String, source: toml::de::Error },
+    #[error("{path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Seed {
+    /// The built-in default seed.
+    pub fn builtin() -> Self {
+        Self::parse(DEFAULT_SEED_TOML, "<built-in seed>").expect("the built-in seed is valid")
+    }
+
+    /// Reads and validates a seed file.
+    pub fn load(path: &std::path::Path) -> Result<Self, SeedError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SeedError::Read { path: shown.clone(), source })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and validates seed TOML; `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, SeedError> {
+        let seed: Seed = toml::from_str(text)
+            .map_err(|source| SeedError::Parse { path: origin.to_owned(), source })?;
+        seed.validate().map_err(|message| SeedError::Invalid { path: origin.to_owned(), message })?;
+        Ok(seed)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.namespaces.is_empty() {
+            return Err("namespaces: at least one namespace is required".into());
+        }
+        let known_ns = |ns: &str| self.namespaces.iter().any(|n| n == ns);
+        let known_role = |r: &str| self.roles.iter().any(|role| role.id == r);
+        for c in &self.clients {
+            if !known_ns(&c.namespace) {
+                return Err(format!("clients.{}.namespace: unknown namespace {:?}", c.id, c.namespace));
+            }
+        }
+        for r in self.default_user_roles.iter() {
+            if !known_role(r) {
+                return Err(format!("default_user_roles: unknown role {r:?}"));
+            }
+        }
+        for u in &self.users {
+            if !known_ns(&u.namespace) {
+                return Err(format!("users.{}.namespace: unknown namespace {:?}", u.username, u.namespace));
+            }
+            if let Some(r) = u.roles.iter().find(|r| !known_role(r)) {
+                return Err(format!("users.{}.roles: unknown role {r:?}", u.username));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_seed_parses() {
+        let seed = Seed::builtin();
+        assert!(!seed.clients.is_empty());
+        assert!(seed.users.len() >= 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = Seed::parse("namespaces = [\"a\"]\nbogus = 1\n", "x.toml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("x.toml") && text.contains("bogus"), "{text}");
+    }
+
+    #[test]
+    fn unknown_role_is_refused() {
+        let toml = "namespaces=[\"a\"]\n[[users]]\nusername=\"u\"\npassword=\"p\"\nnamespace=\"a\"\nroles=[\"nope\"]\n";
+        let err = Seed::parse(toml, "s.toml").unwrap_err().to_string();
+        assert!(err.contains("users.u.roles") && err.contains("nope"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! TLS for `fakes serve --tls`.

@@ -1,0 +1,1 @@
+//! dsmc routes over real sockets.

@@ -1,0 +1,1 @@
+//! iam routes over real sockets.

@@ -1,0 +1,1 @@
+//! lobby routes over real sockets.

@@ -1,0 +1,7 @@
+//! fakes integration tests: every service over real sockets on 127.0.0.1, ephemeral ports.
+
+mod common;
+mod dsmc;
+mod iam;
+mod lobby;
+mod sessionbrowser;

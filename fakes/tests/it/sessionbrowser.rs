@@ -1,0 +1,1 @@
+//! sessionbrowser routes over real sockets.
