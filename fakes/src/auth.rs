@@ -10,7 +10,7 @@ use accelbyte::permission::{self, Permission};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 
 use crate::error::{ApiError, ApiResult};
@@ -48,8 +48,8 @@ impl Caller {
 }
 
 /// The token from an `Authorization: Bearer …` header.
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
@@ -59,7 +59,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let shape = shape_of(parts);
-        let token = bearer_token(parts)
+        let token = bearer_token(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("missing bearer token").with_shape(shape))?;
         state.iam.authenticate(token).map_err(|e| e.with_shape(shape))
     }
@@ -71,8 +71,8 @@ impl FromRequestParts<AppState> for Caller {
 pub struct BasicClient(pub ClientRecord);
 
 /// Decodes a Basic header into `(client_id, secret)`.
-pub fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -88,7 +88,7 @@ impl FromRequestParts<AppState> for BasicClient {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let shape = shape_of(parts);
-        let (id, secret) = basic_credentials(parts).ok_or_else(|| {
+        let (id, secret) = basic_credentials(&parts.headers).ok_or_else(|| {
             ApiError::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required")
                 .with_shape(shape)
         })?;
@@ -107,9 +107,9 @@ impl FromRequestParts<AppState> for AnyCredentials {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let shape = shape_of(parts);
-        if let Some((id, secret)) = basic_credentials(parts) {
+        if let Some((id, secret)) = basic_credentials(&parts.headers) {
             state.iam.authenticate_client(&id, &secret).map_err(|e| e.with_shape(shape))?;
-        } else if let Some(token) = bearer_token(parts) {
+        } else if let Some(token) = bearer_token(&parts.headers) {
             state.iam.authenticate(token).map_err(|e| e.with_shape(shape))?;
         }
         Ok(AnyCredentials)

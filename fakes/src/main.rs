@@ -1,1 +1,165 @@
-fn main(){}
+//! `fakes serve`: run the offline AccelByte on one base URL.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fakes::dsmc::fleet::FleetConfig;
+use fakes::keys::SigningKey;
+use fakes::seed::Seed;
+use fakes::{AppState, FakesConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "fakes", version, about = "An offline AccelByte Gaming Services: IAM, Lobby, Session Browser and DSMC")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every emulated service on one listener.
+    Serve(ServeArgs),
+    /// Print the built-in seed (a starting point for --seed).
+    DefaultSeed,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FAKES_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Seed file (TOML): namespaces, clients, roles, users. Default: the built-in seed.
+    #[arg(long, env = "FAKES_SEED")]
+    seed: Option<PathBuf>,
+    /// Fleet file (TOML): regions, servers per region, ready delay. Default: one region.
+    #[arg(long, env = "FAKES_FLEET")]
+    fleet: Option<PathBuf>,
+    /// RSA private key (PEM) to sign tokens with; default: generated at start.
+    #[arg(long, env = "FAKES_KEY")]
+    key: Option<PathBuf>,
+    /// Serve HTTPS/WSS with a self-signed certificate written next to the system temp dir.
+    #[arg(long, env = "FAKES_TLS")]
+    tls: bool,
+    /// Directory the TLS certificate is written to (default: the system temp dir).
+    #[arg(long, env = "FAKES_CERT_DIR")]
+    cert_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DefaultSeed => {
+            print!("{}", fakes::seed::DEFAULT_SEED_TOML);
+            Ok(())
+        }
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args)),
+    }
+}
+
+fn raise_open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("could not raise the open-files limit: {e}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(1024)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let seed = match &args.seed {
+        Some(path) => Seed::load(path)?,
+        None => Seed::builtin(),
+    };
+    let fleet = match &args.fleet {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            toml::from_str::<FleetConfig>(&text).with_context(|| format!("{}: invalid fleet file", path.display()))?
+        }
+        None => FleetConfig::default(),
+    };
+    let key = match &args.key {
+        Some(path) => SigningKey::from_pem(&std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?)?,
+        None => tokio::task::spawn_blocking(SigningKey::generate).await??,
+    };
+    let files = raise_open_files_limit();
+    let state = AppState::new(FakesConfig { seed: seed.clone(), fleet }, key);
+    let listener = fakes::server::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    let shutdown = {
+        let c = cancel.clone();
+        async move { c.cancelled().await }
+    };
+
+    let scheme = if args.tls { "https" } else { "http" };
+    let cert = if args.tls {
+        let dir = args.cert_dir.clone().unwrap_or_else(std::env::temp_dir);
+        Some(fakes::tls::self_signed(&dir, addr.port())?)
+    } else {
+        None
+    };
+    print_banner(&format!("{scheme}://{addr}"), &seed, cert.as_ref().map(|c| c.cert_path.as_path()), files);
+    match cert {
+        Some(cert) => fakes::tls::serve_tls(listener, state, &cert, shutdown).await?,
+        None => fakes::server::serve(listener, state, shutdown).await?,
+    }
+    Ok(())
+}
+
+fn print_banner(base_url: &str, seed: &Seed, cert: Option<&std::path::Path>, open_files: u64) {
+    println!("fakes is serving AccelByte IAM, Lobby, Session Browser and DSMC");
+    println!();
+    println!("  AB_BASE_URL   {base_url}");
+    println!("  AB_NAMESPACE  {}", seed.namespaces.join(", "));
+    if let Some(path) = cert {
+        println!("  TLS cert      {}   (SSL_CERT_FILE / REQUESTS_CA_BUNDLE)", path.display());
+    }
+    println!();
+    println!("  clients (AB_CLIENT_ID / AB_CLIENT_SECRET):");
+    for c in &seed.clients {
+        let secret = c.secret.as_deref().unwrap_or("(public: no secret)");
+        println!("    {:<22} {:<26} {}", c.id, secret, c.name);
+    }
+    println!("  users (username / password):");
+    for u in &seed.users {
+        println!("    {:<22} {}", u.username, u.password);
+    }
+    println!();
+    println!("  lobby WebSocket {}/lobby/   control API {base_url}/_fakes/   open-files limit {open_files}", base_url.replacen("http", "ws", 1));
+    println!();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,6 +1,6 @@
 //! The simulated dedicated-server fleet.
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct FleetConfig {}
 
 #[derive(Debug, Default)]

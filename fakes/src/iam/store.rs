@@ -660,7 +660,7 @@ fn check_password(d: &IamData, login: &str, password: &str, client_namespace: &s
         .get(&login.to_lowercase())
         .and_then(|id| d.users.get(id))
         .filter(|u| u.password == password)
-        .ok_or_else(|| ApiError::oauth(StatusCode::UNAUTHORIZED, "invalid_grant", "invalid username or password"))?;
+        .ok_or_else(|| ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_grant", "invalid username or password"))?;
     if !user.enabled {
         return Err(ApiError::oauth(StatusCode::FORBIDDEN, "access_denied", "user is disabled"));
     }
