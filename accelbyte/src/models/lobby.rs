@@ -137,6 +137,34 @@ impl ErrorNotif {
     }
 }
 
+/// The answer to `offlineNotificationRequest`: the request's `id` and `code` (0 = success); the
+/// notifications queued while the user was offline follow as `messageNotif` frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineNotificationResponse {
+    pub id: String,
+    pub code: i64,
+}
+
+impl OfflineNotificationResponse {
+    /// Encodes as the SDKs order responses: `type`, `id`, `code`.
+    pub fn to_frame(&self) -> Frame {
+        Frame::new(types::OFFLINE_NOTIFICATION_RESPONSE)
+            .with("id", &self.id)
+            .with("code", self.code)
+    }
+
+    /// Reads an `offlineNotificationResponse`; `None` when the frame is another type.
+    pub fn from_frame(frame: &Frame) -> Option<Self> {
+        if frame.message_type() != types::OFFLINE_NOTIFICATION_RESPONSE {
+            return None;
+        }
+        Some(Self {
+            id: frame.get("id").unwrap_or_default().to_owned(),
+            code: parse_or_default(frame.get("code")),
+        })
+    }
+}
+
 fn parse_or_default<T: std::str::FromStr + Default>(value: Option<&str>) -> T {
     value.and_then(|v| v.parse().ok()).unwrap_or_default()
 }
