@@ -486,17 +486,10 @@ impl Inner {
     }
 }
 
-/// The user's slot, created if missing.
+/// The user's slot, created if missing. (`entry` allocates the two small keys even when they
+/// exist; that is cheaper than the frame every caller is about to render.)
 fn slot_entry<'a>(shard: &'a mut Shard, namespace: &str, user_id: &str) -> &'a mut Slot {
-    // Look up before inserting so the common case does not allocate owned keys.
-    if !shard.contains_key(namespace) {
-        shard.insert(namespace.into(), HashMap::new());
-    }
-    let users = shard.entry(namespace.into()).or_default();
-    if !users.contains_key(user_id) {
-        users.insert(user_id.into(), Slot::default());
-    }
-    users.entry(user_id.into()).or_default()
+    shard.entry(namespace.into()).or_default().entry(user_id.into()).or_default()
 }
 
 fn remove_if_empty(shard: &mut Shard, namespace: &str, user_id: &str) {

@@ -5,3 +5,4 @@ mod dsmc;
 mod iam;
 mod lobby;
 mod sessionbrowser;
+mod tls;

@@ -1,0 +1,302 @@
+//! The lobby WebSocket at `/lobby/` (and `/lobby`): authentication at the upgrade, the
+//! `connectNotif` greeting, notification delivery, and answers to what clients send.
+//!
+//! One tokio task per socket reads the client and writes the frames the [`Hub`] hands it; it
+//! never holds a lock. What the lobby answers:
+//! - `offlineNotificationRequest` → `offlineNotificationResponse` (`code: 0`), then anything
+//!   still queued for the user;
+//! - `heartbeat` → nothing (the frame only keeps proxies from idling the socket out);
+//! - protocol pings → pongs (tungstenite queues them and flushes on the next read);
+//! - anything else, including the tutorial client's deliberately broken `messageNotif`, →
+//!   `errorNotif`, and the socket stays open: real clients send frames we do not emulate and
+//!   must not be cut off for it.
+//!
+//! Every `messageNotif` comes from the hub's single send path; this module only writes them.
+
+use std::time::Duration;
+
+use accelbyte::frame::{self, Frame, FrameError};
+use accelbyte::models::error::codes;
+use accelbyte::models::lobby::{ConnectNotif, ErrorNotif, OfflineNotificationResponse, types};
+use axum::Router;
+use axum::extract::State;
+use axum::extract::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorShape};
+use crate::lobby::hub::{CHANNEL_CAPACITY, Close, Connection, Hub};
+use crate::state::AppState;
+
+/// Read buffer per socket. Lobby frames are a few hundred bytes; tungstenite's 128 KiB default
+/// costs ~137 KB per connection, this ~8 KB, which is what lets one process hold 100k sockets.
+const READ_BUFFER_BYTES: usize = 4096;
+
+/// Largest message (and frame) a client may send. Real lobby requests are well under 1 KiB;
+/// anything bigger is refused by tungstenite and ends the connection.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How long to wait for the client's answer to our close frame before dropping the socket.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// `errorNotif` code for a frame that is not `key: value` lines starting with `type:`
+/// (the Unity SDK's `MessageFormatInvalid`; the live lobby's code is unknown).
+pub const ERROR_MALFORMED_FRAME: i64 = 14016;
+
+/// `errorNotif` code for a well-formed frame of a type fakes does not handle
+/// (the Unity SDK's `MessageTypeNotSupported`).
+pub const ERROR_UNSUPPORTED_TYPE: i64 = 14020;
+
+/// Request header asking for the Unreal SDK's `LbS` … `LbE` envelope (both must be present).
+const ENVELOPE_START_HEADER: &str = "x-ab-envelopestart";
+const ENVELOPE_END_HEADER: &str = "x-ab-envelopeend";
+
+/// `loginType` of every `connectNotif`: fakes never resumes a session, even when the client
+/// sends `X-Ab-LobbySessionID` (there is nothing to resume in an emulator that keeps no
+/// per-session state beyond the connection).
+const LOGIN_TYPE_NEW: &str = "NewRegister";
+
+/// `reconnectFromCode` the live service sends on a fresh login.
+const RECONNECT_FROM_NONE: i64 = 5000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/lobby/", get(upgrade))
+        .route("/lobby", get(upgrade))
+        // Auth failures at the upgrade answer in the IAM REST shape.
+        .layer(axum::Extension(ErrorShape::Rest))
+}
+
+/// `GET /lobby/`: authenticates the user token *before* upgrading, so a bad token is a plain
+/// HTTP 401 the client can read rather than a socket that opens and dies.
+async fn upgrade(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Some(user_id) = caller.user_id().map(str::to_owned) else {
+        return ApiError::unauthorized("the lobby needs a user token, not a client token").into_response();
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(rejection.status(), codes::VALIDATION_ERROR, rejection.body_text())
+                .into_response();
+        }
+    };
+    let namespace = caller.namespace().to_owned();
+    let envelope = wants_envelope(&headers);
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        // 0 = write each frame straight through; we flush every message anyway.
+        .write_buffer_size(0)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            let conn = state.lobby.connect(&namespace, &user_id);
+            Session { socket, hub: state.lobby.clone(), envelope, sequence: 0 }.run(conn).await;
+        })
+}
+
+/// Both envelope headers present (their values are fixed by the Unreal SDK; we only check
+/// that the client asked).
+fn wants_envelope(headers: &HeaderMap) -> bool {
+    headers.contains_key(ENVELOPE_START_HEADER) && headers.contains_key(ENVELOPE_END_HEADER)
+}
+
+/// One open socket.
+struct Session {
+    socket: WebSocket,
+    hub: Hub,
+    envelope: bool,
+    /// Frames this connection has sent (`connectNotif` is number 1).
+    sequence: u64,
+}
+
+/// What the read side asks the loop to do next.
+enum Next {
+    Continue,
+    /// Pull more of the user's backlog (after an `offlineNotificationRequest`).
+    Pump,
+    Stop,
+}
+
+impl Session {
+    /// Greets, then serves until either side closes. The [`Connection`] unregisters itself
+    /// when dropped at the end, so cleanup also runs if this task is cancelled.
+    async fn run(mut self, mut conn: Connection) {
+        if self.send_text(self.connect_notif()).await.is_err() {
+            return;
+        }
+        // The backlog goes out after the greeting; newer notifications wait behind it.
+        let mut backlog_left = conn.pump();
+        loop {
+            tokio::select! {
+                close = conn.closed() => {
+                    self.close(close).await;
+                    return;
+                }
+                outbound = conn.recv() => {
+                    let Some(text) = outbound else {
+                        self.close(Close::UNKNOWN).await;
+                        return;
+                    };
+                    if self.send_text(text).await.is_err() {
+                        return;
+                    }
+                    // Refill once the channel is half empty rather than after every frame,
+                    // so a long backlog costs a lock per batch, not per message.
+                    if backlog_left && conn.pending() <= CHANNEL_CAPACITY / 2 {
+                        backlog_left = conn.pump();
+                    }
+                }
+                incoming = self.socket.recv() => {
+                    let next = match incoming {
+                        Some(Ok(message)) => self.on_message(message).await,
+                        // A reset, a protocol error or an oversized message: nothing to answer.
+                        Some(Err(_)) | None => Next::Stop,
+                    };
+                    match next {
+                        Next::Continue => {}
+                        Next::Pump => backlog_left = conn.pump(),
+                        Next::Stop => return,
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect_notif(&mut self) -> String {
+        let notif = ConnectNotif {
+            login_type: LOGIN_TYPE_NEW.to_owned(),
+            reconnect_from_code: RECONNECT_FROM_NONE,
+            lobby_session_id: uuid::Uuid::new_v4().simple().to_string(),
+            // The live service's sequenceID looks like the Unix time of the connect
+            // (`1705900094` in a January 2024 capture), and its sequenceNumber counts frames.
+            sequence_id: u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default(),
+            sequence_number: self.sequence + 1,
+        };
+        notif.to_frame().encode()
+    }
+
+    async fn on_message(&mut self, message: Message) -> Next {
+        let text = match message {
+            Message::Text(text) => text,
+            // Some clients send lobby frames as binary; accept them when they are UTF-8.
+            Message::Binary(bytes) => match Utf8Bytes::try_from(bytes) {
+                Ok(text) => text,
+                Err(_) => {
+                    self.hub.count_frame_received();
+                    let error = ErrorNotif {
+                        id: None,
+                        code: ERROR_MALFORMED_FRAME,
+                        message: "binary frame is not UTF-8 text".to_owned(),
+                    };
+                    return self.send_error(error).await;
+                }
+            },
+            // tungstenite answers pings itself and finishes the close handshake on the next
+            // read, after which the stream ends.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Next::Continue,
+        };
+        self.hub.count_frame_received();
+        self.on_text(frame::strip_envelope(text.as_str())).await
+    }
+
+    async fn on_text(&mut self, text: &str) -> Next {
+        let frame = match Frame::parse(text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let error = ErrorNotif {
+                    id: find_id(text),
+                    code: ERROR_MALFORMED_FRAME,
+                    message: malformed_message(&error),
+                };
+                return self.send_error(error).await;
+            }
+        };
+        let id = frame.get("id").map(str::to_owned);
+        match frame.message_type() {
+            types::HEARTBEAT => Next::Continue,
+            types::OFFLINE_NOTIFICATION_REQUEST => {
+                let response = OfflineNotificationResponse { id: id.unwrap_or_default(), code: 0 };
+                match self.send_text(response.to_frame().encode()).await {
+                    Ok(()) => Next::Pump,
+                    Err(_) => Next::Stop,
+                }
+            }
+            other => {
+                let error = ErrorNotif {
+                    id,
+                    code: ERROR_UNSUPPORTED_TYPE,
+                    message: format!("fakes does not handle message type {other}"),
+                };
+                self.send_error(error).await
+            }
+        }
+    }
+
+    async fn send_error(&mut self, error: ErrorNotif) -> Next {
+        self.hub.count_error_frame();
+        match self.send_text(error.to_frame().encode()).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Stop,
+        }
+    }
+
+    /// Writes one text frame, enveloped if the client asked for it.
+    async fn send_text(&mut self, text: String) -> Result<(), axum::Error> {
+        self.sequence += 1;
+        let text = if self.envelope { frame::wrap_envelope(&text) } else { text };
+        self.socket.send(Message::Text(text.into())).await
+    }
+
+    /// Sends `close` and waits briefly for the client's close frame, so the client reads our
+    /// code before the TCP connection goes away.
+    async fn close(mut self, close: Close) {
+        let frame = CloseFrame { code: close.code, reason: Utf8Bytes::from_static(close.reason) };
+        if self.socket.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        let drain = async { while let Some(Ok(_)) = self.socket.recv().await {} };
+        let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
+    }
+}
+
+/// The `id` of an unparsable frame, when one of its lines is `id: …`, so the client can match
+/// the error to its request.
+fn find_id(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        let value = value.trim();
+        (key.trim().eq_ignore_ascii_case("id") && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+fn malformed_message(error: &FrameError) -> String {
+    format!("malformed frame: {error}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_id_reads_an_id_line_anywhere() {
+        assert_eq!(find_id("type: x\nbroken\nid: 42"), Some("42".to_owned()));
+        assert_eq!(find_id("type: messageNotif\n0123456789abcdef01234567"), None);
+        assert_eq!(find_id("ID:   \nid: 7"), Some("7".to_owned()));
+    }
+
+    #[test]
+    fn envelope_needs_both_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("X-Ab-EnvelopeStart", "LbS".parse().expect("header value"));
+        assert!(!wants_envelope(&headers));
+        headers.insert("X-Ab-EnvelopeEnd", "LbE".parse().expect("header value"));
+        assert!(wants_envelope(&headers));
+    }
+}
