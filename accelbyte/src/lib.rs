@@ -6,11 +6,14 @@
 //! - [`frame`]: the lobby WebSocket's `key: value` text frame codec.
 //! - [`bloom`]: the revocation list's bloom filter (MurmurHash3 x64 128, AccelByte's index rule).
 //! - [`permission`]: AGS permission matching (resource segments, `*`, action bitmask).
+//! - [`client`]: the async client: IAM login flows and calls, lobby WebSocket and notifications,
+//!   Session Browser and DSMC, over one pooled HTTP client.
 //!
 //! Invariant: this crate knows HTTP and WebSocket clients but no server framework, no Redis and
 //! no terminal UI; it is the vocabulary the other crates share.
 
 pub mod bloom;
+pub mod client;
 pub mod frame;
 pub mod models;
 pub mod permission;

@@ -66,10 +66,15 @@ pub struct Close {
 
 impl Close {
     /// A newer connection of the same user took over.
-    pub const MULTIPLE_SESSIONS: Close =
-        Close { code: CLOSE_MULTIPLE_SESSIONS, reason: "multiple sessions" };
+    pub const MULTIPLE_SESSIONS: Close = Close {
+        code: CLOSE_MULTIPLE_SESSIONS,
+        reason: "multiple sessions",
+    };
     /// The registry entry vanished without a reason (should not happen; kept total).
-    pub const UNKNOWN: Close = Close { code: CLOSE_UNKNOWN, reason: "unknown error" };
+    pub const UNKNOWN: Close = Close {
+        code: CLOSE_UNKNOWN,
+        reason: "unknown error",
+    };
 }
 
 /// What became of one notification for one user.
@@ -198,7 +203,9 @@ pub struct Hub {
 impl std::fmt::Debug for Hub {
     /// The stats only: the registry itself may hold 100,000 entries.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("stats", &self.stats()).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }
 
@@ -231,7 +238,11 @@ impl Hub {
         {
             let mut shard = inner.shard(user_id).lock();
             let slot = slot_entry(&mut shard, namespace, user_id);
-            if let Some(old) = slot.live.replace(Live { id, tx, close: close_tx }) {
+            if let Some(old) = slot.live.replace(Live {
+                id,
+                tx,
+                close: close_tx,
+            }) {
                 old.close(Close::MULTIPLE_SESSIONS);
                 bump(&inner.counters.sessions_replaced);
             }
@@ -243,7 +254,7 @@ impl Hub {
             namespace: namespace.into(),
             user_id: user_id.into(),
             rx,
-            closed: close_rx,
+            closed: Some(close_rx),
             hub: Arc::clone(inner),
         }
     }
@@ -288,7 +299,11 @@ impl Hub {
         let mut reached = 0;
         for shard in self.inner.shards.iter() {
             let mut shard = shard.lock();
-            let Some(users) = shard.get_mut(namespace) else { continue };
+            let Some(users) = shard.get_mut(namespace) else {
+                continue;
+            };
+            // Only live slots; `deliver` may still queue (behind a backlog being received, or
+            // for a socket that ended a moment ago), so no slot becomes empty here.
             for (user_id, slot) in users.iter_mut() {
                 if slot.live.is_none() {
                     continue;
@@ -298,11 +313,6 @@ impl Hub {
                     Delivery::Dropped => {}
                 }
             }
-            // A connection found closed was unregistered by `deliver`; drop its slot if bare.
-            users.retain(|_, slot| !slot.is_empty());
-            if users.is_empty() {
-                shard.remove(namespace);
-            }
         }
         reached
     }
@@ -311,9 +321,15 @@ impl Hub {
     /// Their backlog, if any, is kept for the next connection.
     pub fn disconnect(&self, namespace: &str, user_id: &str, close: Close) -> bool {
         let mut shard = self.inner.shard(user_id).lock();
-        let Some(users) = shard.get_mut(namespace) else { return false };
-        let Some(slot) = users.get_mut(user_id) else { return false };
-        let Some(live) = slot.live.take() else { return false };
+        let Some(users) = shard.get_mut(namespace) else {
+            return false;
+        };
+        let Some(slot) = users.get_mut(user_id) else {
+            return false;
+        };
+        let Some(live) = slot.live.take() else {
+            return false;
+        };
         live.close(close);
         remove_if_empty(&mut shard, namespace, user_id);
         true
@@ -321,12 +337,16 @@ impl Hub {
 
     /// Whether `user_id` has a live connection.
     pub fn is_connected(&self, namespace: &str, user_id: &str) -> bool {
-        self.inner.with_slot(namespace, user_id, |slot| slot.live.is_some()).unwrap_or(false)
+        self.inner
+            .with_slot(namespace, user_id, |slot| slot.live.is_some())
+            .unwrap_or(false)
     }
 
     /// How many notifications wait in `user_id`'s backlog.
     pub fn backlog_len(&self, namespace: &str, user_id: &str) -> usize {
-        self.inner.with_slot(namespace, user_id, |slot| slot.backlog.len()).unwrap_or(0)
+        self.inner
+            .with_slot(namespace, user_id, |slot| slot.backlog.len())
+            .unwrap_or(0)
     }
 
     /// Counts a frame received from a client (the socket task reports it here so all lobby
@@ -380,9 +400,17 @@ impl Inner {
         &self.shards[index]
     }
 
-    fn with_slot<T>(&self, namespace: &str, user_id: &str, f: impl FnOnce(&Slot) -> T) -> Option<T> {
+    fn with_slot<T>(
+        &self,
+        namespace: &str,
+        user_id: &str,
+        f: impl FnOnce(&Slot) -> T,
+    ) -> Option<T> {
         let shard = self.shard(user_id).lock();
-        shard.get(namespace).and_then(|users| users.get(user_id)).map(f)
+        shard
+            .get(namespace)
+            .and_then(|users| users.get(user_id))
+            .map(f)
     }
 
     /// Delivers `pending` to the user of `slot` now if possible, else queues it.
@@ -446,11 +474,16 @@ impl Inner {
     /// remains.
     fn pump(&self, namespace: &str, user_id: &str, id: u64) -> bool {
         let mut shard = self.shard(user_id).lock();
-        let Some(slot) = shard.get_mut(namespace).and_then(|users| users.get_mut(user_id)) else {
+        let Some(slot) = shard
+            .get_mut(namespace)
+            .and_then(|users| users.get_mut(user_id))
+        else {
             return false;
         };
         let Slot { live, backlog } = slot;
-        let Some(current) = live.as_ref().filter(|l| l.id == id) else { return false };
+        let Some(current) = live.as_ref().filter(|l| l.id == id) else {
+            return false;
+        };
         while let Some(front) = backlog.front() {
             // Every send to this channel happens under this shard lock, so free capacity seen
             // here cannot be taken before the send below.
@@ -474,9 +507,14 @@ impl Inner {
     /// Unregisters connection `id` if it is still the user's live one (a replacement must not
     /// be removed by the old socket's cleanup), and counts its socket as closed.
     fn release(&self, namespace: &str, user_id: &str, id: u64) {
-        self.counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.counters
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
         let mut shard = self.shard(user_id).lock();
-        let Some(slot) = shard.get_mut(namespace).and_then(|users| users.get_mut(user_id)) else {
+        let Some(slot) = shard
+            .get_mut(namespace)
+            .and_then(|users| users.get_mut(user_id))
+        else {
             return;
         };
         if slot.live.as_ref().is_some_and(|l| l.id == id) {
@@ -489,11 +527,17 @@ impl Inner {
 /// The user's slot, created if missing. (`entry` allocates the two small keys even when they
 /// exist; that is cheaper than the frame every caller is about to render.)
 fn slot_entry<'a>(shard: &'a mut Shard, namespace: &str, user_id: &str) -> &'a mut Slot {
-    shard.entry(namespace.into()).or_default().entry(user_id.into()).or_default()
+    shard
+        .entry(namespace.into())
+        .or_default()
+        .entry(user_id.into())
+        .or_default()
 }
 
 fn remove_if_empty(shard: &mut Shard, namespace: &str, user_id: &str) {
-    let Some(users) = shard.get_mut(namespace) else { return };
+    let Some(users) = shard.get_mut(namespace) else {
+        return;
+    };
     if users.get(user_id).is_some_and(Slot::is_empty) {
         users.remove(user_id);
     }
@@ -511,8 +555,18 @@ pub struct Connection {
     namespace: Box<str>,
     user_id: Box<str>,
     rx: mpsc::Receiver<String>,
-    closed: oneshot::Receiver<Close>,
+    /// `None` once the close signal has been received.
+    closed: Option<oneshot::Receiver<Close>>,
     hub: Arc<Inner>,
+}
+
+/// What [`Connection::next`] hands the socket task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// A text frame to write as is (the task adds the envelope if the client asked for one).
+    Frame(String),
+    /// Close the socket with this code.
+    Close(Close),
 }
 
 impl Connection {
@@ -528,21 +582,30 @@ impl Connection {
         &self.user_id
     }
 
-    /// The next outbound text frame; `None` once the hub has dropped this connection.
-    pub async fn recv(&mut self) -> Option<String> {
-        self.rx.recv().await
+    /// The next thing to write: a frame from the hub, or the close the hub asks for. Closes
+    /// win over queued frames (a replaced session has nothing more to say). Once it returned
+    /// a close it keeps returning [`Close::UNKNOWN`]. Cancel-safe.
+    pub async fn next(&mut self) -> Outbound {
+        let Some(closed) = self.closed.as_mut() else {
+            return Outbound::Close(Close::UNKNOWN);
+        };
+        tokio::select! {
+            biased;
+            close = closed => {
+                self.closed = None;
+                Outbound::Close(close.unwrap_or(Close::UNKNOWN))
+            }
+            text = self.rx.recv() => match text {
+                Some(text) => Outbound::Frame(text),
+                // The hub dropped this connection without a close: should not happen.
+                None => Outbound::Close(Close::UNKNOWN),
+            },
+        }
     }
 
     /// Frames waiting in the channel.
     pub fn pending(&self) -> usize {
         self.rx.len()
-    }
-
-    /// Resolves when the hub wants this connection closed, with the close to send. A hub that
-    /// dropped the connection without saying why yields [`Close::UNKNOWN`]. Cancel-safe; do
-    /// not poll again after it resolved.
-    pub async fn closed(&mut self) -> Close {
-        (&mut self.closed).await.unwrap_or(Close::UNKNOWN)
     }
 
     /// Moves as much of the user's backlog into this connection's channel as fits, in order;
@@ -583,16 +646,35 @@ mod tests {
     fn message_notif_has_contract_fields_in_order() {
         let hub = Hub::new();
         let mut conn = hub.connect(NS, "u1");
-        assert_eq!(hub.notify(NS, "u1", "NOTIF", "found 127.0.0.1 7777"), Delivery::Delivered);
+        assert_eq!(
+            hub.notify(NS, "u1", "NOTIF", "found 127.0.0.1 7777"),
+            Delivery::Delivered
+        );
         let text = conn.rx.try_recv().expect("one frame");
-        let keys: Vec<&str> = text.lines().map(|l| l.split(": ").next().unwrap_or_default()).collect();
-        assert_eq!(keys, ["type", "id", "from", "to", "topic", "payload", "sentAt"]);
+        let keys: Vec<&str> = text
+            .lines()
+            .map(|l| l.split(": ").next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            keys,
+            ["type", "id", "from", "to", "topic", "payload", "sentAt"]
+        );
         let notif = parse(&text);
         assert_eq!(notif.id.len(), 32);
-        assert!(notif.id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            notif
+                .id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_eq!((notif.from.as_str(), notif.to.as_str()), ("system", "u1"));
-        assert_eq!((notif.topic.as_str(), notif.payload.as_str()), ("NOTIF", "found 127.0.0.1 7777"));
-        assert!(chrono::NaiveDateTime::parse_from_str(&notif.sent_at, "%Y-%m-%dT%H:%M:%SZ").is_ok());
+        assert_eq!(
+            (notif.topic.as_str(), notif.payload.as_str()),
+            ("NOTIF", "found 127.0.0.1 7777")
+        );
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(&notif.sent_at, "%Y-%m-%dT%H:%M:%SZ").is_ok()
+        );
     }
 
     #[test]
@@ -605,13 +687,19 @@ mod tests {
         let mut conn = hub.connect(NS, "u1");
         // Before the socket pulls its backlog, a new notification queues behind it.
         assert_eq!(hub.notify(NS, "u1", "T", "3"), Delivery::Queued);
-        assert!(drain(&mut conn).is_empty(), "nothing is sent before the pump");
+        assert!(
+            drain(&mut conn).is_empty(),
+            "nothing is sent before the pump"
+        );
         assert!(!conn.pump());
         let payloads: Vec<String> = drain(&mut conn).into_iter().map(|n| n.payload).collect();
         assert_eq!(payloads, ["0", "1", "2", "3"]);
         assert_eq!(hub.notify(NS, "u1", "T", "4"), Delivery::Delivered);
         let stats = hub.stats();
-        assert_eq!((stats.notifications_queued, stats.notifications_delivered), (4, 5));
+        assert_eq!(
+            (stats.notifications_queued, stats.notifications_delivered),
+            (4, 5)
+        );
     }
 
     #[test]
@@ -641,7 +729,10 @@ mod tests {
         assert_eq!(hub.stats().notifications_dropped, 5);
         let mut conn = hub.connect(NS, "u1");
         conn.pump();
-        let first = drain(&mut conn).into_iter().next().expect("backlog delivered");
+        let first = drain(&mut conn)
+            .into_iter()
+            .next()
+            .expect("backlog delivered");
         assert_eq!(first.payload, "5");
     }
 
@@ -661,10 +752,16 @@ mod tests {
         let hub = Hub::new();
         let mut first = hub.connect(NS, "u1");
         let mut second = hub.connect(NS, "u1");
-        assert_eq!(first.closed().await, Close::MULTIPLE_SESSIONS);
+        assert_eq!(
+            first.next().await,
+            Outbound::Close(Close::MULTIPLE_SESSIONS)
+        );
         assert_eq!(hub.notify(NS, "u1", "T", "x"), Delivery::Delivered);
         assert_eq!(drain(&mut second).len(), 1);
-        assert!(first.rx.try_recv().is_err(), "the old connection gets nothing new");
+        assert!(
+            first.rx.try_recv().is_err(),
+            "the old connection gets nothing new"
+        );
         // The old socket's cleanup must not unregister its replacement.
         drop(first);
         assert!(hub.is_connected(NS, "u1"));
@@ -679,9 +776,12 @@ mod tests {
     async fn disconnect_closes_with_the_given_code() {
         let hub = Hub::new();
         let mut conn = hub.connect(NS, "u1");
-        let close = Close { code: 4000, reason: "server shutting down" };
+        let close = Close {
+            code: 4000,
+            reason: "server shutting down",
+        };
         assert!(hub.disconnect(NS, "u1", close.clone()));
-        assert_eq!(conn.closed().await, close);
+        assert_eq!(conn.next().await, Outbound::Close(close));
         assert!(!hub.is_connected(NS, "u1"));
         assert!(!hub.disconnect(NS, "u1", Close::UNKNOWN));
     }
@@ -697,7 +797,11 @@ mod tests {
         assert_eq!(drain(&mut a)[0].to, "a");
         assert_eq!(drain(&mut b)[0].to, "b");
         assert!(drain(&mut other).is_empty());
-        assert_eq!(hub.backlog_len(NS, "offline"), 1, "offline users are not broadcast to");
+        assert_eq!(
+            hub.backlog_len(NS, "offline"),
+            1,
+            "offline users are not broadcast to"
+        );
     }
 
     #[test]
@@ -705,7 +809,10 @@ mod tests {
         let hub = Hub::new();
         let mut a = hub.connect(NS, "a");
         let outcomes = hub.notify_many(NS, ["a", "b", "a"], "T", "x");
-        assert_eq!(outcomes, [("a", Delivery::Delivered), ("b", Delivery::Queued)]);
+        assert_eq!(
+            outcomes,
+            [("a", Delivery::Delivered), ("b", Delivery::Queued)]
+        );
         assert_eq!(drain(&mut a).len(), 1);
     }
 

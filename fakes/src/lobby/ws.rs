@@ -20,7 +20,7 @@ use accelbyte::models::error::codes;
 use accelbyte::models::lobby::{ConnectNotif, ErrorNotif, OfflineNotificationResponse, types};
 use axum::Router;
 use axum::extract::State;
-use axum::extract::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,7 @@ use axum::routing::get;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorShape};
-use crate::lobby::hub::{CHANNEL_CAPACITY, Close, Connection, Hub};
+use crate::lobby::hub::{CHANNEL_CAPACITY, Close, Connection, Hub, Outbound};
 use crate::state::AppState;
 
 /// Read buffer per socket. Lobby frames are a few hundred bytes; tungstenite's 128 KiB default
@@ -38,6 +38,9 @@ const READ_BUFFER_BYTES: usize = 4096;
 /// Largest message (and frame) a client may send. Real lobby requests are well under 1 KiB;
 /// anything bigger is refused by tungstenite and ends the connection.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Longest piece of client text echoed in an error.
+const MAX_ECHOED_CHARS: usize = 64;
 
 /// How long to wait for the client's answer to our close frame before dropping the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -79,13 +82,18 @@ async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Some(user_id) = caller.user_id().map(str::to_owned) else {
-        return ApiError::unauthorized("the lobby needs a user token, not a client token").into_response();
+        return ApiError::unauthorized("the lobby needs a user token, not a client token")
+            .into_response();
     };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
-            return ApiError::new(rejection.status(), codes::VALIDATION_ERROR, rejection.body_text())
-                .into_response();
+            return ApiError::new(
+                rejection.status(),
+                codes::VALIDATION_ERROR,
+                rejection.body_text(),
+            )
+            .into_response();
         }
     };
     let namespace = caller.namespace().to_owned();
@@ -97,7 +105,14 @@ async fn upgrade(
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
             let conn = state.lobby.connect(&namespace, &user_id);
-            Session { socket, hub: state.lobby.clone(), envelope, sequence: 0 }.run(conn).await;
+            Session {
+                socket,
+                hub: state.lobby.clone(),
+                envelope,
+                sequence: 0,
+            }
+            .run(conn)
+            .await;
         })
 }
 
@@ -128,21 +143,21 @@ impl Session {
     /// Greets, then serves until either side closes. The [`Connection`] unregisters itself
     /// when dropped at the end, so cleanup also runs if this task is cancelled.
     async fn run(mut self, mut conn: Connection) {
-        if self.send_text(self.connect_notif()).await.is_err() {
+        let greeting = self.connect_notif();
+        if self.send_text(greeting).await.is_err() {
             return;
         }
         // The backlog goes out after the greeting; newer notifications wait behind it.
         let mut backlog_left = conn.pump();
         loop {
             tokio::select! {
-                close = conn.closed() => {
-                    self.close(close).await;
-                    return;
-                }
-                outbound = conn.recv() => {
-                    let Some(text) = outbound else {
-                        self.close(Close::UNKNOWN).await;
-                        return;
+                outbound = conn.next() => {
+                    let text = match outbound {
+                        Outbound::Frame(text) => text,
+                        Outbound::Close(close) => {
+                            self.close(close).await;
+                            return;
+                        }
                     };
                     if self.send_text(text).await.is_err() {
                         return;
@@ -222,7 +237,10 @@ impl Session {
         match frame.message_type() {
             types::HEARTBEAT => Next::Continue,
             types::OFFLINE_NOTIFICATION_REQUEST => {
-                let response = OfflineNotificationResponse { id: id.unwrap_or_default(), code: 0 };
+                let response = OfflineNotificationResponse {
+                    id: id.unwrap_or_default(),
+                    code: 0,
+                };
                 match self.send_text(response.to_frame().encode()).await {
                     Ok(()) => Next::Pump,
                     Err(_) => Next::Stop,
@@ -232,7 +250,7 @@ impl Session {
                 let error = ErrorNotif {
                     id,
                     code: ERROR_UNSUPPORTED_TYPE,
-                    message: format!("fakes does not handle message type {other}"),
+                    message: unsupported_message(other),
                 };
                 self.send_error(error).await
             }
@@ -250,14 +268,21 @@ impl Session {
     /// Writes one text frame, enveloped if the client asked for it.
     async fn send_text(&mut self, text: String) -> Result<(), axum::Error> {
         self.sequence += 1;
-        let text = if self.envelope { frame::wrap_envelope(&text) } else { text };
+        let text = if self.envelope {
+            frame::wrap_envelope(&text)
+        } else {
+            text
+        };
         self.socket.send(Message::Text(text.into())).await
     }
 
     /// Sends `close` and waits briefly for the client's close frame, so the client reads our
     /// code before the TCP connection goes away.
     async fn close(mut self, close: Close) {
-        let frame = CloseFrame { code: close.code, reason: Utf8Bytes::from_static(close.reason) };
+        let frame = CloseFrame {
+            code: close.code,
+            reason: Utf8Bytes::from_static(close.reason),
+        };
         if self.socket.send(Message::Close(Some(frame))).await.is_err() {
             return;
         }
@@ -276,8 +301,28 @@ fn find_id(text: &str) -> Option<String> {
     })
 }
 
+/// Error texts avoid `": "` inside the value: the Go SDK splits lines on it and drops lines
+/// with more than two parts. They also never echo the offending text back.
 fn malformed_message(error: &FrameError) -> String {
-    format!("malformed frame: {error}")
+    match error {
+        FrameError::Empty => "empty frame".to_owned(),
+        FrameError::MissingType { line } => {
+            format!("malformed frame, line {line} must be the type line")
+        }
+        FrameError::MalformedLine { line, .. } => {
+            format!("malformed frame, line {line} is not a key-value pair")
+        }
+    }
+}
+
+/// The error for a well-formed frame of a type fakes does not handle, naming the type
+/// (shortened, and without `": "`, for the reason given at [`malformed_message`]).
+fn unsupported_message(message_type: &str) -> String {
+    let shown: String = message_type.chars().take(MAX_ECHOED_CHARS).collect();
+    format!(
+        "fakes does not handle message type {}",
+        shown.replace(": ", ":")
+    )
 }
 
 #[cfg(test)]
@@ -287,8 +332,22 @@ mod tests {
     #[test]
     fn find_id_reads_an_id_line_anywhere() {
         assert_eq!(find_id("type: x\nbroken\nid: 42"), Some("42".to_owned()));
-        assert_eq!(find_id("type: messageNotif\n0123456789abcdef01234567"), None);
+        assert_eq!(
+            find_id("type: messageNotif\n0123456789abcdef01234567"),
+            None
+        );
         assert_eq!(find_id("ID:   \nid: 7"), Some("7".to_owned()));
+    }
+
+    #[test]
+    fn error_texts_stay_single_key_value_pairs() {
+        let tutorial =
+            Frame::parse("type: messageNotif\n0123456789abcdef01234567").expect_err("malformed");
+        let text = malformed_message(&tutorial);
+        assert_eq!(text, "malformed frame, line 2 is not a key-value pair");
+        let text = unsupported_message(&format!("a: b{}", "x".repeat(500)));
+        assert!(!text.contains(": "), "{text}");
+        assert!(text.len() < 120, "{text}");
     }
 
     #[test]
