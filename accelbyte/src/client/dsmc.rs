@@ -53,8 +53,7 @@ impl Dsmc<'_> {
     ) -> Result<reqwest::RequestBuilder> {
         let mut segments = vec!["dsmcontroller", "namespaces", namespace, "sessions"];
         segments.extend_from_slice(rest);
-        self.client
-            .request(method, &segments, Auth::Bearer(bearer))
+        self.client.request(method, &segments, Auth::Bearer(bearer))
     }
 
     fn admin_sessions(
@@ -72,8 +71,7 @@ impl Dsmc<'_> {
             "sessions",
         ];
         segments.extend_from_slice(rest);
-        self.client
-            .request(method, &segments, Auth::Bearer(bearer))
+        self.client.request(method, &segments, Auth::Bearer(bearer))
     }
 
     /// `POST /dsmcontroller/namespaces/{namespace}/sessions` (200): registers a session and
@@ -91,7 +89,12 @@ impl Dsmc<'_> {
     }
 
     /// `POST .../sessions/claim` with `{"session_id"}` (204, no body).
-    pub async fn claim_server(&self, bearer: &str, namespace: &str, session_id: &str) -> Result<()> {
+    pub async fn claim_server(
+        &self,
+        bearer: &str,
+        namespace: &str,
+        session_id: &str,
+    ) -> Result<()> {
         let body = ClaimSessionRequest {
             session_id: session_id.to_owned(),
             game_mode: None,
@@ -196,9 +199,15 @@ mod tests {
             .claim_server("game", NAMESPACE, "s1")
             .await
             .expect_err("425");
-        assert!(matches!(err, ClientError::Status { status: 425, .. }), "{err:?}");
+        assert!(
+            matches!(err, ClientError::Status { status: 425, .. }),
+            "{err:?}"
+        );
         assert_eq!(err.status(), Some(425));
-        assert_eq!(err.body().map(|b| b.message.as_str()), Some("DS is not ready to be claimed"));
+        assert_eq!(
+            err.body().map(|b| b.message.as_str()),
+            Some("DS is not ready to be claimed")
+        );
     }
 
     #[tokio::test]
@@ -214,7 +223,13 @@ mod tests {
             .await
             .expect_err("200");
         assert!(
-            matches!(err, ClientError::UnexpectedStatus { expected: 204, status: 200 }),
+            matches!(
+                err,
+                ClientError::UnexpectedStatus {
+                    expected: 204,
+                    status: 200
+                }
+            ),
             "{err:?}"
         );
     }

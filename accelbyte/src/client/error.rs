@@ -280,7 +280,8 @@ mod tests {
 
     #[test]
     fn reads_pascal_case_lobby_errors() {
-        let body = ErrorBody::parse(br#"{"ErrorCode":20013,"ErrorMessage":"insufficient permissions"}"#);
+        let body =
+            ErrorBody::parse(br#"{"ErrorCode":20013,"ErrorMessage":"insufficient permissions"}"#);
         assert_eq!(body.shape, ErrorShape::Pascal);
         assert_eq!(body.code, Some(20013));
         assert_eq!(body.message, "insufficient permissions");
@@ -298,7 +299,10 @@ mod tests {
 
     #[test]
     fn tolerates_string_codes_and_garbage() {
-        assert_eq!(ErrorBody::parse(br#"{"errorCode":"20008","errorMessage":"x"}"#).code, Some(20008));
+        assert_eq!(
+            ErrorBody::parse(br#"{"errorCode":"20008","errorMessage":"x"}"#).code,
+            Some(20008)
+        );
         let html = ErrorBody::parse(b"  <html>bad gateway</html>\n");
         assert_eq!(html.shape, ErrorShape::Unknown);
         assert_eq!(html.message, "<html>bad gateway</html>");
@@ -306,7 +310,10 @@ mod tests {
         assert_eq!(empty.shape, ErrorShape::Unknown);
         assert_eq!(empty.to_string(), "(empty body)");
         assert_eq!(ErrorBody::parse(b"[1,2]").shape, ErrorShape::Unknown);
-        assert_eq!(ErrorBody::parse(br#"{"other":1}"#).shape, ErrorShape::Unknown);
+        assert_eq!(
+            ErrorBody::parse(br#"{"other":1}"#).shape,
+            ErrorShape::Unknown
+        );
     }
 
     #[test]
@@ -323,14 +330,23 @@ mod tests {
 
     #[test]
     fn messages_are_lower_case() {
-        let err = ClientError::from_status(401, br#"{"errorCode":20001,"errorMessage":"unauthorized access"}"#);
-        assert_eq!(err.to_string(), "http 401: error 20001: unauthorized access");
+        let err = ClientError::from_status(
+            401,
+            br#"{"errorCode":20001,"errorMessage":"unauthorized access"}"#,
+        );
+        assert_eq!(
+            err.to_string(),
+            "http 401: error 20001: unauthorized access"
+        );
         assert_eq!(err.error_code(), Some(20001));
         let closed = ClientError::Closed {
             code: Some(4020),
             reason: "token revoked".into(),
         };
-        assert_eq!(closed.to_string(), "lobby connection closed with code 4020: token revoked");
+        assert_eq!(
+            closed.to_string(),
+            "lobby connection closed with code 4020: token revoked"
+        );
         let redirect = ClientError::Redirect {
             error: "access_denied".into(),
             description: "invalid username or password".into(),

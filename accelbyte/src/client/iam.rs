@@ -315,14 +315,20 @@ mod tests {
         "platform_id":"","platform_user_id":"","xuid":""}"#;
 
     fn form(request: &Request) -> HashMap<String, String> {
-        url::form_urlencoded::parse(&request.body).into_owned().collect()
+        url::form_urlencoded::parse(&request.body)
+            .into_owned()
+            .collect()
     }
 
     fn redirect(location: &str) -> ResponseTemplate {
         ResponseTemplate::new(302).insert_header("Location", location)
     }
 
-    async fn mount_login(server: &MockServer, authorize_location: String, authenticate_location: String) {
+    async fn mount_login(
+        server: &MockServer,
+        authorize_location: String,
+        authenticate_location: String,
+    ) {
         Mock::given(method("GET"))
             .and(path("/iam/v3/oauth/authorize"))
             .and(query_param("client_id", CLIENT_ID))
@@ -345,7 +351,11 @@ mod tests {
             .and(path("/iam/v3/oauth/token"))
             .and(body_string_contains("grant_type=authorization_code"))
             .and(body_string_contains("code=code-7"))
-            .respond_with(json_with_type(200, TOKEN_JSON, "application/json; charset=utf-8"))
+            .respond_with(json_with_type(
+                200,
+                TOKEN_JSON,
+                "application/json; charset=utf-8",
+            ))
             .expect(1)
             .mount(server)
             .await;
@@ -387,7 +397,10 @@ mod tests {
         let server = MockServer::start().await;
         let absolute = format!("{}/app/callback?code=code-7&state=", server.uri());
         mount_login(&server, "/iam/v3/login?request_id=req-42".into(), absolute).await;
-        let token = test_client(&server).login_user("alice", "p@ss word").await.expect("login");
+        let token = test_client(&server)
+            .login_user("alice", "p@ss word")
+            .await
+            .expect("login");
         assert_eq!(token.access_token, "at-1");
         assert_eq!(token.expires_in, 3600);
         assert_login_wire(&server).await;
@@ -396,9 +409,15 @@ mod tests {
     #[tokio::test]
     async fn login_user_follows_absolute_then_relative_location() {
         let server = MockServer::start().await;
-        let absolute = format!("{}/auth/?request_id=req-42&client_id={CLIENT_ID}", server.uri());
+        let absolute = format!(
+            "{}/auth/?request_id=req-42&client_id={CLIENT_ID}",
+            server.uri()
+        );
         mount_login(&server, absolute, "callback?code=code-7".into()).await;
-        let token = test_client(&server).login_user("alice", "p@ss word").await.expect("login");
+        let token = test_client(&server)
+            .login_user("alice", "p@ss word")
+            .await
+            .expect("login");
         assert_eq!(token.user_id, "u1");
         assert_login_wire(&server).await;
     }
@@ -416,7 +435,10 @@ mod tests {
             ))
             .mount(&server)
             .await;
-        let err = test_client(&server).login_user("alice", "wrong").await.expect_err("refused");
+        let err = test_client(&server)
+            .login_user("alice", "wrong")
+            .await
+            .expect_err("refused");
         let ClientError::Redirect { error, description } = err else {
             panic!("expected a redirect error, got {err:?}");
         };
@@ -431,7 +453,10 @@ mod tests {
             .respond_with(redirect("/auth/"))
             .mount(&server)
             .await;
-        let err = test_client(&server).login_user("a", "b").await.expect_err("no id");
+        let err = test_client(&server)
+            .login_user("a", "b")
+            .await
+            .expect_err("no id");
         assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
     }
 
@@ -442,9 +467,18 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_body_string("<html>login</html>"))
             .mount(&server)
             .await;
-        let err = test_client(&server).login_user("a", "b").await.expect_err("200");
+        let err = test_client(&server)
+            .login_user("a", "b")
+            .await
+            .expect_err("200");
         assert!(
-            matches!(err, ClientError::UnexpectedStatus { expected: 302, status: 200 }),
+            matches!(
+                err,
+                ClientError::UnexpectedStatus {
+                    expected: 302,
+                    status: 200
+                }
+            ),
             "{err:?}"
         );
     }
@@ -516,7 +550,10 @@ mod tests {
             .mount(&server)
             .await;
         let err = test_client(&server).me("at").await.expect_err("html");
-        assert!(matches!(err, ClientError::UnexpectedContentType { .. }), "{err:?}");
+        assert!(
+            matches!(err, ClientError::UnexpectedContentType { .. }),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -538,7 +575,10 @@ mod tests {
             .mount(&server)
             .await;
         let client = test_client(&server);
-        assert_eq!(client.verify("dead").await.expect("400 is not an error"), None);
+        assert_eq!(
+            client.verify("dead").await.expect("400 is not an error"),
+            None
+        );
         let details = client.verify("at-1").await.expect("200").expect("some");
         assert_eq!(details.user_id, "u1");
         let err = client.verify("bad-client").await.expect_err("401");
@@ -599,14 +639,20 @@ mod tests {
             ))
             .mount(&server)
             .await;
-        let role = test_client(&server).role_v3("at", "a/b").await.expect("role");
+        let role = test_client(&server)
+            .role_v3("at", "a/b")
+            .await
+            .expect("role");
         assert_eq!(role.role_id, "a/b");
     }
 
     #[test]
     fn pkce_matches_rfc7636_appendix_b() {
         let pkce = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
-        assert_eq!(pkce.challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(
+            pkce.challenge,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
         let fresh = Pkce::generate();
         assert_eq!(fresh.verifier.len(), 43);
         assert_ne!(fresh.verifier, Pkce::generate().verifier);

@@ -120,7 +120,9 @@ impl LobbyTls {
         if roots.is_empty() {
             return Err(ClientError::Tls("no certificate in pem".into()));
         }
-        let config = builder()?.with_root_certificates(roots).with_no_client_auth();
+        let config = builder()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         Ok(Self {
             config: Arc::new(config),
         })
@@ -352,7 +354,10 @@ impl LobbyConnection {
 
     /// Sends a protocol-level ping (the Go SDK pings every 4 s).
     pub async fn ping(&mut self) -> Result<()> {
-        self.socket.ws.send(Message::Ping(Default::default())).await?;
+        self.socket
+            .ws
+            .send(Message::Ping(Default::default()))
+            .await?;
         Ok(())
     }
 
@@ -370,9 +375,7 @@ impl LobbyConnection {
             }
             Err(err) => return Err(err.into()),
         }
-        let drain = async {
-            while let Some(Ok(_)) = self.socket.ws.next().await {}
-        };
+        let drain = async { while let Some(Ok(_)) = self.socket.ws.next().await {} };
         // A server that never answers the close must not hang the caller.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, drain).await;
         Ok(())
@@ -444,12 +447,15 @@ pub fn lobby_url(base_url: &Url) -> Result<Url> {
         }
     };
     if base_url.cannot_be_a_base() || base_url.host().is_none() {
-        return Err(ClientError::InvalidInput(format!("base url {base_url} has no host")));
+        return Err(ClientError::InvalidInput(format!(
+            "base url {base_url} has no host"
+        )));
     }
     let mut url = endpoint(base_url, &["lobby", ""]);
     // http→ws and https→wss stay within the special schemes, which `set_scheme` allows.
-    url.set_scheme(scheme)
-        .map_err(|()| ClientError::InvalidInput(format!("cannot use scheme {scheme} for {base_url}")))?;
+    url.set_scheme(scheme).map_err(|()| {
+        ClientError::InvalidInput(format!("cannot use scheme {scheme} for {base_url}"))
+    })?;
     Ok(url)
 }
 
@@ -514,12 +520,16 @@ fn handshake_error(err: tungstenite::Error) -> ClientError {
 
 impl AbClient {
     /// Opens a lobby WebSocket for `access_token` on this client's base URL.
-    pub async fn connect_lobby(&self, access_token: &str, options: &LobbyOptions) -> Result<LobbyConnection> {
+    pub async fn connect_lobby(
+        &self,
+        access_token: &str,
+        options: &LobbyOptions,
+    ) -> Result<LobbyConnection> {
         LobbyConnection::connect(self.base_url(), access_token, options).await
     }
 
     /// `POST /notification/namespaces/{namespace}/users/{userId}/freeform` (204): the call the
-    /// sample makes for "searching" and "found <ip> <port>".
+    /// sample makes for `searching` and `found <ip> <port>`.
     pub async fn notify_user(
         &self,
         bearer: &str,
@@ -535,7 +545,14 @@ impl AbClient {
         let request = self
             .request(
                 Method::POST,
-                &["notification", "namespaces", namespace, "users", user_id, "freeform"],
+                &[
+                    "notification",
+                    "namespaces",
+                    namespace,
+                    "users",
+                    user_id,
+                    "freeform",
+                ],
                 Auth::Bearer(bearer),
             )?
             .json(&body);
@@ -544,7 +561,13 @@ impl AbClient {
 
     /// `POST /notification/namespaces/{namespace}/freeform` (202): every connected user of the
     /// namespace.
-    pub async fn notify_namespace(&self, bearer: &str, namespace: &str, topic: &str, message: &str) -> Result<()> {
+    pub async fn notify_namespace(
+        &self,
+        bearer: &str,
+        namespace: &str,
+        topic: &str,
+        message: &str,
+    ) -> Result<()> {
         let body = FreeFormNotificationRequest {
             message: message.to_owned(),
             topic: topic.to_owned(),
@@ -577,8 +600,16 @@ impl AbClient {
             .request(
                 Method::POST,
                 &[
-                    "lobby", "v1", "admin", "notification", "namespaces", namespace, "users", user_id,
-                    "freeform", "notify",
+                    "lobby",
+                    "v1",
+                    "admin",
+                    "notification",
+                    "namespaces",
+                    namespace,
+                    "users",
+                    user_id,
+                    "freeform",
+                    "notify",
                 ],
                 Auth::Bearer(bearer),
             )?
@@ -601,7 +632,16 @@ impl AbClient {
         let request = self
             .request(
                 Method::POST,
-                &["lobby", "v1", "admin", "notification", "namespaces", namespace, "freeform", "notify"],
+                &[
+                    "lobby",
+                    "v1",
+                    "admin",
+                    "notification",
+                    "namespaces",
+                    namespace,
+                    "freeform",
+                    "notify",
+                ],
                 Auth::Bearer(bearer),
             )?
             .json(&body);
@@ -627,8 +667,15 @@ impl AbClient {
             .request(
                 Method::POST,
                 &[
-                    "lobby", "v1", "admin", "notification", "namespaces", namespace, "bulkUsers",
-                    "freeform", "notify",
+                    "lobby",
+                    "v1",
+                    "admin",
+                    "notification",
+                    "namespaces",
+                    namespace,
+                    "bulkUsers",
+                    "freeform",
+                    "notify",
                 ],
                 Auth::Bearer(bearer),
             )?
@@ -679,9 +726,14 @@ mod tests {
     }
 
     async fn listener() -> (TcpListener, Url) {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        (listener, Url::parse(&format!("http://{addr}")).expect("url"))
+        (
+            listener,
+            Url::parse(&format!("http://{addr}")).expect("url"),
+        )
     }
 
     /// What the fake lobby saw of the upgrade request.
@@ -724,8 +776,12 @@ mod tests {
                 .await
                 .expect("upgrade");
             (seen.path, seen.authorization, seen.session_header) = captured;
-            ws.send(Message::text(connect_notif_text())).await.expect("send");
-            ws.send(Message::Ping(b"hb".to_vec().into())).await.expect("ping");
+            ws.send(Message::text(connect_notif_text()))
+                .await
+                .expect("send");
+            ws.send(Message::Ping(b"hb".to_vec().into()))
+                .await
+                .expect("ping");
             while let Some(Ok(message)) = ws.next().await {
                 if let Message::Pong(data) = message {
                     seen.pong = Some(data.to_vec());
@@ -755,8 +811,14 @@ mod tests {
             seen
         });
 
+        // Linux routes all of 127.0.0.0/8 to loopback; elsewhere only 127.0.0.1 is certain.
+        let source = if cfg!(target_os = "linux") {
+            Ipv4Addr::new(127, 0, 0, 2)
+        } else {
+            Ipv4Addr::LOCALHOST
+        };
         let options = LobbyOptions {
-            local_addr: Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))),
+            local_addr: Some(IpAddr::V4(source)),
             lobby_session_id: Some("previous-session".into()),
             ..LobbyOptions::default()
         };
@@ -766,7 +828,7 @@ mod tests {
         assert_eq!(lobby.connect_notif().lobby_session_id, SESSION_ID);
         assert_eq!(lobby.connect_notif().reconnect_from_code, 5000);
         let local = lobby.local_addr().expect("local addr");
-        assert_eq!(local.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(local.ip(), IpAddr::V4(source));
 
         let found = lobby
             .wait_message(|m| m.payload.starts_with("found "))
@@ -783,7 +845,13 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(lobby.close_info().map(|c| c.code), Some(4020));
-        assert!(lobby.next_frame().await.expect("closed is not an error").is_none());
+        assert!(
+            lobby
+                .next_frame()
+                .await
+                .expect("closed is not an error")
+                .is_none()
+        );
         lobby.close().await.expect("closing twice is fine");
 
         let seen = server.await.expect("server task");
@@ -826,7 +894,9 @@ mod tests {
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.expect("accept");
             let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
-            ws.send(Message::text(message_notif("early"))).await.expect("send");
+            ws.send(Message::text(message_notif("early")))
+                .await
+                .expect("send");
             // Keep the socket open until the client gives up.
             while let Some(Ok(_)) = ws.next().await {}
         });
@@ -854,12 +924,97 @@ mod tests {
         assert!(err.is_timeout(), "{err:?}");
     }
 
+    /// A blocking TLS WebSocket server on a thread (sync tungstenite over rustls), answering
+    /// `connections` upgrades with a `connectNotif`; failed TLS handshakes count too.
+    fn spawn_tls_lobby(connections: usize) -> (Url, String) {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let certified = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .expect("certificate");
+        let key =
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("server config");
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for _ in 0..connections {
+                let Ok((tcp, _)) = listener.accept() else {
+                    return;
+                };
+                let Ok(connection) = rustls::ServerConnection::new(Arc::clone(&config)) else {
+                    return;
+                };
+                let tls = rustls::StreamOwned::new(connection, tcp);
+                let Ok(mut ws) = tungstenite::accept(tls) else {
+                    continue;
+                };
+                if ws.send(Message::text(connect_notif_text())).is_err() {
+                    continue;
+                }
+                // Serve until the client closes.
+                while ws.read().is_ok() {}
+            }
+        });
+        (
+            Url::parse(&format!("https://{addr}")).expect("url"),
+            certified.cert.pem(),
+        )
+    }
+
+    #[tokio::test]
+    async fn wss_with_a_custom_root_or_insecure() {
+        let (base, ca_pem) = spawn_tls_lobby(3);
+        let trusted = LobbyOptions {
+            tls: Some(LobbyTls::with_root_pem(ca_pem.as_bytes()).expect("root")),
+            ..LobbyOptions::default()
+        };
+        let mut lobby = LobbyConnection::connect(&base, "at", &trusted)
+            .await
+            .expect("trusted root");
+        assert_eq!(lobby.connect_notif().lobby_session_id, SESSION_ID);
+        lobby.close().await.expect("close");
+
+        let err = LobbyConnection::connect(&base, "at", &LobbyOptions::default())
+            .await
+            .expect_err("self-signed certificate is not a public root");
+        assert!(matches!(err, ClientError::WebSocket(_)), "{err:?}");
+
+        let insecure = LobbyOptions {
+            tls: Some(LobbyTls::insecure().expect("insecure")),
+            ..LobbyOptions::default()
+        };
+        let mut lobby = LobbyConnection::connect(&base, "at", &insecure)
+            .await
+            .expect("insecure");
+        lobby.close().await.expect("close");
+    }
+
     #[test]
     fn lobby_url_swaps_scheme_and_appends_lobby() {
         let url = |s: &str| lobby_url(&Url::parse(s).expect("url")).map(|u| u.to_string());
-        assert_eq!(url("http://127.0.0.1:8080").expect("ws"), "ws://127.0.0.1:8080/lobby/");
-        assert_eq!(url("https://demo.accelbyte.io/").expect("wss"), "wss://demo.accelbyte.io/lobby/");
-        assert_eq!(url("https://h:8443/prefix").expect("wss"), "wss://h:8443/prefix/lobby/");
+        assert_eq!(
+            url("http://127.0.0.1:8080").expect("ws"),
+            "ws://127.0.0.1:8080/lobby/"
+        );
+        assert_eq!(
+            url("https://demo.accelbyte.io/").expect("wss"),
+            "wss://demo.accelbyte.io/lobby/"
+        );
+        assert_eq!(
+            url("https://h:8443/prefix").expect("wss"),
+            "wss://h:8443/prefix/lobby/"
+        );
         assert!(matches!(url("ftp://h"), Err(ClientError::InvalidInput(_))));
     }
 
@@ -878,7 +1033,9 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/notification/namespaces/testgame/users/u1/freeform"))
             .and(header("authorization", "Bearer user"))
-            .and(body_json(serde_json::json!({"message": "searching", "topic": "NOTIF"})))
+            .and(body_json(
+                serde_json::json!({"message": "searching", "topic": "NOTIF"}),
+            ))
             .respond_with(wiremock::ResponseTemplate::new(204))
             .expect(1)
             .mount(&server)
@@ -901,14 +1058,20 @@ mod tests {
             .mount(&server)
             .await;
         Mock::given(method("POST"))
-            .and(path("/lobby/v1/admin/notification/namespaces/testgame/users/u1/freeform/notify"))
-            .and(body_json(serde_json::json!({"message": "hi", "topicName": "NOTIF"})))
+            .and(path(
+                "/lobby/v1/admin/notification/namespaces/testgame/users/u1/freeform/notify",
+            ))
+            .and(body_json(
+                serde_json::json!({"message": "hi", "topicName": "NOTIF"}),
+            ))
             .respond_with(wiremock::ResponseTemplate::new(204))
             .expect(1)
             .mount(&server)
             .await;
         Mock::given(method("POST"))
-            .and(path("/lobby/v1/admin/notification/namespaces/testgame/freeform/notify"))
+            .and(path(
+                "/lobby/v1/admin/notification/namespaces/testgame/freeform/notify",
+            ))
             .respond_with(wiremock::ResponseTemplate::new(202))
             .expect(1)
             .mount(&server)
@@ -953,7 +1116,13 @@ mod tests {
             .expect_err("403");
         assert_eq!(err.status(), Some(403));
         assert_eq!(err.error_code(), Some(20013));
-        assert_eq!(err.body().map(|b| b.shape), Some(crate::client::ErrorShape::Pascal));
-        assert_eq!(err.body().map(|b| b.message.as_str()), Some("insufficient permissions"));
+        assert_eq!(
+            err.body().map(|b| b.shape),
+            Some(crate::client::ErrorShape::Pascal)
+        );
+        assert_eq!(
+            err.body().map(|b| b.message.as_str()),
+            Some("insufficient permissions")
+        );
     }
 }

@@ -142,7 +142,9 @@ impl AbClient {
             config.client_secret.as_deref().unwrap_or_default()
         );
         let mut basic = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credentials)))
-            .map_err(|_| ClientError::InvalidInput("client id is not a valid header value".into()))?;
+            .map_err(|_| {
+            ClientError::InvalidInput("client credentials are not a valid header value".into())
+        })?;
         basic.set_sensitive(true);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -216,8 +218,9 @@ impl AbClient {
 
 /// `Bearer <token>` as a sensitive header value.
 pub(crate) fn bearer(token: &str) -> Result<HeaderValue> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| ClientError::InvalidInput("access token is not a valid header value".into()))?;
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        ClientError::InvalidInput("access token is not a valid header value".into())
+    })?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -277,7 +280,10 @@ pub(crate) async fn send_json<T: DeserializeOwned>(
 
 /// Sends `request`, requires the `expected` status and ignores the body (204s, and 200s whose
 /// body nobody reads).
-pub(crate) async fn send_empty(request: reqwest::RequestBuilder, expected: StatusCode) -> Result<()> {
+pub(crate) async fn send_empty(
+    request: reqwest::RequestBuilder,
+    expected: StatusCode,
+) -> Result<()> {
     let response = checked(request.send().await?, expected).await?;
     // Drain so the connection goes back to the pool in a clean state.
     response.bytes().await?;
@@ -359,7 +365,11 @@ pub(crate) mod test_support {
     }
 
     /// A JSON response with the given content type.
-    pub fn json_with_type(status: u16, body: &str, content_type: &str) -> wiremock::ResponseTemplate {
+    pub fn json_with_type(
+        status: u16,
+        body: &str,
+        content_type: &str,
+    ) -> wiremock::ResponseTemplate {
         wiremock::ResponseTemplate::new(status).set_body_raw(body.as_bytes().to_vec(), content_type)
     }
 }
@@ -390,7 +400,8 @@ mod tests {
 
     #[test]
     fn public_client_sends_empty_secret() {
-        let client = AbClient::new(Config::new(base("http://h"), "pub", None, "ns")).expect("client");
+        let client =
+            AbClient::new(Config::new(base("http://h"), "pub", None, "ns")).expect("client");
         let expected = format!("Basic {}", STANDARD.encode("pub:"));
         assert_eq!(client.inner.basic.to_str().expect("ascii"), expected);
     }

@@ -71,8 +71,7 @@ impl SessionBrowser<'_> {
     ) -> Result<reqwest::RequestBuilder> {
         let mut segments = vec!["sessionbrowser", "namespaces", namespace, "gamesession"];
         segments.extend_from_slice(rest);
-        self.client
-            .request(method, &segments, Auth::Bearer(bearer))
+        self.client.request(method, &segments, Auth::Bearer(bearer))
     }
 
     /// `POST .../gamesession` (200).
@@ -204,10 +203,18 @@ mod tests {
     async fn add_player_and_query_hit_the_contract_paths() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
-            .and(path("/sessionbrowser/namespaces/testgame/gamesession/s1/player"))
+            .and(path(
+                "/sessionbrowser/namespaces/testgame/gamesession/s1/player",
+            ))
             .and(header("authorization", "Bearer user"))
-            .and(body_json(serde_json::json!({"as_spectator": false, "user_id": "u1"})))
-            .respond_with(json_with_type(200, r#"{"status":true}"#, "application/json"))
+            .and(body_json(
+                serde_json::json!({"as_spectator": false, "user_id": "u1"}),
+            ))
+            .respond_with(json_with_type(
+                200,
+                r#"{"status":true}"#,
+                "application/json",
+            ))
             .expect(1)
             .mount(&server)
             .await;

@@ -135,6 +135,18 @@ impl ErrorNotif {
         }
         frame.with("code", self.code).with("message", &self.message)
     }
+
+    /// Reads an `errorNotif`; `None` when the frame is another type.
+    pub fn from_frame(frame: &Frame) -> Option<Self> {
+        if frame.message_type() != types::ERROR_NOTIF {
+            return None;
+        }
+        Some(Self {
+            id: frame.get("id").map(str::to_owned),
+            code: parse_or_default(frame.get("code")),
+            message: frame.get("message").unwrap_or_default().to_owned(),
+        })
+    }
 }
 
 /// The answer to `offlineNotificationRequest`: the request's `id` and `code` (0 = success); the

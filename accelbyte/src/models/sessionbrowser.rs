@@ -61,6 +61,9 @@ pub struct JoinSessionRequest {
 #[serde(default)]
 pub struct MatchPartyMember {
     pub user_id: String,
+    /// Left out when empty: DSMC's `models.RequestMatchMember` (which shares this type) has only
+    /// `user_id`, and the sample's DSMC create body lists members as `{"user_id": ...}`.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub extra_attributes: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -18,7 +18,7 @@
 //! Fault injection hooks (used by tests and, later, by scenario faults): a region's capacity can
 //! be lowered at run time ([`Fleet::set_region_capacity`]), and a [`ClaimOverride`] can force the
 //! outcome of claims ([`Fleet::set_claim_override`]). Every claim is decided in one function
-//! ([`Inner::claim`]), so a fault cannot bypass the normal checks or the counters.
+//! (`Inner::claim`), so a fault cannot bypass the normal checks or the counters.
 //!
 //! Invariant: this module knows no HTTP and no wire types; `dsmc` and `sessionbrowser` convert
 //! [`SessionInfo`] at the edge.
@@ -130,7 +130,9 @@ impl FleetConfig {
 
     /// Servers over all regions.
     pub fn total_servers(&self) -> usize {
-        self.regions.iter().fold(0, |n, r| n.saturating_add(r.servers))
+        self.regions
+            .iter()
+            .fold(0, |n, r| n.saturating_add(r.servers))
     }
 }
 
@@ -156,7 +158,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     if let Some(ms) = text.strip_suffix("ms") {
-        return ms.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| bad());
+        return ms
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| bad());
     }
     if let Some(secs) = text.strip_suffix('s') {
         let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
@@ -366,13 +372,17 @@ pub struct Fleet {
 
 impl fmt::Debug for Fleet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = self.inner.lock();
-        f.debug_struct("Fleet")
-            .field("config", &self.config)
-            .field("servers", &inner.servers.len())
-            .field("sessions", &inner.session_count())
-            .field("claim_override", &inner.claim_override.is_some())
-            .finish()
+        let mut out = f.debug_struct("Fleet");
+        out.field("config", &self.config);
+        // `try_lock`: formatting must never wait on (or deadlock against) a holder of the lock.
+        match self.inner.try_lock() {
+            Some(inner) => out
+                .field("servers", &inner.servers.len())
+                .field("sessions", &inner.session_count())
+                .field("claim_override", &inner.claim_override.is_some()),
+            None => out.field("inner", &"<locked>"),
+        };
+        out.finish()
     }
 }
 
@@ -408,7 +418,9 @@ impl Fleet {
         match &result {
             Ok(_) => counters.registers += 1,
             Err(RegisterError::Exists(_)) => failures.exists += 1,
-            Err(RegisterError::NoCapacity { .. } | RegisterError::PodBusy(_)) => failures.no_capacity += 1,
+            Err(RegisterError::NoCapacity { .. } | RegisterError::PodBusy(_)) => {
+                failures.no_capacity += 1
+            }
             Err(RegisterError::PodNotFound(_)) => failures.pod_not_found += 1,
             Err(RegisterError::UnknownRegion { .. } | RegisterError::RegionMismatch { .. }) => {
                 failures.invalid += 1
@@ -419,7 +431,9 @@ impl Fleet {
 
     /// Claims the session's server: `READY` becomes `BUSY`.
     pub fn claim(&self, namespace: &str, session_id: &str) -> Result<(), ClaimFailure> {
-        self.inner.lock().claim(namespace, session_id, Instant::now(), Utc::now())
+        self.inner
+            .lock()
+            .claim(namespace, session_id, Instant::now(), Utc::now())
     }
 
     /// One session, with its status settled to now.
@@ -521,7 +535,11 @@ impl Fleet {
     /// Fault injection: at most `capacity` servers of `region` may be in use at once (clamped to
     /// the servers it has). Sessions already holding servers keep them; only new registers see
     /// the limit. Returns the effective capacity.
-    pub fn set_region_capacity(&self, region: &str, capacity: usize) -> Result<usize, UnknownRegion> {
+    pub fn set_region_capacity(
+        &self,
+        region: &str,
+        capacity: usize,
+    ) -> Result<usize, UnknownRegion> {
         let mut inner = self.inner.lock();
         let state = inner
             .regions
@@ -561,7 +579,9 @@ struct RegionState {
 impl RegionState {
     /// How many servers a register could take now.
     fn available(&self) -> usize {
-        self.capacity.saturating_sub(self.in_use).min(self.free.len())
+        self.capacity
+            .saturating_sub(self.in_use)
+            .min(self.free.len())
     }
 }
 
@@ -669,8 +689,14 @@ impl Inner {
         self.sessions.get_mut(namespace)?.get_mut(session_id)
     }
 
-    fn settle_one(&mut self, namespace: &str, session_id: &str, now: Instant) -> Option<ServerStatus> {
-        self.record_mut(namespace, session_id).map(|r| r.settle(now))
+    fn settle_one(
+        &mut self,
+        namespace: &str,
+        session_id: &str,
+        now: Instant,
+    ) -> Option<ServerStatus> {
+        self.record_mut(namespace, session_id)
+            .map(|r| r.settle(now))
     }
 
     fn settle_all(&mut self, now: Instant) {
@@ -767,20 +793,31 @@ impl Inner {
                 .and_then(|r| r.free.first().copied())
                 .ok_or(RegisterError::NoCapacity { region: None });
         }
-        let region = self.regions.iter().find(|r| r.name == reg.region).ok_or_else(|| {
-            RegisterError::UnknownRegion {
+        let region = self
+            .regions
+            .iter()
+            .find(|r| r.name == reg.region)
+            .ok_or_else(|| RegisterError::UnknownRegion {
                 region: reg.region.clone(),
-                known: self.regions.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "),
-            }
-        })?;
+                known: self
+                    .regions
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         if region.available() == 0 {
             return Err(RegisterError::NoCapacity {
                 region: Some(region.name.clone()),
             });
         }
-        region.free.first().copied().ok_or(RegisterError::NoCapacity {
-            region: Some(region.name.clone()),
-        })
+        region
+            .free
+            .first()
+            .copied()
+            .ok_or(RegisterError::NoCapacity {
+                region: Some(region.name.clone()),
+            })
     }
 
     /// The one place a claim is decided: existence, then the fault override, then the status.
@@ -793,7 +830,11 @@ impl Inner {
         wall: DateTime<Utc>,
     ) -> Result<(), ClaimFailure> {
         self.counters.claims_attempted += 1;
-        let outcome = match self.sessions.get_mut(namespace).and_then(|s| s.get_mut(session_id)) {
+        let outcome = match self
+            .sessions
+            .get_mut(namespace)
+            .and_then(|s| s.get_mut(session_id))
+        {
             None => Err(ClaimFailure::NotFound),
             Some(record) => {
                 let status = record.settle(now);
@@ -852,7 +893,10 @@ impl Inner {
     }
 
     fn info(&self, namespace: &str, session_id: &str) -> Option<SessionInfo> {
-        self.sessions.get(namespace)?.get(session_id).map(|r| self.snapshot(r))
+        self.sessions
+            .get(namespace)?
+            .get(session_id)
+            .map(|r| self.snapshot(r))
     }
 
     fn snapshot(&self, record: &SessionRecord) -> SessionInfo {
@@ -873,5 +917,247 @@ impl Inner {
             created_at: record.created_at,
             history: record.history.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(regions: &[(&str, usize)], ready_delay: Duration) -> FleetConfig {
+        FleetConfig {
+            regions: regions
+                .iter()
+                .map(|(name, servers)| RegionConfig {
+                    name: (*name).to_owned(),
+                    servers: *servers,
+                })
+                .collect(),
+            ready_delay,
+            ..FleetConfig::default()
+        }
+    }
+
+    fn registration(id: &str) -> Registration {
+        Registration {
+            namespace: "ns".into(),
+            session_id: id.into(),
+            ..Registration::default()
+        }
+    }
+
+    #[test]
+    fn config_reads_from_toml_with_defaults_and_refuses_unknown_keys() {
+        let parsed: FleetConfig = toml::from_str(
+            "ready_delay = \"300ms\"\nbase_port = 9000\n[[regions]]\nname = \"eu-west-1\"\nservers = 4\n",
+        )
+        .expect("parses");
+        assert_eq!(parsed.ready_delay, Duration::from_millis(300));
+        assert_eq!((parsed.base_port, parsed.ip.as_str()), (9000, "127.0.0.1"));
+        assert_eq!(
+            parsed.regions,
+            vec![RegionConfig {
+                name: "eu-west-1".into(),
+                servers: 4
+            }]
+        );
+        assert_eq!(parsed.validate(), Ok(()));
+
+        let millis: FleetConfig = toml::from_str("ready_delay = 1500").expect("integer millis");
+        assert_eq!(millis.ready_delay, Duration::from_millis(1500));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("-1s").is_err() && parse_duration("soon").is_err());
+        assert!(toml::from_str::<FleetConfig>("ready_delay = \"soon\"").is_err());
+        assert!(toml::from_str::<FleetConfig>("colour = \"blue\"").is_err());
+        assert!(
+            toml::from_str::<FleetConfig>("[[regions]]\nname = \"a\"\nservers = 1\nsize = 2\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn validate_catches_what_new_would_paper_over() {
+        let mut bad = config(&[("a", 1), ("a", 1)], Duration::ZERO);
+        assert_eq!(
+            bad.validate(),
+            Err(FleetConfigError::DuplicateRegion("a".into()))
+        );
+        bad = config(&[("a", 70_000)], Duration::ZERO);
+        assert!(matches!(
+            bad.validate(),
+            Err(FleetConfigError::PortsExhausted { .. })
+        ));
+        // new() still works: it builds the servers that have a port.
+        let fleet = Fleet::new(bad);
+        assert_eq!(
+            fleet.stats().regions[0].total,
+            usize::from(u16::MAX - 7777) + 1
+        );
+        let bad_ip = FleetConfig {
+            ip: "localhost".into(),
+            ..FleetConfig::default()
+        };
+        assert_eq!(
+            bad_ip.validate(),
+            Err(FleetConfigError::InvalidIp("localhost".into()))
+        );
+    }
+
+    #[test]
+    fn a_server_turns_ready_after_the_delay_and_busy_when_claimed() {
+        let delay = Duration::from_secs(5);
+        let cfg = config(&[("a", 1)], delay);
+        let mut inner = Inner::build(&cfg);
+        let t0 = Instant::now();
+        let wall = Utc::now();
+        let info = inner
+            .register(&cfg, registration("s"), t0, wall)
+            .expect("registered");
+        assert_eq!(info.status, ServerStatus::Creating);
+        assert_eq!(
+            inner.claim("ns", "s", t0 + delay / 2, wall),
+            Err(ClaimFailure::NotReady)
+        );
+        assert_eq!(inner.claim("ns", "s", t0 + delay, wall), Ok(()));
+        assert_eq!(
+            inner.claim("ns", "s", t0 + delay, wall),
+            Err(ClaimFailure::Conflict)
+        );
+        let info = inner.info("ns", "s").expect("exists");
+        let history: Vec<_> = info.history.iter().map(|c| c.status).collect();
+        assert_eq!(
+            history,
+            [
+                ServerStatus::Creating,
+                ServerStatus::Ready,
+                ServerStatus::Busy
+            ]
+        );
+        assert_eq!(
+            info.history[1].at - info.history[0].at,
+            chrono::Duration::seconds(5)
+        );
+        assert_eq!(
+            inner.claim("ns", "other", t0, wall),
+            Err(ClaimFailure::NotFound)
+        );
+        let failed = &inner.counters.claims_failed;
+        assert_eq!(
+            (failed.not_ready, failed.conflict, failed.not_found),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn an_unrepresentable_delay_never_gets_ready_and_never_panics() {
+        let fleet = Fleet::new(config(&[("a", 1)], Duration::MAX));
+        let info = fleet.register(registration("s")).expect("registered");
+        assert_eq!(info.status, ServerStatus::Creating);
+        assert_eq!(fleet.claim("ns", "s"), Err(ClaimFailure::NotReady));
+        assert_eq!(fleet.cancel("ns", "s"), Ok(()));
+    }
+
+    #[test]
+    fn servers_are_never_shared_and_come_back_when_released() {
+        let fleet = Fleet::new(config(&[("a", 2), ("b", 1)], Duration::ZERO));
+        let pods: Vec<String> = ["1", "2", "3"]
+            .iter()
+            .map(|id| {
+                fleet
+                    .register(registration(id))
+                    .expect("registered")
+                    .pod_name
+            })
+            .collect();
+        assert_eq!(pods, ["ds-a-1", "ds-a-2", "ds-b-1"]);
+        assert_eq!(
+            fleet.register(registration("4")),
+            Err(RegisterError::NoCapacity { region: None })
+        );
+        assert_eq!(
+            fleet.register(registration("1")).map(|_| ()),
+            Err(RegisterError::Exists("1".into()))
+        );
+        assert!(fleet.delete("ns", "2"));
+        assert!(!fleet.delete("ns", "2"));
+        assert_eq!(
+            fleet.register(registration("4")).expect("reused").pod_name,
+            "ds-a-2"
+        );
+        assert_eq!(
+            fleet.cancel("ns", "4"),
+            Err(CancelError::NotCreating(ServerStatus::Ready))
+        );
+        let ports: BTreeSet<u16> = fleet.list("ns", None).iter().map(|s| s.port).collect();
+        assert_eq!(ports.len(), 3);
+        assert_eq!(fleet.list("ns", Some("b")).len(), 1);
+        assert!(fleet.list("other-ns", None).is_empty());
+    }
+
+    #[test]
+    fn the_claim_override_sees_the_attempt_and_only_forces_failures() {
+        let fleet = Fleet::new(config(&[("a", 1)], Duration::ZERO));
+        fleet.register(registration("s")).expect("registered");
+        fleet.set_claim_override(Some(Arc::new(|attempt: &ClaimAttempt<'_>| {
+            assert_eq!((attempt.region, attempt.pod_name), ("a", "ds-a-1"));
+            Some(ClaimFailure::NotFound)
+        })));
+        assert_eq!(fleet.claim("ns", "s"), Err(ClaimFailure::NotFound));
+        fleet.set_claim_override(None);
+        assert_eq!(fleet.claim("ns", "s"), Ok(()));
+        let stats = fleet.stats();
+        assert_eq!(
+            (
+                stats.claims_attempted,
+                stats.claims_succeeded,
+                stats.claims_failed.not_found
+            ),
+            (2, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_pinned_pod_respects_region_and_capacity() {
+        let fleet = Fleet::new(config(&[("a", 2)], Duration::ZERO));
+        let pinned = |id: &str, pod: &str, region: &str| Registration {
+            pod_name: pod.into(),
+            region: region.into(),
+            ..registration(id)
+        };
+        assert!(matches!(
+            fleet.register(pinned("x", "ds-a-2", "b")),
+            Err(RegisterError::RegionMismatch { .. })
+        ));
+        assert_eq!(
+            fleet.register(pinned("x", "ds-a-9", "")),
+            Err(RegisterError::PodNotFound("ds-a-9".into()))
+        );
+        assert_eq!(fleet.set_region_capacity("a", 0), Ok(0));
+        assert_eq!(
+            fleet.register(pinned("x", "ds-a-2", "a")),
+            Err(RegisterError::PodBusy("ds-a-2".into()))
+        );
+        assert_eq!(
+            fleet.register(Registration {
+                region: "a".into(),
+                ..registration("y")
+            }),
+            Err(RegisterError::NoCapacity {
+                region: Some("a".into())
+            })
+        );
+        assert_eq!(fleet.set_region_capacity("a", 2), Ok(2));
+        assert_eq!(
+            fleet
+                .register(pinned("x", "ds-a-2", "a"))
+                .expect("pinned")
+                .port,
+            7778
+        );
+        let usage = &fleet.stats().regions[0];
+        assert_eq!(
+            (usage.total, usage.capacity, usage.ready, usage.free),
+            (2, 2, 1, 1)
+        );
     }
 }

@@ -59,14 +59,26 @@ const MAX_PAGE: usize = 1000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dsmcontroller/healthz", get(healthz))
-        .route("/dsmcontroller/namespaces/{namespace}/sessions", post(register))
-        .route("/dsmcontroller/namespaces/{namespace}/sessions/claim", post(claim))
-        .route("/dsmcontroller/namespaces/{namespace}/sessions/{sessionID}", get(get_session))
+        .route(
+            "/dsmcontroller/namespaces/{namespace}/sessions",
+            post(register),
+        )
+        .route(
+            "/dsmcontroller/namespaces/{namespace}/sessions/claim",
+            post(claim),
+        )
+        .route(
+            "/dsmcontroller/namespaces/{namespace}/sessions/{sessionID}",
+            get(get_session),
+        )
         .route(
             "/dsmcontroller/namespaces/{namespace}/sessions/{sessionID}/cancel",
             delete(cancel),
         )
-        .route("/dsmcontroller/admin/namespaces/{namespace}/sessions", get(admin_list))
+        .route(
+            "/dsmcontroller/admin/namespaces/{namespace}/sessions",
+            get(admin_list),
+        )
         .route(
             "/dsmcontroller/admin/namespaces/{namespace}/sessions/{sessionID}",
             delete(admin_delete),
@@ -83,7 +95,9 @@ struct Authorized<const ACTION: u32, const ADMIN: bool = false> {
     session_id: String,
 }
 
-impl<const ACTION: u32, const ADMIN: bool> FromRequestParts<AppState> for Authorized<ACTION, ADMIN> {
+impl<const ACTION: u32, const ADMIN: bool> FromRequestParts<AppState>
+    for Authorized<ACTION, ADMIN>
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -150,9 +164,13 @@ async fn register(
 fn register_error(e: RegisterError) -> ApiError {
     let status = match &e {
         RegisterError::Exists(_) => StatusCode::CONFLICT,
-        RegisterError::NoCapacity { .. } | RegisterError::PodBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RegisterError::NoCapacity { .. } | RegisterError::PodBusy(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         RegisterError::PodNotFound(_) => StatusCode::NOT_FOUND,
-        RegisterError::UnknownRegion { .. } | RegisterError::RegionMismatch { .. } => StatusCode::BAD_REQUEST,
+        RegisterError::UnknownRegion { .. } | RegisterError::RegionMismatch { .. } => {
+            StatusCode::BAD_REQUEST
+        }
     };
     error(status, e.to_string())
 }
@@ -166,15 +184,18 @@ async fn claim(
     if body.session_id.trim().is_empty() {
         return Err(ApiError::bad_request("session_id is required"));
     }
-    state.dsmc.claim(&auth.namespace, &body.session_id).map_err(|failure| {
-        let status = match failure {
-            ClaimFailure::NotFound => StatusCode::NOT_FOUND,
-            ClaimFailure::Conflict => StatusCode::CONFLICT,
-            ClaimFailure::NotReady => StatusCode::TOO_EARLY,
-            ClaimFailure::Unreachable => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        error(status, format!("session {}: {failure}", body.session_id))
-    })?;
+    state
+        .dsmc
+        .claim(&auth.namespace, &body.session_id)
+        .map_err(|failure| {
+            let status = match failure {
+                ClaimFailure::NotFound => StatusCode::NOT_FOUND,
+                ClaimFailure::Conflict => StatusCode::CONFLICT,
+                ClaimFailure::NotReady => StatusCode::TOO_EARLY,
+                ClaimFailure::Unreachable => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            error(status, format!("session {}: {failure}", body.session_id))
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -232,7 +253,12 @@ async fn admin_list(
     let region = args.region.as_deref().filter(|r| !r.is_empty());
     let all = state.dsmc.list(&auth.namespace, region);
     let (next, previous) = page_links(&uri, "count", offset, count, all.len());
-    let sessions = all.iter().skip(offset).take(count).map(wire_session).collect();
+    let sessions = all
+        .iter()
+        .skip(offset)
+        .take(count)
+        .map(wire_session)
+        .collect();
     Ok(Json(ListSessionResponse {
         paging: Paging { next, previous },
         sessions,
@@ -256,7 +282,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
 }
 
 fn session_not_found(session_id: &str) -> ApiError {
-    error(StatusCode::NOT_FOUND, format!("session {session_id} not found"))
+    error(
+        StatusCode::NOT_FOUND,
+        format!("session {session_id} not found"),
+    )
 }
 
 /// A server as DSMC reports it.
@@ -339,7 +368,9 @@ pub(crate) fn parse_bool(name: &str, value: &str) -> ApiResult<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ApiError::bad_request(format!("{name} must be true or false, got {value:?}"))),
+        _ => Err(ApiError::bad_request(format!(
+            "{name} must be true or false, got {value:?}"
+        ))),
     }
 }
 
@@ -370,7 +401,11 @@ pub(crate) fn page_links(
         format!("{}?{encoded}", uri.path())
     };
     let end = offset.saturating_add(size);
-    let next = if end < total { link(end) } else { String::new() };
+    let next = if end < total {
+        link(end)
+    } else {
+        String::new()
+    };
     let previous = if offset > 0 {
         link(offset.saturating_sub(size))
     } else {

@@ -64,7 +64,10 @@ pub fn router() -> Router<AppState> {
     const NS: &str = "/sessionbrowser/namespaces/{namespace}/gamesession";
     Router::new()
         .route("/sessionbrowser/healthz", get(healthz))
-        .route(NS, v2(post(create_session)).merge(rest(get(query_sessions))))
+        .route(
+            NS,
+            v2(post(create_session)).merge(rest(get(query_sessions))),
+        )
         .route(&format!("{NS}/bulk"), rest(get(sessions_by_users)))
         .route(
             &format!("{NS}/{{sessionID}}"),
@@ -73,8 +76,14 @@ pub fn router() -> Router<AppState> {
                 .merge(rest(delete(delete_session))),
         )
         .route(&format!("{NS}/{{sessionID}}/player"), v2(post(add_player)))
-        .route(&format!("{NS}/{{sessionID}}/player/{{userID}}"), v2(delete(remove_player)))
-        .route(&format!("{NS}/{{sessionID}}/settings"), v2(put(update_settings)))
+        .route(
+            &format!("{NS}/{{sessionID}}/player/{{userID}}"),
+            v2(delete(remove_player)),
+        )
+        .route(
+            &format!("{NS}/{{sessionID}}/settings"),
+            v2(put(update_settings)),
+        )
         .route(&format!("{NS}/{{sessionID}}/join"), v2(post(join_session)))
         .route(
             "/sessionbrowser/admin/namespaces/{namespace}/gamesession/{sessionID}",
@@ -103,7 +112,9 @@ struct Authorized<const ACTION: u32, const ADMIN: bool = false> {
     shape: ErrorShape,
 }
 
-impl<const ACTION: u32, const ADMIN: bool> FromRequestParts<AppState> for Authorized<ACTION, ADMIN> {
+impl<const ACTION: u32, const ADMIN: bool> FromRequestParts<AppState>
+    for Authorized<ACTION, ADMIN>
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -126,7 +137,10 @@ impl<const ACTION: u32, const ADMIN: bool> FromRequestParts<AppState> for Author
             .map_err(|e| e.with_shape(shape))?;
         let admin = if ADMIN { "ADMIN:" } else { "" };
         caller
-            .require(&format!("{admin}NAMESPACE:{namespace}:SESSIONBROWSER:SESSION"), ACTION)
+            .require(
+                &format!("{admin}NAMESPACE:{namespace}:SESSIONBROWSER:SESSION"),
+                ACTION,
+            )
             .map_err(|e| e.with_shape(shape))?;
         Ok(Self {
             caller,
@@ -187,9 +201,13 @@ async fn create_session(
         }
         let owner = match session_type {
             SessionType::Dedicated => None,
-            SessionType::P2p => Some(auth.caller.user_id().map(str::to_owned).ok_or_else(|| {
-                ApiError::bad_request("a p2p session is hosted by a user: create it with a user token")
-            })?),
+            SessionType::P2p => {
+                Some(auth.caller.user_id().map(str::to_owned).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "a p2p session is hosted by a user: create it with a user token",
+                    )
+                })?)
+            }
         };
         let session = state
             .sessions
@@ -222,7 +240,11 @@ async fn get_session(
 ) -> ApiResult<Json<SessionResponse>> {
     auth.run(|| {
         let session = find(&state, &auth.namespace, &auth.session_id)?;
-        Ok(Json(view(&session, server_of(&state, &session).as_ref(), false)))
+        Ok(Json(view(
+            &session,
+            server_of(&state, &session).as_ref(),
+            false,
+        )))
     })
 }
 
@@ -234,7 +256,11 @@ async fn admin_get_session(
 ) -> ApiResult<Json<SessionResponse>> {
     auth.run(|| {
         let session = find(&state, &auth.namespace, &auth.session_id)?;
-        Ok(Json(view(&session, server_of(&state, &session).as_ref(), true)))
+        Ok(Json(view(
+            &session,
+            server_of(&state, &session).as_ref(),
+            true,
+        )))
     })
 }
 
@@ -270,7 +296,12 @@ async fn add_player(
         }
         state
             .sessions
-            .add_player(&auth.namespace, &auth.session_id, &body.user_id, body.as_spectator)
+            .add_player(
+                &auth.namespace,
+                &auth.session_id,
+                &body.user_id,
+                body.as_spectator,
+            )
             .map_err(store_error)?;
         Ok(Json(AddPlayerResponse { status: true }))
     })
@@ -308,7 +339,11 @@ async fn update_session(
                 body.game_current_player,
             )
             .map_err(store_error)?;
-        Ok(Json(view(&session, server_of(&state, &session).as_ref(), false)))
+        Ok(Json(view(
+            &session,
+            server_of(&state, &session).as_ref(),
+            false,
+        )))
     })
 }
 
@@ -323,7 +358,11 @@ async fn update_settings(
             .sessions
             .merge_settings(&auth.namespace, &auth.session_id, body)
             .map_err(store_error)?;
-        Ok(Json(view(&session, server_of(&state, &session).as_ref(), false)))
+        Ok(Json(view(
+            &session,
+            server_of(&state, &session).as_ref(),
+            false,
+        )))
     })
 }
 
@@ -343,7 +382,11 @@ async fn join_session(
                 auth.caller.user_id(),
             )
             .map_err(store_error)?;
-        Ok(Json(view(&session, server_of(&state, &session).as_ref(), false)))
+        Ok(Json(view(
+            &session,
+            server_of(&state, &session).as_ref(),
+            false,
+        )))
     })
 }
 
@@ -371,11 +414,22 @@ async fn query_sessions(
     QueryParams(args): QueryParams<QueryArgs>,
 ) -> ApiResult<Json<QuerySessionResponse>> {
     auth.run(|| {
-        let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let present = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         let session_type = match present(&args.session_type) {
-            None => return Err(ApiError::bad_request("session_type is required (dedicated or p2p)")),
+            None => {
+                return Err(ApiError::bad_request(
+                    "session_type is required (dedicated or p2p)",
+                ));
+            }
             Some(text) => SessionType::parse(&text).ok_or_else(|| {
-                ApiError::bad_request(format!("session_type must be dedicated or p2p, got {text:?}"))
+                ApiError::bad_request(format!(
+                    "session_type must be dedicated or p2p, got {text:?}"
+                ))
             })?,
         };
         let joinable = present(&args.joinable)
@@ -386,8 +440,11 @@ async fn query_sessions(
             .transpose()?;
         let limit = page_param("limit", args.limit.as_deref(), DEFAULT_PAGE)?.min(MAX_PAGE);
         let offset = page_param("offset", args.offset.as_deref(), 0)?;
-        let (game_mode, game_version, user_id) =
-            (present(&args.game_mode), present(&args.game_version), present(&args.user_id));
+        let (game_mode, game_version, user_id) = (
+            present(&args.game_mode),
+            present(&args.game_version),
+            present(&args.user_id),
+        );
         let server_status = present(&args.server_status);
 
         let found = state.sessions.query(
@@ -443,9 +500,15 @@ async fn sessions_by_users(
 ) -> ApiResult<Json<SessionByUserIdsResponse>> {
     auth.run(|| {
         let raw = args.user_ids.unwrap_or_default();
-        let user_ids: Vec<&str> = raw.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        let user_ids: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
         if user_ids.is_empty() {
-            return Err(ApiError::bad_request("user_ids is required (comma separated)"));
+            return Err(ApiError::bad_request(
+                "user_ids is required (comma separated)",
+            ));
         }
         let found = state.sessions.by_users(&auth.namespace, &user_ids);
         let servers = state.dsmc.sessions(
@@ -456,7 +519,10 @@ async fn sessions_by_users(
                 .map(|s| s.id.as_str()),
         );
         Ok(Json(SessionByUserIdsResponse {
-            data: found.iter().map(|s| view(s, servers.get(&s.id), false)).collect(),
+            data: found
+                .iter()
+                .map(|s| view(s, servers.get(&s.id), false))
+                .collect(),
         }))
     })
 }

@@ -118,12 +118,19 @@ impl GameSession {
     }
 
     pub fn is_member(&self, user_id: &str) -> bool {
-        self.players.iter().chain(&self.spectators).any(|u| u == user_id)
+        self.players
+            .iter()
+            .chain(&self.spectators)
+            .any(|u| u == user_id)
     }
 
     /// Players then spectators.
     pub fn all_players(&self) -> Vec<String> {
-        self.players.iter().chain(&self.spectators).cloned().collect()
+        self.players
+            .iter()
+            .chain(&self.spectators)
+            .cloned()
+            .collect()
     }
 
     pub fn current_internal_player(&self) -> i32 {
@@ -298,7 +305,12 @@ impl SessionStore {
     }
 
     /// Removes `user_id`; the flag says whether they were in the session.
-    pub fn remove_player(&self, namespace: &str, id: &str, user_id: &str) -> Result<(bool, GameSession), StoreError> {
+    pub fn remove_player(
+        &self,
+        namespace: &str,
+        id: &str,
+        user_id: &str,
+    ) -> Result<(bool, GameSession), StoreError> {
         let mut inner = self.inner.lock();
         let session = inner.session_mut(namespace, id)?;
         let before = session.roster_len();
@@ -314,7 +326,13 @@ impl SessionStore {
     }
 
     /// Sets `max_player` and the reported `current_player` (both already checked non-negative).
-    pub fn update(&self, namespace: &str, id: &str, max_player: i32, current_player: i32) -> Result<GameSession, StoreError> {
+    pub fn update(
+        &self,
+        namespace: &str,
+        id: &str,
+        max_player: i32,
+        current_player: i32,
+    ) -> Result<GameSession, StoreError> {
         let mut inner = self.inner.lock();
         let session = inner.session_mut(namespace, id)?;
         session.settings.max_player = max_player;
@@ -336,7 +354,13 @@ impl SessionStore {
     }
 
     /// Checks the password and, for a user caller, seats them as a player.
-    pub fn join(&self, namespace: &str, id: &str, password: &str, user_id: Option<&str>) -> Result<GameSession, StoreError> {
+    pub fn join(
+        &self,
+        namespace: &str,
+        id: &str,
+        password: &str,
+        user_id: Option<&str>,
+    ) -> Result<GameSession, StoreError> {
         let mut inner = self.inner.lock();
         let session = inner.session_mut(namespace, id)?;
         if !session.settings.password.is_empty() && session.settings.password != password {
@@ -415,7 +439,11 @@ impl SessionStore {
 }
 
 /// Seats `user_id`; `Ok(true)` if they took a new seat, `Ok(false)` if they were already in.
-fn add_member(session: &mut GameSession, user_id: &str, as_spectator: bool) -> Result<bool, StoreError> {
+fn add_member(
+    session: &mut GameSession,
+    user_id: &str,
+    as_spectator: bool,
+) -> Result<bool, StoreError> {
     let (target, other) = if as_spectator {
         (&mut session.spectators, &mut session.players)
     } else {
@@ -485,24 +513,36 @@ mod tests {
         let s = store.add_player("ns", &s.id, "b", false).expect("b");
         assert!(s.joinable(true));
         assert_eq!((s.current_player(), s.current_internal_player()), (2, 2));
-        assert_eq!(store.add_player("ns", &s.id, "c", false), Err(StoreError::Full));
+        assert_eq!(
+            store.add_player("ns", &s.id, "c", false),
+            Err(StoreError::Full)
+        );
     }
 
     #[test]
     fn adding_twice_is_idempotent_and_switching_role_keeps_the_seat() {
         let store = SessionStore::new();
-        let s = store.create(new(SessionType::P2p, settings(1, 0))).expect("created");
+        let s = store
+            .create(new(SessionType::P2p, settings(1, 0)))
+            .expect("created");
         store.add_player("ns", &s.id, "a", false).expect("first");
         store.add_player("ns", &s.id, "a", false).expect("again");
-        let s = store.add_player("ns", &s.id, "a", true).expect("to spectator");
-        assert_eq!((s.players.len(), s.spectators.clone()), (0, vec!["a".to_owned()]));
+        let s = store
+            .add_player("ns", &s.id, "a", true)
+            .expect("to spectator");
+        assert_eq!(
+            (s.players.len(), s.spectators.clone()),
+            (0, vec!["a".to_owned()])
+        );
         assert_eq!(s.all_players(), vec!["a".to_owned()]);
     }
 
     #[test]
     fn lowering_max_player_below_the_roster_makes_it_not_joinable() {
         let store = SessionStore::new();
-        let s = store.create(new(SessionType::P2p, settings(0, 0))).expect("created");
+        let s = store
+            .create(new(SessionType::P2p, settings(0, 0)))
+            .expect("created");
         assert_eq!(s.capacity(), None);
         store.add_player("ns", &s.id, "a", false).expect("a");
         store.add_player("ns", &s.id, "b", false).expect("b");
@@ -521,16 +561,25 @@ mod tests {
         let store = SessionStore::new();
         let mut with_password = settings(2, 0);
         with_password.password = "secret".into();
-        let s = store.create(new(SessionType::P2p, with_password)).expect("created");
-        assert_eq!(store.join("ns", &s.id, "nope", Some("a")), Err(StoreError::WrongPassword));
-        let s = store.join("ns", &s.id, "secret", Some("a")).expect("joined");
+        let s = store
+            .create(new(SessionType::P2p, with_password))
+            .expect("created");
+        assert_eq!(
+            store.join("ns", &s.id, "nope", Some("a")),
+            Err(StoreError::WrongPassword)
+        );
+        let s = store
+            .join("ns", &s.id, "secret", Some("a"))
+            .expect("joined");
         assert_eq!(s.players, vec!["a".to_owned()]);
     }
 
     #[test]
     fn delete_removes_and_reports_stats() {
         let store = SessionStore::new();
-        let s = store.create(new(SessionType::Dedicated, settings(0, 2))).expect("created");
+        let s = store
+            .create(new(SessionType::Dedicated, settings(0, 2)))
+            .expect("created");
         assert!(store.delete("ns", &s.id).is_some());
         assert!(store.delete("ns", &s.id).is_none());
         let stats = store.stats();
