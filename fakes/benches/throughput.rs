@@ -42,7 +42,7 @@ impl Fakes {
     async fn start() -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let fleet = std::env::temp_dir().join(format!("matchbench-bench-fleet-{port}.toml"));
-        std::fs::write(&fleet, "[[regions]]\nname = \"bench\"\nservers = 200000\n")?;
+        std::fs::write(&fleet, "[[regions]]\nname = \"bench\"\nservers = 50000\n")?;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fakes"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--fleet"])
             .arg(&fleet)

@@ -6,3 +6,4 @@ mod iam;
 mod lobby;
 mod sessionbrowser;
 mod tls;
+mod tutorial;
