@@ -130,7 +130,12 @@ struct IamData {
 pub struct IamStore {
     keys: Arc<KeyRing>,
     data: Mutex<IamData>,
+    /// Tokens whose signature was already verified, with their claims.
+    verified: Mutex<HashMap<String, JwtClaims>>,
 }
+
+/// Most verified tokens remembered (about 1 KiB each).
+const VERIFIED_CACHE_ENTRIES: usize = 65_536;
 
 /// Bloom filter sizing: grows (rebuilt from the exact set) when revocations outnumber it.
 const BLOOM_INITIAL_CAPACITY: usize = 1024;
@@ -168,7 +173,11 @@ fn bearer_error(e: TokenError) -> ApiError {
 
 impl IamStore {
     pub fn new(keys: Arc<KeyRing>, seed: &Seed) -> Self {
-        let store = Self { keys, data: Mutex::new(IamData::empty(TokenLifetimes::default())) };
+        let store = Self {
+            keys,
+            data: Mutex::new(IamData::empty(TokenLifetimes::default())),
+            verified: Mutex::new(HashMap::new()),
+        };
         store.reset(seed);
         store
     }
@@ -274,7 +283,7 @@ impl IamStore {
 
     /// Verifies a Bearer token and works out the caller's effective permissions.
     pub fn authenticate(&self, token: &str) -> ApiResult<Caller> {
-        let claims: JwtClaims = self.keys.verify(token, LEEWAY_S).map_err(bearer_error)?;
+        let claims = self.verified_claims(token)?;
         let d = self.data.lock();
         if is_revoked(&d, token, &claims) {
             return Err(ApiError::unauthorized("token was revoked"));
@@ -289,6 +298,28 @@ impl IamStore {
             claims.permissions.iter().map(|p| Permission::new(&p.resource, p.action)).collect();
         permissions.extend(role_permissions(&d, &claims).into_iter().map(|p| Permission::new(&p.resource, p.action)));
         Ok(Caller { token: token.to_owned(), claims, permissions })
+    }
+
+    /// Signature and expiry check, remembered per token: an RS256 verification costs tens of
+    /// microseconds and every Bearer call repeats it, while a look-up costs well under one. Keys
+    /// are only ever added (rotation keeps old ones), so a verified signature stays verified;
+    /// expiry is re-checked on every hit and revocation is checked by the caller every time.
+    fn verified_claims(&self, token: &str) -> ApiResult<JwtClaims> {
+        let now = Utc::now().timestamp();
+        if let Some(claims) = self.verified.lock().get(token) {
+            if claims.exp + LEEWAY_S as i64 > now {
+                return Ok(claims.clone());
+            }
+            return Err(bearer_error(TokenError::Expired));
+        }
+        let claims: JwtClaims = self.keys.verify(token, LEEWAY_S).map_err(bearer_error)?;
+        let mut cache = self.verified.lock();
+        if cache.len() >= VERIFIED_CACHE_ENTRIES {
+            // Bounded memory: start over rather than track recency; misses only cost a verify.
+            cache.clear();
+        }
+        cache.insert(token.to_owned(), claims.clone());
+        Ok(claims)
     }
 
     // ---- the PKCE login flow -----------------------------------------------------------
