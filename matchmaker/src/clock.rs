@@ -135,8 +135,14 @@ mod tests {
     fn arithmetic_saturates() {
         assert_eq!(UnixMillis(5).since(UnixMillis(9)), Duration::ZERO);
         assert_eq!(UnixMillis(9).since(UnixMillis(5)), Duration::from_millis(4));
-        assert_eq!(UnixMillis(u64::MAX) + Duration::from_secs(1), UnixMillis(u64::MAX));
-        assert_eq!(UnixMillis(1_000) + Duration::from_millis(1_500), UnixMillis(2_500));
+        assert_eq!(
+            UnixMillis(u64::MAX) + Duration::from_secs(1),
+            UnixMillis(u64::MAX)
+        );
+        assert_eq!(
+            UnixMillis(1_000) + Duration::from_millis(1_500),
+            UnixMillis(2_500)
+        );
     }
 
     #[tokio::test(start_paused = true)]

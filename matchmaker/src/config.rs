@@ -163,7 +163,7 @@ impl GameMode {
     }
 }
 
-/// A configuration problem, naming the game mode.
+/// A configuration problem, naming the game mode (or the engine).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("game mode {mode}: {why}")]
@@ -172,6 +172,8 @@ pub enum ConfigError {
     Duplicate(String),
     #[error("no game mode is defined")]
     Empty,
+    #[error("engine: {0}")]
+    Engine(String),
 }
 
 /// The validated set of game modes, by name. Cheap to clone.
@@ -317,7 +319,11 @@ impl TryFrom<GameModeSpec> for GameMode {
                     max: w.max,
                 })
                 .unwrap_or_default(),
-            region_wait: secs("region_wait_secs", spec.region_wait_secs, DEFAULT_REGION_WAIT)?,
+            region_wait: secs(
+                "region_wait_secs",
+                spec.region_wait_secs,
+                DEFAULT_REGION_WAIT,
+            )?,
             timeout: secs("timeout_secs", spec.timeout_secs, DEFAULT_TIMEOUT)?,
             max_attempts: spec.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             name: name.clone(),

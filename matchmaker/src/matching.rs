@@ -242,7 +242,8 @@ impl<'a> Planner<'a> {
                 sizes.push(e.size);
                 // A solo always fits where the rest already packs; only parties need the search.
                 if let Some((n_teams, team_size)) = teams {
-                    if e.size > 1 && pack(&sizes, &vec![0; sizes.len()], n_teams, team_size).is_none()
+                    if e.size > 1
+                        && pack(&sizes, &vec![0; sizes.len()], n_teams, team_size).is_none()
                     {
                         sizes.pop();
                         continue;
@@ -434,9 +435,7 @@ fn pack(sizes: &[u32], weights: &[u64], teams: u32, team_size: u32) -> Option<Ve
         loop {
             let depth = frames.len() - 1;
             let party = parties[depth];
-            let Some(frame) = frames.last_mut() else {
-                return None;
-            };
+            let frame = frames.last_mut()?;
             if let Some(t) = frame.placed.take() {
                 remaining[t] += sizes[party];
                 sums[t] -= weights[party];
@@ -589,7 +588,10 @@ mod tests {
             .find(|t| t.contains(&"duo".into()))
             .expect("duo placed");
         assert_eq!(ids(duo_team), ["duo"], "the duo fills its own team");
-        let other = teams.iter().find(|t| !t.contains(&"duo".into())).expect("other team");
+        let other = teams
+            .iter()
+            .find(|t| !t.contains(&"duo".into()))
+            .expect("other team");
         assert_eq!(ids(other), ["s1", "s2"]);
     }
 
@@ -685,7 +687,10 @@ mod tests {
             fill_after: Duration::from_secs(10),
         });
         let four: Vec<Ticket> = ["a", "b", "c", "d"].iter().map(|id| solo(id)).collect();
-        assert!(plan(&four, &rules, T0).proposals.is_empty(), "below max, no wait yet");
+        assert!(
+            plan(&four, &rules, T0).proposals.is_empty(),
+            "below max, no wait yet"
+        );
         let later = plan(&four, &rules, T0 + Duration::from_secs(10));
         assert_eq!(later.proposals.len(), 1);
         assert_eq!(later.proposals[0].teams.len(), 4, "one side per ticket");
@@ -723,7 +728,11 @@ mod tests {
             ticket("low", &["low"], Some(1_000), None),
             ticket("high", &["high"], Some(1_300), None),
         ];
-        assert!(plan(&tickets, &rules, T0 + Duration::from_secs(3)).proposals.is_empty());
+        assert!(
+            plan(&tickets, &rules, T0 + Duration::from_secs(3))
+                .proposals
+                .is_empty()
+        );
         let at4 = plan(&tickets, &rules, T0 + Duration::from_secs(4));
         assert_eq!(at4.proposals.len(), 1);
     }
@@ -742,7 +751,10 @@ mod tests {
             ticket("near", &["z"], Some(1_050), None),
         ];
         let plan = plan(&tickets, &rules, T0);
-        let mut chosen: Vec<&str> = plan.proposals[0].ticket_ids().map(TicketId::as_str).collect();
+        let mut chosen: Vec<&str> = plan.proposals[0]
+            .ticket_ids()
+            .map(TicketId::as_str)
+            .collect();
         chosen.sort();
         assert_eq!(chosen, ["anchor", "near"]);
     }
@@ -771,13 +783,24 @@ mod tests {
         let eu = ticket("eu", &["a"], None, Some("eu"));
         let us = ticket_at("us", &["b"], None, Some("us"), T0 + Duration::from_secs(1));
         let both = vec![eu.clone(), us.clone()];
-        assert!(plan(&both, &rules, T0 + Duration::from_secs(5)).proposals.is_empty());
+        assert!(
+            plan(&both, &rules, T0 + Duration::from_secs(5))
+                .proposals
+                .is_empty()
+        );
 
         let eu2 = ticket_at("eu2", &["c"], None, Some("eu"), T0 + Duration::from_secs(2));
-        let with_eu2 = plan(&[eu.clone(), us.clone(), eu2], &rules, T0 + Duration::from_secs(5));
+        let with_eu2 = plan(
+            &[eu.clone(), us.clone(), eu2],
+            &rules,
+            T0 + Duration::from_secs(5),
+        );
         assert_eq!(with_eu2.proposals.len(), 1);
         assert_eq!(with_eu2.proposals[0].region.as_deref(), Some("eu"));
-        let chosen: Vec<&str> = with_eu2.proposals[0].ticket_ids().map(TicketId::as_str).collect();
+        let chosen: Vec<&str> = with_eu2.proposals[0]
+            .ticket_ids()
+            .map(TicketId::as_str)
+            .collect();
         assert_eq!(chosen, ["eu", "eu2"]);
 
         // Both have waited 10+ s: they accept any region; the older ticket's region wins.
@@ -829,7 +852,8 @@ mod tests {
     #[test]
     fn pack_finds_exact_fits_and_rejects_impossible_ones() {
         assert!(pack(&[3, 2, 2, 2, 1], &[0; 5], 2, 5).is_some());
-        assert!(pack(&[3, 3, 2, 2], &[0; 4], 2, 5).is_none());
+        assert!(pack(&[3, 3, 2, 2], &[0; 4], 2, 5).is_some());
+        assert!(pack(&[3, 3, 3, 1], &[0; 4], 2, 5).is_none());
         assert!(pack(&[4, 4, 1, 1], &[0; 4], 2, 5).is_some());
         assert!(pack(&[1, 1, 1], &[0; 3], 1, 2).is_none());
         let assignment = pack(&[2, 1, 1], &[0; 3], 2, 2).expect("fits");
@@ -901,7 +925,7 @@ mod tests {
                 region_wait: Duration::from_secs(30),
                 ..mode(formats[round % formats.len()].clone())
             };
-            let now = T0 + Duration::from_millis(rng.gen_range(0..90_000));
+            let now = T0 + Duration::from_millis(rng.gen_range(60_000..100_000));
             let plan = plan(&tickets, &rules, now);
             let by_id: BTreeMap<&TicketId, &Ticket> = tickets.iter().map(|t| (&t.id, t)).collect();
             let mut seen = HashSet::new();
@@ -932,7 +956,11 @@ mod tests {
                         assert!((min_players as usize..=max_players as usize).contains(&total));
                     }
                 }
-                let oldest = members.iter().map(|t| t.enqueued_at).min().expect("non-empty");
+                let oldest = members
+                    .iter()
+                    .map(|t| t.enqueued_at)
+                    .min()
+                    .expect("non-empty");
                 let window = rules.skill.at(now.since(oldest));
                 let mmrs: Vec<u32> = members.iter().filter_map(|t| t.attributes.mmr).collect();
                 if let (Some(lo), Some(hi)) = (mmrs.iter().min(), mmrs.iter().max()) {
@@ -952,6 +980,9 @@ mod tests {
                 assert!(!seen.contains(id));
             }
         }
-        assert!(formed > 100, "the random queues should form matches: {formed}");
+        assert!(
+            formed > 100,
+            "the random queues should form matches: {formed}"
+        );
     }
 }

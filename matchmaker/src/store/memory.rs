@@ -16,8 +16,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::{
-    CancelOutcome, DEFAULT_RETENTION, Reclaimed, Store, StoreError, check_outcomes,
-    check_proposal, gave_up, lease_expired,
+    CancelOutcome, DEFAULT_RETENTION, Reclaimed, Store, StoreError, check_outcomes, check_proposal,
+    gave_up, lease_expired,
 };
 use crate::clock::UnixMillis;
 use crate::ticket::{
@@ -156,9 +156,9 @@ impl State {
     }
 
     fn held_by(&self, id: &TicketId, match_id: &MatchId) -> bool {
-        self.tickets.get(id).is_some_and(|t| {
-            matches!(&t.state, TicketState::Claimed { match_id: m, .. } if m == match_id)
-        })
+        self.tickets.get(id).is_some_and(
+            |t| matches!(&t.state, TicketState::Claimed { match_id: m, .. } if m == match_id),
+        )
     }
 
     fn try_claim(
@@ -426,6 +426,10 @@ impl Store for MemoryStore {
         }
         Ok(changed)
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -449,11 +453,20 @@ mod tests {
         let store = MemoryStore::with_retention(Duration::from_secs(10));
         store.enqueue(new_ticket("a", 0)).await.expect("enqueue");
         store.cancel(&"a".into()).await.expect("cancel");
-        store.reclaim_expired(UnixMillis(1_000)).await.expect("pass");
+        store
+            .reclaim_expired(UnixMillis(1_000))
+            .await
+            .expect("pass");
         assert!(store.get(&"a".into()).await.expect("get").is_some());
-        store.reclaim_expired(UnixMillis(10_999)).await.expect("pass");
+        store
+            .reclaim_expired(UnixMillis(10_999))
+            .await
+            .expect("pass");
         assert!(store.get(&"a".into()).await.expect("get").is_some());
-        store.reclaim_expired(UnixMillis(11_000)).await.expect("pass");
+        store
+            .reclaim_expired(UnixMillis(11_000))
+            .await
+            .expect("pass");
         assert!(store.get(&"a".into()).await.expect("get").is_none());
     }
 }

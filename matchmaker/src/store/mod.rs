@@ -106,10 +106,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Ticket>, StoreError>> + Send;
 
     /// Cancels a queued ticket and frees its players.
-    fn cancel(&self, id: &TicketId)
-    -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
+    fn cancel(
+        &self,
+        id: &TicketId,
+    ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
 
-    /// Up to `limit` queued tickets of `game_mode`, oldest first (for the matcher).
+    /// Up to `limit` queued tickets of `game_mode`, oldest first (for the matcher). A record
+    /// that cannot be read is skipped with a warning rather than blocking the whole mode.
     fn queued(
         &self,
         game_mode: &str,
@@ -117,8 +120,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Ticket>, StoreError>> + Send;
 
     /// How many tickets of `game_mode` are queued.
-    fn queue_depth(&self, game_mode: &str)
-    -> impl Future<Output = Result<usize, StoreError>> + Send;
+    fn queue_depth(
+        &self,
+        game_mode: &str,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Claims every ticket of `proposal` under a new match held until `lease_until`, atomically:
     /// `Ok(None)` (and no change) if any of them is no longer queued in that game mode.
@@ -157,6 +162,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         ids: &[TicketId],
     ) -> impl Future<Output = Result<Vec<TicketId>, StoreError>> + Send;
+
+    /// Checks the backend answers (for readiness probes).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Checks a proposal names at least one ticket and none twice.

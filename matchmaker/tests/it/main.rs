@@ -1,0 +1,6 @@
+//! The matchmaker's integration tests: one binary. Redis tests run against a private
+//! `redis-server` per test (or `MATCHBENCH_REDIS_URL` when set), under a unique key prefix.
+
+mod engine;
+mod store;
+mod support;
