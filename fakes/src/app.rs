@@ -1,5 +1,6 @@
 //! The whole fakes HTTP surface: every service's router merged on one base URL, as AGS serves
-//! them, each tagged with the error shape it answers in.
+//! them, each tagged with the error shape it answers in, behind the fault layer; the control
+//! API, `/metrics` and `/healthz` sit outside it so faults never hide them.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -14,13 +15,18 @@ use crate::state::AppState;
 
 /// Builds the router for `state`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let services = Router::new()
         .merge(crate::iam::router())
         .merge(crate::lobby::router())
         .merge(crate::sessionbrowser::router())
         .merge(crate::dsmc::router())
-        .merge(crate::control::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::faults::layer::apply,
+        ));
+    services
+        .merge(crate::control::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -28,6 +34,10 @@ pub fn router(state: AppState) -> Router {
 /// Unknown routes: 404 with "not implemented", so a user can tell a missing emulation from a
 /// missing entity.
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
-    ApiError::new(StatusCode::NOT_FOUND, codes::NOT_IMPLEMENTED, format!("fakes does not serve {}", uri.path()))
-        .into_response()
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        codes::NOT_IMPLEMENTED,
+        format!("fakes does not serve {}", uri.path()),
+    )
+    .into_response()
 }

@@ -1,27 +1,174 @@
-//! The fakes control API (`/_fakes/*`) and health.
+//! The fakes control API (`/_fakes/*`), `/metrics` and health — fakes' own API, outside the
+//! fault layer so faults never hide it. Errors answer in the REST shape (`errorCode`,
+//! `errorMessage`), and a refused fault's message starts with the field at fault.
+//!
+//! Faults, toxiproxy-style:
+//! - `GET /_fakes/faults` — `{"seed", "faults": [...]}`, each fault with a read-only `state`;
+//! - `POST /_fakes/faults` — add one (201, `Location: /_fakes/faults/{id}`; 409 if the id is
+//!   taken);
+//! - `PUT /_fakes/faults` — replace the whole set with `{"seed"?, "faults": [...]}`;
+//! - `DELETE /_fakes/faults` — remove every fault;
+//! - `GET`, `PUT` (replace or create; the window restarts), `DELETE /_fakes/faults/{id}`;
+//! - `GET`, `PUT /_fakes/faults/seed` — `{"seed": 42}` restarts every decision stream.
+//!
+//! Stats: `GET /_fakes/stats` (JSON) and `GET /metrics` (Prometheus text), see [`crate::stats`].
+//! `POST /_fakes/reset` goes back to the seed data and the fault set loaded at start.
 
-use axum::Router;
-use axum::routing::{get, post};
-use axum::http::StatusCode;
-use axum::extract::State;
 use axum::Json;
-use serde_json::json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
+use accelbyte::models::error::codes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::faults::model::parse_fault;
+use crate::faults::{FaultFile, FaultList, FaultView, FaultsError, driver};
 use crate::state::AppState;
+use crate::stats::{self, PROMETHEUS_CONTENT_TYPE, StatsReport};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/_fakes/reset", post(reset))
+        .route("/_fakes/stats", get(stats_json))
+        .route(
+            "/_fakes/faults",
+            get(list).post(add).put(replace_all).delete(clear),
+        )
+        .route("/_fakes/faults/seed", get(get_seed).put(put_seed))
+        .route(
+            "/_fakes/faults/{id}",
+            get(get_one).put(put_one).delete(delete_one),
+        )
 }
 
 /// AccelByte's health shape (`healthcheck-go-sdk`).
-async fn healthz() -> Json<serde_json::Value> {
+async fn healthz() -> Json<Value> {
     Json(json!({"name": "fakes", "healthy": true, "dependencies": [], "others": []}))
 }
 
-/// Back to the seed.
+/// Back to the seed, and to the faults loaded at start.
 async fn reset(State(state): State<AppState>) -> StatusCode {
     state.reset();
     StatusCode::NO_CONTENT
+}
+
+async fn stats_json(State(state): State<AppState>) -> Json<StatsReport> {
+    Json(stats::report(&state))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
+        stats::prometheus(&state),
+    )
+        .into_response()
+}
+
+fn faults_error(error: FaultsError) -> ApiError {
+    match error {
+        FaultsError::Invalid(field) => ApiError::bad_request(field.to_string()),
+        FaultsError::Conflict(_) => ApiError::conflict(codes::VALIDATION_ERROR, error.to_string()),
+        FaultsError::NotFound(_) => ApiError::not_found(codes::VALIDATION_ERROR, error.to_string()),
+    }
+}
+
+/// A JSON body, or a 400 saying why it is not JSON.
+fn json_body(bytes: &[u8]) -> ApiResult<Value> {
+    crate::extract::parse_json(bytes)
+}
+
+async fn list(State(state): State<AppState>) -> Json<FaultList> {
+    Json(state.faults.list())
+}
+
+async fn add(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let fault = parse_fault(json_body(&body)?).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let view = state.faults.add(fault).map_err(faults_error)?;
+    driver::reconcile(&state);
+    let location = format!("/_fakes/faults/{}", view.fault.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
+}
+
+async fn replace_all(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<FaultList>> {
+    let file = FaultFile::from_value(json_body(&body)?)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    state.faults.replace_all(file).map_err(faults_error)?;
+    driver::reconcile(&state);
+    Ok(Json(state.faults.list()))
+}
+
+async fn clear(State(state): State<AppState>) -> StatusCode {
+    state.faults.clear();
+    driver::reconcile(&state);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FaultView>> {
+    state
+        .faults
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| faults_error(FaultsError::NotFound(id)))
+}
+
+async fn put_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let fault = parse_fault(json_body(&body)?).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (view, created) = state.faults.put(&id, fault).map_err(faults_error)?;
+    driver::reconcile(&state);
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)).into_response())
+}
+
+async fn delete_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if !state.faults.remove(&id) {
+        return Err(faults_error(FaultsError::NotFound(id)));
+    }
+    driver::reconcile(&state);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"seed": 42}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedBody {
+    seed: u64,
+}
+
+async fn get_seed(State(state): State<AppState>) -> Json<SeedBody> {
+    Json(SeedBody {
+        seed: state.faults.seed(),
+    })
+}
+
+async fn put_seed(State(state): State<AppState>, body: Bytes) -> ApiResult<Json<SeedBody>> {
+    let SeedBody { seed } = crate::extract::parse_json(&body)?;
+    state.faults.reseed(seed);
+    Ok(Json(SeedBody { seed }))
 }

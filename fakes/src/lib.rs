@@ -9,6 +9,9 @@
 //! - [`auth`] checks Basic clients and Bearer tokens; [`error`] renders AGS error bodies;
 //!   [`extract`] turns bad requests into those bodies.
 //! - [`seed`] is the TOML that says which namespaces, clients, roles and users exist.
+//! - [`faults`] injects seeded, scriptable faults (an HTTP layer, the lobby's send path, the
+//!   fleet's and IAM's hooks); [`stats`] counts requests and renders `/_fakes/stats` and
+//!   `/metrics`; [`control`] serves `/_fakes/*`.
 //!
 //! Invariant: wire types come from the `accelbyte` crate; nothing here invents a field name.
 
@@ -18,6 +21,7 @@ pub mod control;
 pub mod dsmc;
 pub mod error;
 pub mod extract;
+pub mod faults;
 pub mod iam;
 pub mod keys;
 pub mod lobby;
@@ -25,6 +29,7 @@ pub mod seed;
 pub mod server;
 pub mod sessionbrowser;
 pub mod state;
+pub mod stats;
 pub mod tls;
 
 pub use app::router;

@@ -6,13 +6,18 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fakes::dsmc::fleet::FleetConfig;
+use fakes::faults::{FaultFile, Faults};
 use fakes::keys::SigningKey;
 use fakes::seed::Seed;
 use fakes::{AppState, FakesConfig};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
-#[command(name = "fakes", version, about = "An offline AccelByte Gaming Services: IAM, Lobby, Session Browser and DSMC")]
+#[command(
+    name = "fakes",
+    version,
+    about = "An offline AccelByte Gaming Services: IAM, Lobby, Session Browser and DSMC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +42,12 @@ struct ServeArgs {
     /// Fleet file (TOML): regions, servers per region, ready delay. Default: one region.
     #[arg(long, env = "FAKES_FLEET")]
     fleet: Option<PathBuf>,
+    /// Fault file (TOML): `seed` and `[[faults]]` active from the start. Default: no faults.
+    #[arg(long, env = "FAKES_FAULTS")]
+    faults: Option<PathBuf>,
+    /// Seed of every fault decision, overriding the fault file's `seed` (default: random).
+    #[arg(long, env = "FAKES_FAULT_SEED")]
+    fault_seed: Option<u64>,
     /// RSA private key (PEM) to sign tokens with; default: generated at start.
     #[arg(long, env = "FAKES_KEY")]
     key: Option<PathBuf>,
@@ -50,7 +61,9 @@ struct ServeArgs {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -59,7 +72,10 @@ fn main() -> anyhow::Result<()> {
             print!("{}", fakes::seed::DEFAULT_SEED_TOML);
             Ok(())
         }
-        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args)),
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve(args)),
     }
 }
 
@@ -68,7 +84,9 @@ fn raise_open_files_limit() -> u64 {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!("could not raise the open-files limit: {e}");
-            rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(1024)
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024)
         }
     }
 }
@@ -80,18 +98,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let fleet = match &args.fleet {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-            toml::from_str::<FleetConfig>(&text).with_context(|| format!("{}: invalid fleet file", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            toml::from_str::<FleetConfig>(&text)
+                .with_context(|| format!("{}: invalid fleet file", path.display()))?
         }
         None => FleetConfig::default(),
     };
+    let mut faults = match &args.faults {
+        Some(path) => load_faults(path)?,
+        None => FaultFile::default(),
+    };
+    if let Some(seed) = args.fault_seed {
+        faults.seed = Some(seed);
+    }
+    let config = FakesConfig {
+        seed: seed.clone(),
+        fleet,
+        faults,
+    };
+    if let Some(path) = &args.faults {
+        Faults::check_file(&config.faults, &config.fault_context())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
     let key = match &args.key {
-        Some(path) => SigningKey::from_pem(&std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?)?,
+        Some(path) => SigningKey::from_pem(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?,
+        )?,
         None => tokio::task::spawn_blocking(SigningKey::generate).await??,
     };
     let files = raise_open_files_limit();
-    let state = AppState::new(FakesConfig { seed: seed.clone(), fleet }, key);
-    let listener = fakes::server::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
+    let state = AppState::new(config, key);
+    let listener = fakes::server::bind(args.addr)
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
 
     let cancel = CancellationToken::new();
@@ -112,12 +152,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    print_banner(&format!("{scheme}://{addr}"), &seed, cert.as_ref().map(|c| c.cert_path.as_path()), files);
+    print_banner(
+        &format!("{scheme}://{addr}"),
+        &seed,
+        cert.as_ref().map(|c| c.cert_path.as_path()),
+        files,
+    );
+    let faults = state.faults.list();
+    if !faults.faults.is_empty() {
+        println!(
+            "  faults: {} loaded, seed {}   (GET {scheme}://{addr}/_fakes/faults)",
+            faults.faults.len(),
+            faults.seed
+        );
+        println!();
+    }
     match cert {
         Some(cert) => fakes::tls::serve_tls(listener, state, &cert, shutdown).await?,
         None => fakes::server::serve(listener, state, shutdown).await?,
     }
     Ok(())
+}
+
+/// Reads a fault file; errors name the file and the field.
+fn load_faults(path: &std::path::Path) -> anyhow::Result<FaultFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    FaultFile::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn print_banner(base_url: &str, seed: &Seed, cert: Option<&std::path::Path>, open_files: u64) {
@@ -126,7 +187,10 @@ fn print_banner(base_url: &str, seed: &Seed, cert: Option<&std::path::Path>, ope
     println!("  AB_BASE_URL   {base_url}");
     println!("  AB_NAMESPACE  {}", seed.namespaces.join(", "));
     if let Some(path) = cert {
-        println!("  TLS cert      {}   (SSL_CERT_FILE / REQUESTS_CA_BUNDLE)", path.display());
+        println!(
+            "  TLS cert      {}   (SSL_CERT_FILE / REQUESTS_CA_BUNDLE)",
+            path.display()
+        );
     }
     println!();
     println!("  clients (AB_CLIENT_ID / AB_CLIENT_SECRET):");
@@ -139,7 +203,10 @@ fn print_banner(base_url: &str, seed: &Seed, cert: Option<&std::path::Path>, ope
         println!("    {:<22} {}", u.username, u.password);
     }
     println!();
-    println!("  lobby WebSocket {}/lobby/   control API {base_url}/_fakes/   open-files limit {open_files}", base_url.replacen("http", "ws", 1));
+    println!(
+        "  lobby WebSocket {}/lobby/   control API {base_url}/_fakes/   open-files limit {open_files}",
+        base_url.replacen("http", "ws", 1)
+    );
     println!();
 }
 

@@ -1,24 +1,43 @@
-//! The shared state of one fakes instance: a cheap-clone handle around every service's store.
+//! The shared state of one fakes instance: a cheap-clone handle around every service's store,
+//! the live fault set and the request counters.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::dsmc::fleet::{Fleet, FleetConfig};
+use crate::faults::{Context, FaultFile, Faults};
 use crate::iam::store::IamStore;
 use crate::keys::{KeyRing, SigningKey};
 use crate::lobby::hub::Hub;
 use crate::seed::Seed;
 use crate::sessionbrowser::store::SessionStore;
+use crate::stats::RequestStats;
 
 /// Everything `fakes` needs to start.
 #[derive(Debug, Clone)]
 pub struct FakesConfig {
     pub seed: Seed,
     pub fleet: FleetConfig,
+    /// Faults active from the start (windows count from when the state is built) and the
+    /// seed of every fault decision.
+    pub faults: FaultFile,
 }
 
 impl Default for FakesConfig {
     fn default() -> Self {
-        Self { seed: Seed::builtin(), fleet: FleetConfig::default() }
+        Self {
+            seed: Seed::builtin(),
+            fleet: FleetConfig::default(),
+            faults: FaultFile::default(),
+        }
+    }
+}
+
+impl FakesConfig {
+    /// What the fault set needs to validate faults against this configuration.
+    pub fn fault_context(&self) -> Context {
+        Context {
+            regions: self.fleet.regions.iter().map(|r| r.name.clone()).collect(),
+        }
     }
 }
 
@@ -30,11 +49,23 @@ pub struct Shared {
     pub lobby: Hub,
     pub sessions: SessionStore,
     pub dsmc: Fleet,
+    pub faults: Faults,
+    pub requests: RequestStats,
 }
 
 /// A cheap-clone handle to [`Shared`], the axum state of every route.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
+
+/// A handle that does not keep the state alive (background tasks hold this).
+#[derive(Debug, Clone)]
+pub struct WeakState(Weak<Shared>);
+
+impl WeakState {
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
+}
 
 impl std::ops::Deref for AppState {
     type Target = Shared;
@@ -44,24 +75,47 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the stores from `config`, signing with `key`.
+    /// Builds the stores from `config`, signing with `key`, installs the fault hooks and, when
+    /// called inside a tokio runtime, starts the fault driver (see [`crate::faults::driver`]).
     pub fn new(config: FakesConfig, key: SigningKey) -> Self {
         let keys = Arc::new(KeyRing::new(key));
-        Self(Arc::new(Shared {
+        let faults = Faults::new(&config.faults, config.fault_context());
+        let state = Self(Arc::new(Shared {
             iam: IamStore::new(keys, &config.seed),
             lobby: Hub::new(),
             sessions: SessionStore::new(),
             dsmc: Fleet::new(config.fleet.clone()),
+            faults,
+            requests: RequestStats::new(),
             config,
-        }))
+        }));
+        state
+            .lobby
+            .set_notify_hook(Some(state.faults.notify_hook()));
+        state
+            .dsmc
+            .set_claim_override(Some(state.faults.claim_hook()));
+        crate::faults::driver::reconcile(&state);
+        crate::faults::driver::spawn(&state);
+        state
+    }
+
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
     }
 
     /// Back to the seed: users, tokens, sessions, servers and queued notifications are dropped;
-    /// open lobby sockets stay open.
+    /// open lobby sockets stay open. The fault set goes back to the one configured at start
+    /// (windows restarting now) with its seed; request counters are kept.
     pub fn reset(&self) {
         self.iam.reset(&self.config.seed);
         self.lobby.reset();
         self.sessions.reset();
         self.dsmc.reset();
+        // The fleet's reset dropped its capacities and claim hook.
+        self.faults.applied().fleet_was_reset();
+        self.dsmc.set_claim_override(Some(self.faults.claim_hook()));
+        self.faults.reset();
+        crate::faults::driver::reconcile(self);
     }
 }

@@ -920,6 +920,15 @@ impl Inner {
     }
 }
 
+/// Fault injection (added for the fault layer): the ready delay is changed between registers.
+impl Fleet {
+    /// The ready delay of servers registered from now on; sessions already registered keep
+    /// theirs. `Duration::MAX` means never ready. [`Fleet::reset`] restores the configured delay.
+    pub fn set_ready_delay(&self, delay: Duration) {
+        self.inner.lock().ready_delay = delay;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

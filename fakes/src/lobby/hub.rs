@@ -20,7 +20,8 @@
 //!   the backlog into its channel with [`Connection::pump`] as room frees up.
 //! - **A full channel drops** the notification and counts it ([`Delivery::Dropped`]): a client
 //!   that does not read must not grow the emulator's memory without bound.
-//! - **One send path.** Every `messageNotif` is built and sent by `Hub::emit`.
+//! - **One send path.** Every `messageNotif` is built and sent by `Hub::emit`, which asks the
+//!   optional [`NotifyHook`] (fault injection) whether to drop, delay or duplicate it first.
 //!
 //! No lock is held across an `.await`: every operation here is synchronous.
 
@@ -29,10 +30,11 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use accelbyte::models::lobby::MessageNotif;
 use chrono::{DateTime, SecondsFormat, Utc};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -109,6 +111,12 @@ pub struct LobbyStats {
     pub frames_received: u64,
     /// `errorNotif` frames sent in answer to frames the lobby could not accept.
     pub error_frames_sent: u64,
+    /// Notifications fault injection dropped (also counted in `notifications_dropped`).
+    pub notifications_fault_dropped: u64,
+    /// Notifications fault injection held back before sending.
+    pub notifications_fault_delayed: u64,
+    /// Extra copies fault injection sent (each also counted in `notifications_delivered`).
+    pub notifications_fault_duplicated: u64,
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +129,9 @@ struct Counters {
     notifications_dropped: AtomicU64,
     frames_received: AtomicU64,
     error_frames_sent: AtomicU64,
+    notifications_fault_dropped: AtomicU64,
+    notifications_fault_delayed: AtomicU64,
+    notifications_fault_duplicated: AtomicU64,
 }
 
 /// Relaxed is enough: each counter is independent and only read for reporting.
@@ -179,6 +190,44 @@ impl Slot {
 /// Namespace → user id → slot. Boxed strs: the keys never grow, so no spare capacity.
 type Shard = HashMap<Box<str>, HashMap<Box<str>, Slot>>;
 
+/// What fault injection sees of a notification about to be sent.
+#[derive(Debug, Clone, Copy)]
+pub struct NotifyAttempt<'a> {
+    pub user_id: &'a str,
+    pub topic: &'a str,
+    /// The lobby frame type; every notification the hub sends is a `messageNotif`.
+    pub message_type: &'a str,
+}
+
+/// What fault injection decides for one notification (the default: send it once, now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NotifyFault {
+    /// Lose it: nothing is sent, the sender still sees it delivered.
+    pub drop: bool,
+    /// Send it this much later (newer notifications may overtake it).
+    pub delay: Option<Duration>,
+    /// Send this many extra copies, with the same id.
+    pub extra_copies: u32,
+}
+
+/// Decides the fate of each notification. Called under the hub's shard lock: it must be quick
+/// and must not call back into the [`Hub`].
+pub type NotifyHook = Arc<dyn Fn(&NotifyAttempt<'_>) -> NotifyFault + Send + Sync>;
+
+/// The installed hook, if any (a newtype so `Inner` can stay `Debug`).
+#[derive(Default)]
+struct HookSlot(RwLock<Option<NotifyHook>>);
+
+impl std::fmt::Debug for HookSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.read().is_some() {
+            "HookSlot(installed)"
+        } else {
+            "HookSlot(none)"
+        })
+    }
+}
+
 /// The outcome of one attempt to put a frame on a connection's channel.
 enum Emit {
     Sent,
@@ -191,7 +240,9 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     next_connection: AtomicU64,
-    counters: Counters,
+    /// Shared with delayed sends, which finish after `emit` returned.
+    counters: Arc<Counters>,
+    hook: HookSlot,
 }
 
 /// The lobby registry (see the module docs). A cheap-clone handle.
@@ -222,7 +273,8 @@ impl Hub {
                 shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
                 hasher: RandomState::new(),
                 next_connection: AtomicU64::new(1),
-                counters: Counters::default(),
+                counters: Arc::new(Counters::default()),
+                hook: HookSlot::default(),
             }),
         }
     }
@@ -373,7 +425,33 @@ impl Hub {
             notifications_dropped: get(&c.notifications_dropped),
             frames_received: get(&c.frames_received),
             error_frames_sent: get(&c.error_frames_sent),
+            notifications_fault_dropped: get(&c.notifications_fault_dropped),
+            notifications_fault_delayed: get(&c.notifications_fault_delayed),
+            notifications_fault_duplicated: get(&c.notifications_fault_duplicated),
         }
+    }
+
+    /// Installs (or with `None` removes) the fault-injection hook of the send path.
+    pub fn set_notify_hook(&self, hook: Option<NotifyHook>) {
+        *self.inner.hook.0.write() = hook;
+    }
+
+    /// Every live connection as `(namespace, user id)`, sorted (so rolls over them are
+    /// reproducible whatever the registry's hash order).
+    pub fn connected(&self) -> Vec<(String, String)> {
+        let mut users = Vec::new();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.lock();
+            for (namespace, slots) in shard.iter() {
+                for (user_id, slot) in slots {
+                    if slot.live.is_some() {
+                        users.push((namespace.to_string(), user_id.to_string()));
+                    }
+                }
+            }
+        }
+        users.sort_unstable();
+        users
     }
 
     /// Drops every queued notification. Open sockets stay open and registered; counters are
@@ -445,13 +523,20 @@ impl Inner {
     /// **The single send path**: every `messageNotif` any client receives is built and handed
     /// to its connection here — live notifications, broadcasts and backlogs alike.
     ///
-    /// Fault injection hooks in here (dropping, delaying or duplicating a notification, or
-    /// disconnecting the socket instead of sending); do not add another way to send a
-    /// `messageNotif`, or faults will silently miss it.
+    /// Fault injection hooks in here through the [`NotifyHook`]: a dropped notification counts
+    /// as sent (the sender cannot tell), a delayed one is handed to the channel later by a
+    /// task (and counted delivered then), duplicates follow the original. Do not add another
+    /// way to send a `messageNotif`, or faults will silently miss it.
     ///
     /// Field order and formats follow `MessageNotif::to_frame`: a 32-hex id, `from: system`,
     /// `sentAt` in RFC 3339 UTC whole seconds.
     fn emit(&self, live: &Live, user_id: &str, pending: &Pending) -> Emit {
+        let fault = self.fault_for(user_id, pending);
+        if fault.drop {
+            bump(&self.counters.notifications_dropped);
+            bump(&self.counters.notifications_fault_dropped);
+            return Emit::Sent;
+        }
         let notif = MessageNotif {
             id: format!("{:032x}", pending.id),
             from: "system".to_owned(),
@@ -460,13 +545,56 @@ impl Inner {
             payload: pending.payload.to_string(),
             sent_at: pending.sent_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         };
-        match live.tx.try_send(notif.to_frame().encode()) {
-            Ok(()) => {
-                bump(&self.counters.notifications_delivered);
-                Emit::Sent
+        let frame = notif.to_frame().encode();
+        let copies = fault.extra_copies.saturating_add(1);
+        if let Some(delay) = fault.delay.filter(|d| !d.is_zero()) {
+            // Outside a runtime (unit tests of the hub) there is nothing to wait on: send now.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                bump(&self.counters.notifications_fault_delayed);
+                let tx = live.tx.clone();
+                let counters = Arc::clone(&self.counters);
+                runtime.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    for copy in 0..copies {
+                        // Late and the client is gone or not reading: lost, like on the wire.
+                        let sent = send(&counters, &tx, frame.clone());
+                        match sent {
+                            Emit::Sent if copy > 0 => {
+                                bump(&counters.notifications_fault_duplicated)
+                            }
+                            Emit::Sent => {}
+                            Emit::Full | Emit::Closed => bump(&counters.notifications_dropped),
+                        }
+                    }
+                });
+                return Emit::Sent;
             }
-            Err(mpsc::error::TrySendError::Full(_)) => Emit::Full,
-            Err(mpsc::error::TrySendError::Closed(_)) => Emit::Closed,
+        }
+        if copies == 1 {
+            return send(&self.counters, &live.tx, frame);
+        }
+        let first = send(&self.counters, &live.tx, frame.clone());
+        if matches!(first, Emit::Sent) {
+            for _ in 1..copies {
+                match send(&self.counters, &live.tx, frame.clone()) {
+                    Emit::Sent => bump(&self.counters.notifications_fault_duplicated),
+                    Emit::Full | Emit::Closed => bump(&self.counters.notifications_dropped),
+                }
+            }
+        }
+        first
+    }
+
+    /// What the fault hook decides for `pending` (nothing, without a hook).
+    fn fault_for(&self, user_id: &str, pending: &Pending) -> NotifyFault {
+        let hook = self.hook.0.read();
+        match hook.as_ref() {
+            Some(hook) => hook(&NotifyAttempt {
+                user_id,
+                topic: &pending.topic,
+                message_type: accelbyte::models::lobby::types::MESSAGE_NOTIF,
+            }),
+            None => NotifyFault::default(),
         }
     }
 
@@ -485,8 +613,9 @@ impl Inner {
             return false;
         };
         while let Some(front) = backlog.front() {
-            // Every send to this channel happens under this shard lock, so free capacity seen
-            // here cannot be taken before the send below.
+            // Every send to this channel happens under this shard lock, except late sends of
+            // delayed notifications (fault injection); if one takes the room first, the send
+            // below reports `Full` and the backlog waits for the next pump.
             if current.tx.capacity() == 0 {
                 return true;
             }
@@ -521,6 +650,18 @@ impl Inner {
             slot.live = None;
             remove_if_empty(&mut shard, namespace, user_id);
         }
+    }
+}
+
+/// Puts one frame on a connection's channel, counting it delivered if it fits.
+fn send(counters: &Counters, tx: &mpsc::Sender<String>, frame: String) -> Emit {
+    match tx.try_send(frame) {
+        Ok(()) => {
+            bump(&counters.notifications_delivered);
+            Emit::Sent
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => Emit::Full,
+        Err(mpsc::error::TrySendError::Closed(_)) => Emit::Closed,
     }
 }
 
@@ -825,6 +966,103 @@ mod tests {
         assert_eq!(hub.backlog_len(NS, "b"), 0);
         assert!(hub.is_connected(NS, "a"));
         assert_eq!(hub.notify(NS, "a", "T", "x"), Delivery::Delivered);
+    }
+
+    fn hook(fault: NotifyFault) -> NotifyHook {
+        Arc::new(move |attempt: &NotifyAttempt<'_>| {
+            if attempt.topic == "faulty" && attempt.message_type == "messageNotif" {
+                fault
+            } else {
+                NotifyFault::default()
+            }
+        })
+    }
+
+    #[test]
+    fn the_hook_drops_a_notification_that_still_looks_delivered() {
+        let hub = Hub::new();
+        hub.set_notify_hook(Some(hook(NotifyFault {
+            drop: true,
+            ..NotifyFault::default()
+        })));
+        let mut conn = hub.connect(NS, "u1");
+        assert_eq!(hub.notify(NS, "u1", "faulty", "x"), Delivery::Delivered);
+        assert_eq!(hub.notify(NS, "u1", "fine", "y"), Delivery::Delivered);
+        let payloads: Vec<String> = drain(&mut conn).into_iter().map(|n| n.payload).collect();
+        assert_eq!(payloads, ["y"]);
+        let stats = hub.stats();
+        assert_eq!(
+            (
+                stats.notifications_dropped,
+                stats.notifications_fault_dropped,
+                stats.notifications_delivered
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn the_hook_duplicates_with_the_same_id() {
+        let hub = Hub::new();
+        hub.set_notify_hook(Some(hook(NotifyFault {
+            extra_copies: 2,
+            ..NotifyFault::default()
+        })));
+        let mut conn = hub.connect(NS, "u1");
+        hub.notify(NS, "u1", "faulty", "x");
+        let notifs = drain(&mut conn);
+        assert_eq!(notifs.len(), 3);
+        assert!(notifs.iter().all(|n| n.id == notifs[0].id));
+        assert_eq!(hub.stats().notifications_fault_duplicated, 2);
+        hub.set_notify_hook(None);
+        hub.notify(NS, "u1", "faulty", "x");
+        assert_eq!(drain(&mut conn).len(), 1, "no hook, no fault");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hook_delays_and_later_notifications_overtake() {
+        let hub = Hub::new();
+        let delay = Duration::from_secs(5);
+        hub.set_notify_hook(Some(hook(NotifyFault {
+            delay: Some(delay),
+            ..NotifyFault::default()
+        })));
+        let mut conn = hub.connect(NS, "u1");
+        assert_eq!(hub.notify(NS, "u1", "faulty", "late"), Delivery::Delivered);
+        hub.notify(NS, "u1", "fine", "early");
+        let first = conn.next().await;
+        let second = conn.next().await;
+        let payload = |o: Outbound| match o {
+            Outbound::Frame(text) => parse(&text).payload,
+            Outbound::Close(close) => panic!("unexpected close {close:?}"),
+        };
+        assert_eq!(
+            (payload(first), payload(second)),
+            ("early".to_owned(), "late".to_owned())
+        );
+        let stats = hub.stats();
+        assert_eq!(
+            (
+                stats.notifications_fault_delayed,
+                stats.notifications_delivered
+            ),
+            (1, 2)
+        );
+    }
+
+    #[test]
+    fn connected_lists_live_users_sorted() {
+        let hub = Hub::new();
+        let _b = hub.connect(NS, "b");
+        let _a = hub.connect(NS, "a");
+        hub.notify(NS, "offline", "T", "x");
+        assert_eq!(
+            hub.connected(),
+            [
+                (NS.to_owned(), "a".to_owned()),
+                (NS.to_owned(), "b".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! notifications to them (contract section 3).
 //!
 //! - [`hub`] is the registry of connected users and their queued notifications, and the one
-//!   place a `messageNotif` is built and sent (fault injection will hook there);
+//!   place a `messageNotif` is built and sent (fault injection hooks in there through
+//!   `NotifyHook`);
 //! - [`ws`] authenticates and serves the socket;
 //! - [`notify`] serves the `/notification/...` and `/lobby/v1/admin/notification/...` routes.
 //!

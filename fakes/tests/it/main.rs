@@ -2,6 +2,7 @@
 
 mod common;
 mod dsmc;
+mod faults;
 mod iam;
 mod lobby;
 mod sessionbrowser;
