@@ -30,7 +30,10 @@ const GAME: (&str, &str) = ("matchbench-game", "matchbench-game-secret");
 const PLAYER_CLIENT: &str = "matchbench-player";
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Fakes {
@@ -40,7 +43,9 @@ struct Fakes {
 
 impl Fakes {
     async fn start() -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let fleet = std::env::temp_dir().join(format!("matchbench-bench-fleet-{port}.toml"));
         std::fs::write(&fleet, "[[regions]]\nname = \"bench\"\nservers = 50000\n")?;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fakes"))
@@ -52,7 +57,10 @@ impl Fakes {
             .kill_on_drop(true)
             .spawn()?;
         // The banner is printed once the listener is bound.
-        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         while let Some(line) = lines.next_line().await? {
             if line.contains("AB_BASE_URL") {
@@ -60,7 +68,10 @@ impl Fakes {
             }
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, base: format!("http://127.0.0.1:{port}") })
+        Ok(Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     fn rss_kib(&self) -> u64 {
@@ -89,12 +100,19 @@ async fn client_token(http: &reqwest::Client, base: &str) -> anyhow::Result<Stri
 }
 
 /// Creates `count` users through the admin test-user API; returns (user_id, username, password).
-async fn create_users(http: &reqwest::Client, base: &str, admin: &str, count: u64) -> anyhow::Result<Vec<(String, String, String)>> {
+async fn create_users(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    count: u64,
+) -> anyhow::Result<Vec<(String, String, String)>> {
     let mut users = Vec::new();
     while (users.len() as u64) < count {
         let batch = (count - users.len() as u64).min(5000);
         let body: Value = http
-            .post(format!("{base}/iam/v4/admin/namespaces/{NAMESPACE}/test_users"))
+            .post(format!(
+                "{base}/iam/v4/admin/namespaces/{NAMESPACE}/test_users"
+            ))
             .bearer_auth(admin)
             .json(&json!({"count": batch, "userInfo": {"country": "US"}}))
             .send()
@@ -113,11 +131,20 @@ async fn create_users(http: &reqwest::Client, base: &str, admin: &str, count: u6
     Ok(users)
 }
 
-async fn password_grant(http: &reqwest::Client, base: &str, user: &str, pass: &str) -> anyhow::Result<String> {
+async fn password_grant(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    pass: &str,
+) -> anyhow::Result<String> {
     let body: Value = http
         .post(format!("{base}/iam/v3/oauth/token"))
         .basic_auth(PLAYER_CLIENT, Some(""))
-        .form(&[("grant_type", "password"), ("username", user), ("password", pass)])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", pass),
+        ])
         .send()
         .await?
         .error_for_status()?
@@ -143,7 +170,11 @@ where
             tokio::spawn(async move {
                 let mut i = worker;
                 while Instant::now() < deadline {
-                    if op(i).await { ok.fetch_add(1, Ordering::Relaxed) } else { failed.fetch_add(1, Ordering::Relaxed) };
+                    if op(i).await {
+                        ok.fetch_add(1, Ordering::Relaxed)
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    };
                     i += concurrency;
                 }
             })
@@ -152,7 +183,11 @@ where
     for t in tasks {
         let _ = t.await;
     }
-    (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed), start.elapsed())
+    (
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        start.elapsed(),
+    )
 }
 
 #[tokio::main]
@@ -163,7 +198,9 @@ async fn main() -> anyhow::Result<()> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let fakes = Fakes::start().await?;
     let base = fakes.base.clone();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
     let admin = client_token(&http, &base).await?;
     let users = Arc::new(create_users(&http, &base, &admin, sockets.max(concurrency)).await?);
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -180,7 +217,13 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
     };
-    rows.push(("token grants/s (password grant)".into(), format!("{:.0}  ({ok} ok, {failed} failed, {concurrency} concurrent)", ok as f64 / elapsed.as_secs_f64())));
+    rows.push((
+        "token grants/s (password grant)".into(),
+        format!(
+            "{:.0}  ({ok} ok, {failed} failed, {concurrency} concurrent)",
+            ok as f64 / elapsed.as_secs_f64()
+        ),
+    ));
 
     // 2. lobby sockets: connect, measure the server's memory per socket
     let rss_before = fakes.rss_kib();
@@ -194,14 +237,20 @@ async fn main() -> anyhow::Result<()> {
     let mut readers = Vec::new();
     for token in &tokens {
         let mut req = format!("{ws_base}/lobby/").into_client_request()?;
-        req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-        let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
         let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true).await?;
         let received = received.clone();
         readers.push(tokio::spawn(async move {
             let (_sink, mut stream) = ws.split();
             while let Some(Ok(msg)) = stream.next().await {
-                if msg.to_text().is_ok_and(|t| t.starts_with("type: messageNotif")) {
+                if msg
+                    .to_text()
+                    .is_ok_and(|t| t.starts_with("type: messageNotif"))
+                {
                     received.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -216,24 +265,39 @@ async fn main() -> anyhow::Result<()> {
     ));
     rows.push((
         "fakes memory per lobby WebSocket".into(),
-        format!("{:.1} KiB  (RSS {} → {} KiB for {sockets} sockets)", (rss_after.saturating_sub(rss_before)) as f64 / sockets as f64, rss_before, rss_after),
+        format!(
+            "{:.1} KiB  (RSS {} → {} KiB for {sockets} sockets)",
+            (rss_after.saturating_sub(rss_before)) as f64 / sockets as f64,
+            rss_before,
+            rss_after
+        ),
     ));
 
     // 3. free-form notifications delivered/s to connected sockets
-    let user_ids: Arc<Vec<String>> = Arc::new(users.iter().take(sockets as usize).map(|u| u.0.clone()).collect());
+    let user_ids: Arc<Vec<String>> = Arc::new(
+        users
+            .iter()
+            .take(sockets as usize)
+            .map(|u| u.0.clone())
+            .collect(),
+    );
     let before = received.load(Ordering::Relaxed);
     let (sent, failed, elapsed) = {
-        let (http, base, admin, user_ids) = (http.clone(), base.clone(), admin.clone(), user_ids.clone());
+        let (http, base, admin, user_ids) =
+            (http.clone(), base.clone(), admin.clone(), user_ids.clone());
         run_for(concurrency, seconds, move |i| {
-            let (http, base, admin, user_ids) = (http.clone(), base.clone(), admin.clone(), user_ids.clone());
+            let (http, base, admin, user_ids) =
+                (http.clone(), base.clone(), admin.clone(), user_ids.clone());
             async move {
                 let uid = &user_ids[(i as usize) % user_ids.len()];
-                http.post(format!("{base}/notification/namespaces/{NAMESPACE}/users/{uid}/freeform"))
-                    .bearer_auth(&admin)
-                    .json(&json!({"topic": "BENCH", "message": "hello"}))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().as_u16() == 204)
+                http.post(format!(
+                    "{base}/notification/namespaces/{NAMESPACE}/users/{uid}/freeform"
+                ))
+                .bearer_auth(&admin)
+                .json(&json!({"topic": "BENCH", "message": "hello"}))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 204)
             }
         })
         .await
@@ -246,7 +310,10 @@ async fn main() -> anyhow::Result<()> {
     let delivered = received.load(Ordering::Relaxed) - before;
     rows.push((
         "free-form notifications delivered/s".into(),
-        format!("{:.0}  ({sent} sent, {delivered} received on sockets, {failed} failed)", delivered as f64 / elapsed.as_secs_f64()),
+        format!(
+            "{:.0}  ({sent} sent, {delivered} received on sockets, {failed} failed)",
+            delivered as f64 / elapsed.as_secs_f64()
+        ),
     ));
     for r in readers {
         r.abort();
@@ -258,7 +325,13 @@ async fn main() -> anyhow::Result<()> {
     let phase_start = Instant::now();
     let last_ok_us = Arc::new(AtomicU64::new(0));
     let (ok, failed, _) = {
-        let (http, base, admin, counter, last_ok_us) = (http.clone(), base.clone(), admin.clone(), counter.clone(), last_ok_us.clone());
+        let (http, base, admin, counter, last_ok_us) = (
+            http.clone(),
+            base.clone(),
+            admin.clone(),
+            counter.clone(),
+            last_ok_us.clone(),
+        );
         run_for(concurrency, seconds, move |_| {
             let (http, base, admin, counter, last_ok_us) = (http.clone(), base.clone(), admin.clone(), counter.clone(), last_ok_us.clone());
             async move {
@@ -294,11 +367,21 @@ async fn main() -> anyhow::Result<()> {
     let busy_for = Duration::from_micros(last_ok_us.load(Ordering::Relaxed).max(1));
     rows.push((
         "DSMC register+claim pairs/s".into(),
-        format!("{:.0}  ({ok} claimed in {:.2}s, then {failed} refused: fleet full)", ok as f64 / busy_for.as_secs_f64(), busy_for.as_secs_f64()),
+        format!(
+            "{:.0}  ({ok} claimed in {:.2}s, then {failed} refused: fleet full)",
+            ok as f64 / busy_for.as_secs_f64(),
+            busy_for.as_secs_f64()
+        ),
     ));
 
     println!();
-    println!("fakes throughput on {} cores, {}s per phase, {concurrency} concurrent clients", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), seconds.as_secs());
+    println!(
+        "fakes throughput on {} cores, {}s per phase, {concurrency} concurrent clients",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        seconds.as_secs()
+    );
     for (name, value) in rows {
         println!("  {name:<44} {value}");
     }

@@ -42,7 +42,10 @@ impl Caller {
         if permission::is_granted(&self.permissions, &required) {
             Ok(())
         } else {
-            Err(ApiError::insufficient_permissions(resource.to_owned(), action))
+            Err(ApiError::insufficient_permissions(
+                resource.to_owned(),
+                action,
+            ))
         }
     }
 }
@@ -51,17 +54,26 @@ impl Caller {
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let shape = shape_of(parts);
         let token = bearer_token(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("missing bearer token").with_shape(shape))?;
-        state.iam.authenticate(token).map_err(|e| e.with_shape(shape))
+        state
+            .iam
+            .authenticate(token)
+            .map_err(|e| e.with_shape(shape))
     }
 }
 
@@ -77,7 +89,9 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':').unwrap_or((text.as_str(), ""));
     Some((id.to_owned(), secret.to_owned()))
@@ -86,13 +100,24 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 impl FromRequestParts<AppState> for BasicClient {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let shape = shape_of(parts);
         let (id, secret) = basic_credentials(&parts.headers).ok_or_else(|| {
-            ApiError::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required")
-                .with_shape(shape)
+            ApiError::oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication is required",
+            )
+            .with_shape(shape)
         })?;
-        state.iam.authenticate_client(&id, &secret).map(BasicClient).map_err(|e| e.with_shape(shape))
+        state
+            .iam
+            .authenticate_client(&id, &secret)
+            .map(BasicClient)
+            .map_err(|e| e.with_shape(shape))
     }
 }
 
@@ -105,12 +130,21 @@ pub struct AnyCredentials;
 impl FromRequestParts<AppState> for AnyCredentials {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let shape = shape_of(parts);
         if let Some((id, secret)) = basic_credentials(&parts.headers) {
-            state.iam.authenticate_client(&id, &secret).map_err(|e| e.with_shape(shape))?;
+            state
+                .iam
+                .authenticate_client(&id, &secret)
+                .map_err(|e| e.with_shape(shape))?;
         } else if let Some(token) = bearer_token(&parts.headers) {
-            state.iam.authenticate(token).map_err(|e| e.with_shape(shape))?;
+            state
+                .iam
+                .authenticate(token)
+                .map_err(|e| e.with_shape(shape))?;
         }
         Ok(AnyCredentials)
     }

@@ -8,9 +8,9 @@
 use accelbyte::models::error::{
     LobbyNotificationError, OAuthError, RequiredPermission, RestError, SessionBrowserErrorV2, codes,
 };
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 /// The error body family a route answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,11 +64,19 @@ impl ApiError {
     }
 
     pub fn unparsable_body(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, codes::UNABLE_TO_PARSE_REQUEST_BODY, message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::UNABLE_TO_PARSE_REQUEST_BODY,
+            message,
+        )
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED_ACCESS, message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED_ACCESS,
+            message,
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -103,7 +111,11 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_SERVER_ERROR, message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL_SERVER_ERROR,
+            message,
+        )
     }
 
     /// Renders this error in another shape (extractors learn the route's shape late).
@@ -158,7 +170,10 @@ impl IntoResponse for ApiError {
                 .into_response(),
             ErrorShape::LobbyNotification => (
                 status,
-                Json(LobbyNotificationError { error_code: self.code, error_message: self.message }),
+                Json(LobbyNotificationError {
+                    error_code: self.code,
+                    error_message: self.message,
+                }),
             )
                 .into_response(),
             ErrorShape::SessionBrowserV2 => (

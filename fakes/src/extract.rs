@@ -5,8 +5,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorShape};
@@ -16,11 +16,19 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The error shape of the route handling this request.
 pub fn shape_of(parts: &Parts) -> ErrorShape {
-    parts.extensions.get::<ErrorShape>().copied().unwrap_or_default()
+    parts
+        .extensions
+        .get::<ErrorShape>()
+        .copied()
+        .unwrap_or_default()
 }
 
 async fn read_body(req: Request) -> Result<Bytes, ApiError> {
-    let shape = req.extensions().get::<ErrorShape>().copied().unwrap_or_default();
+    let shape = req
+        .extensions()
+        .get::<ErrorShape>()
+        .copied()
+        .unwrap_or_default();
     let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await
         .map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES).with_shape(shape))?;
@@ -36,9 +44,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let shape = req.extensions().get::<ErrorShape>().copied().unwrap_or_default();
+        let shape = req
+            .extensions()
+            .get::<ErrorShape>()
+            .copied()
+            .unwrap_or_default();
         let bytes = read_body(req).await?;
-        parse_json(&bytes).map(JsonBody).map_err(|e| e.with_shape(shape))
+        parse_json(&bytes)
+            .map(JsonBody)
+            .map_err(|e| e.with_shape(shape))
     }
 }
 
@@ -64,12 +78,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let shape = req.extensions().get::<ErrorShape>().copied().unwrap_or_default();
+        let shape = req
+            .extensions()
+            .get::<ErrorShape>()
+            .copied()
+            .unwrap_or_default();
         let bytes = read_body(req).await?;
-        serde_urlencoded::from_bytes(&bytes).map(FormBody).map_err(|e| {
-            ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid form: {e}"))
+        serde_urlencoded::from_bytes(&bytes)
+            .map(FormBody)
+            .map_err(|e| {
+                ApiError::oauth(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("invalid form: {e}"),
+                )
                 .with_shape(shape)
-        })
+            })
     }
 }
 
@@ -82,8 +106,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query).map(QueryParams).map_err(|e| {
-            ApiError::bad_request(format!("invalid query parameters: {e}")).with_shape(shape_of(parts))
-        })
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|e| {
+                ApiError::bad_request(format!("invalid query parameters: {e}"))
+                    .with_shape(shape_of(parts))
+            })
     }
 }

@@ -12,9 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use parking_lot::RwLock;
+use rsa::RsaPrivateKey;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
-use rsa::RsaPrivateKey;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// One signing key with everything derived from it.
@@ -27,7 +27,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +110,9 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(first: SigningKey) -> Self {
-        Self { keys: RwLock::new(vec![first]) }
+        Self {
+            keys: RwLock::new(vec![first]),
+        }
     }
 
     /// Makes `key` the signing key; older keys stay in the JWKS.
@@ -117,13 +121,23 @@ impl KeyRing {
     }
 
     pub fn jwks(&self) -> Jwks {
-        Jwks { keys: self.keys.read().iter().rev().map(|k| k.jwk.clone()).collect() }
+        Jwks {
+            keys: self
+                .keys
+                .read()
+                .iter()
+                .rev()
+                .map(|k| k.jwk.clone())
+                .collect(),
+        }
     }
 
     /// Signs `claims` as RS256 with the current key's `kid`.
     pub fn sign<C: Serialize>(&self, claims: &C) -> anyhow::Result<String> {
         let keys = self.keys.read();
-        let key = keys.last().ok_or_else(|| anyhow::anyhow!("no signing key"))?;
+        let key = keys
+            .last()
+            .ok_or_else(|| anyhow::anyhow!("no signing key"))?;
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());
         header.typ = Some("JWT".into());
@@ -138,7 +152,10 @@ impl KeyRing {
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let keys = self.keys.read();
-        let key = keys.iter().find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(TokenError::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = leeway_s;
         validation.validate_aud = false;

@@ -84,9 +84,15 @@ pub const DEFAULT_SEED_TOML: &str = include_str!("default_seed.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error("{path}: {source}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("{path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -100,16 +106,23 @@ impl Seed {
     /// Reads and validates a seed file.
     pub fn load(path: &std::path::Path) -> Result<Self, SeedError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SeedError::Read { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
+            path: shown.clone(),
+            source,
+        })?;
         Self::parse(&text, &shown)
     }
 
     /// Parses and validates seed TOML; `origin` names the source in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, SeedError> {
-        let seed: Seed = toml::from_str(text)
-            .map_err(|source| SeedError::Parse { path: origin.to_owned(), source })?;
-        seed.validate().map_err(|message| SeedError::Invalid { path: origin.to_owned(), message })?;
+        let seed: Seed = toml::from_str(text).map_err(|source| SeedError::Parse {
+            path: origin.to_owned(),
+            source,
+        })?;
+        seed.validate().map_err(|message| SeedError::Invalid {
+            path: origin.to_owned(),
+            message,
+        })?;
         Ok(seed)
     }
 
@@ -121,7 +134,10 @@ impl Seed {
         let known_role = |r: &str| self.roles.iter().any(|role| role.id == r);
         for c in &self.clients {
             if !known_ns(&c.namespace) {
-                return Err(format!("clients.{}.namespace: unknown namespace {:?}", c.id, c.namespace));
+                return Err(format!(
+                    "clients.{}.namespace: unknown namespace {:?}",
+                    c.id, c.namespace
+                ));
             }
         }
         for r in self.default_user_roles.iter() {
@@ -131,7 +147,10 @@ impl Seed {
         }
         for u in &self.users {
             if !known_ns(&u.namespace) {
-                return Err(format!("users.{}.namespace: unknown namespace {:?}", u.username, u.namespace));
+                return Err(format!(
+                    "users.{}.namespace: unknown namespace {:?}",
+                    u.username, u.namespace
+                ));
             }
             if let Some(r) = u.roles.iter().find(|r| !known_role(r)) {
                 return Err(format!("users.{}.roles: unknown role {r:?}", u.username));
@@ -163,6 +182,9 @@ mod tests {
     fn unknown_role_is_refused() {
         let toml = "namespaces=[\"a\"]\n[[users]]\nusername=\"u\"\npassword=\"p\"\nnamespace=\"a\"\nroles=[\"nope\"]\n";
         let err = Seed::parse(toml, "s.toml").unwrap_err().to_string();
-        assert!(err.contains("users.u.roles") && err.contains("nope"), "{err}");
+        assert!(
+            err.contains("users.u.roles") && err.contains("nope"),
+            "{err}"
+        );
     }
 }

@@ -15,7 +15,11 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// Binds `addr` with [`LISTEN_BACKLOG`] and `SO_REUSEADDR`.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
@@ -29,9 +33,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = crate::app::router(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// A running fakes instance; dropping it stops the server.
@@ -73,6 +80,13 @@ pub async fn spawn(config: FakesConfig) -> anyhow::Result<Handle> {
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
-    let task = tokio::spawn(serve(listener, state.clone(), async move { stop.cancelled().await }));
-    Ok(Handle { addr, state, cancel, task: Some(task) })
+    let task = tokio::spawn(serve(listener, state.clone(), async move {
+        stop.cancelled().await
+    }));
+    Ok(Handle {
+        addr,
+        state,
+        cancel,
+        task: Some(task),
+    })
 }

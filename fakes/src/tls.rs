@@ -20,13 +20,21 @@ pub struct SelfSigned {
 
 /// Generates a certificate for `localhost`, `127.0.0.1` and `::1` and writes it to `dir`.
 pub fn self_signed(dir: &Path, port: u16) -> anyhow::Result<SelfSigned> {
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     let certified = rcgen::generate_simple_self_signed(names)?;
     let cert_pem = certified.cert.pem();
     let key_pem = certified.key_pair.serialize_pem();
     let cert_path = dir.join(format!("matchbench-fakes-{port}.pem"));
     std::fs::write(&cert_path, &cert_pem)?;
-    Ok(SelfSigned { cert_path, cert_pem, key_pem })
+    Ok(SelfSigned {
+        cert_path,
+        cert_pem,
+        key_pem,
+    })
 }
 
 /// Serves HTTPS/WSS on `listener` until `shutdown` completes.
@@ -38,7 +46,11 @@ pub async fn serve_tls(
 ) -> anyhow::Result<()> {
     // rustls needs a process-wide crypto provider; a second install is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = RustlsConfig::from_pem(cert.cert_pem.clone().into_bytes(), cert.key_pem.clone().into_bytes()).await?;
+    let config = RustlsConfig::from_pem(
+        cert.cert_pem.clone().into_bytes(),
+        cert.key_pem.clone().into_bytes(),
+    )
+    .await?;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub use crate::models::sessionbrowser::{MatchPartyMember, MatchingAlly, MatchingParty, StatusHistory};
+pub use crate::models::sessionbrowser::{
+    MatchPartyMember, MatchingAlly, MatchingParty, StatusHistory,
+};
 
 /// Server statuses.
 pub mod status {

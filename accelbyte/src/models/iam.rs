@@ -28,11 +28,19 @@ pub struct PermissionPascal {
     pub resource: String,
     #[serde(rename = "Action")]
     pub action: u32,
-    #[serde(rename = "SchedAction", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SchedAction",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sched_action: Option<u32>,
     #[serde(rename = "SchedCron", default, skip_serializing_if = "Option::is_none")]
     pub sched_cron: Option<String>,
-    #[serde(rename = "SchedRange", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SchedRange",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sched_range: Option<Vec<String>>,
 }
 

@@ -31,18 +31,45 @@ pub fn router() -> Router<AppState> {
         .route("/iam/v3/oauth/revocationlist", get(oauth::revocation_list))
         .route("/iam/oauth/revocationlist", get(oauth::revocation_list))
         .route("/iam/v3/logout", post(oauth::logout))
-        .route("/iam/v3/oauth/admin/namespaces/{namespace}/users/{user_id}/revoke", post(oauth::revoke_user))
-        .route("/iam/v4/public/namespaces/{namespace}/users", post(users::create_user_v4))
-        .route("/iam/v4/public/namespaces/{namespace}/test_users", post(users::create_user_v4))
-        .route("/iam/v4/admin/namespaces/{namespace}/test_users", post(users::create_test_users))
-        .route("/iam/v3/public/namespaces/{namespace}/users", post(users::create_user_v3))
+        .route(
+            "/iam/v3/oauth/admin/namespaces/{namespace}/users/{user_id}/revoke",
+            post(oauth::revoke_user),
+        )
+        .route(
+            "/iam/v4/public/namespaces/{namespace}/users",
+            post(users::create_user_v4),
+        )
+        .route(
+            "/iam/v4/public/namespaces/{namespace}/test_users",
+            post(users::create_user_v4),
+        )
+        .route(
+            "/iam/v4/admin/namespaces/{namespace}/test_users",
+            post(users::create_test_users),
+        )
+        .route(
+            "/iam/v3/public/namespaces/{namespace}/users",
+            post(users::create_user_v3),
+        )
         .route("/iam/v3/public/users/me", get(users::me))
-        .route("/iam/v3/public/namespaces/{namespace}/users/{user_id}", get(users::public_user))
-        .route("/iam/v3/admin/namespaces/{namespace}/users/{user_id}/information", delete(users::delete_user))
+        .route(
+            "/iam/v3/public/namespaces/{namespace}/users/{user_id}",
+            get(users::public_user),
+        )
+        .route(
+            "/iam/v3/admin/namespaces/{namespace}/users/{user_id}/information",
+            delete(users::delete_user),
+        )
         .route("/iam/roles/{role_id}", get(roles::role_legacy))
         .route("/iam/v3/admin/roles/{role_id}", get(roles::role_v3))
-        .route("/iam/v3/admin/namespaces/{namespace}/roleoverride/{role_id}/permissions", get(roles::role_override))
-        .route("/iam/v3/admin/namespaces/{namespace}/clients/{client_id}", get(roles::client_info))
+        .route(
+            "/iam/v3/admin/namespaces/{namespace}/roleoverride/{role_id}/permissions",
+            get(roles::role_override),
+        )
+        .route(
+            "/iam/v3/admin/namespaces/{namespace}/clients/{client_id}",
+            get(roles::client_info),
+        )
         .route("/iam/healthz", get(health))
         .layer(Extension(ErrorShape::Rest));
     oauth.merge(rest)

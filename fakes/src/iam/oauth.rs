@@ -42,7 +42,10 @@ fn redirect(base: &str, params: &[(&str, &str)]) -> Response {
 }
 
 fn redirect_error(base: &str, error: &ApiError, state: Option<&str>) -> Response {
-    let mut params = vec![("error", error.oauth_error), ("error_description", error.message.as_str())];
+    let mut params = vec![
+        ("error", error.oauth_error),
+        ("error_description", error.message.as_str()),
+    ];
     if let Some(s) = state {
         params.push(("state", s));
     }
@@ -62,10 +65,17 @@ fn error_target(state: &AppState, client_id: Option<&str>, redirect_uri: Option<
 }
 
 /// `GET /iam/v3/oauth/authorize`.
-pub async fn authorize(State(state): State<AppState>, QueryParams(q): QueryParams<AuthorizeQuery>) -> Response {
+pub async fn authorize(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<AuthorizeQuery>,
+) -> Response {
     let target = error_target(&state, q.client_id.as_deref(), q.redirect_uri.as_deref());
     let fail = |error: &'static str, description: &str| {
-        redirect_error(&target, &ApiError::oauth(StatusCode::BAD_REQUEST, error, description), q.state.as_deref())
+        redirect_error(
+            &target,
+            &ApiError::oauth(StatusCode::BAD_REQUEST, error, description),
+            q.state.as_deref(),
+        )
     };
     let Some(client_id) = q.client_id.as_deref().filter(|c| !c.is_empty()) else {
         return fail("invalid_request", "client_id is required");
@@ -73,15 +83,26 @@ pub async fn authorize(State(state): State<AppState>, QueryParams(q): QueryParam
     if q.response_type.as_deref() != Some("code") {
         return fail("unsupported_response_type", "response_type must be code");
     }
-    let challenge = match (q.code_challenge.as_deref(), q.code_challenge_method.as_deref()) {
+    let challenge = match (
+        q.code_challenge.as_deref(),
+        q.code_challenge_method.as_deref(),
+    ) {
         (None | Some(""), _) => None,
         (Some(c), None | Some("") | Some("plain")) => Some((c.to_owned(), "plain".to_owned())),
         (Some(c), Some("S256")) => Some((c.to_owned(), "S256".to_owned())),
-        (Some(_), Some(_)) => return fail("invalid_request", "code_challenge_method must be S256 or plain"),
+        (Some(_), Some(_)) => {
+            return fail(
+                "invalid_request",
+                "code_challenge_method must be S256 or plain",
+            );
+        }
     };
     match state.iam.authorize(client_id, challenge, q.scope.clone()) {
         Ok(request_id) => {
-            let mut params = vec![("request_id", request_id.as_str()), ("client_id", client_id)];
+            let mut params = vec![
+                ("request_id", request_id.as_str()),
+                ("client_id", client_id),
+            ];
             if let Some(s) = q.state.as_deref() {
                 params.push(("state", s));
             }
@@ -102,12 +123,21 @@ pub struct AuthenticateForm {
 }
 
 /// `POST /iam/v3/authenticate`.
-pub async fn authenticate(State(state): State<AppState>, FormBody(f): FormBody<AuthenticateForm>) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    FormBody(f): FormBody<AuthenticateForm>,
+) -> Response {
     let target = error_target(&state, f.client_id.as_deref(), f.redirect_uri.as_deref());
-    let (Some(user), Some(password), Some(request_id)) =
-        (f.user_name.as_deref(), f.password.as_deref(), f.request_id.as_deref())
-    else {
-        let e = ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_request", "user_name, password and request_id are required");
+    let (Some(user), Some(password), Some(request_id)) = (
+        f.user_name.as_deref(),
+        f.password.as_deref(),
+        f.request_id.as_deref(),
+    ) else {
+        let e = ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "user_name, password and request_id are required",
+        );
         return redirect_error(&target, &e, f.state.as_deref());
     };
     match state.iam.authenticate_user(request_id, user, password) {
@@ -136,13 +166,24 @@ pub struct TokenForm {
 
 /// The client a token request comes from: Basic header, or (public clients and the 2025 spec's
 /// form fields) `client_id` / `client_secret` in the form.
-fn token_client(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> ApiResult<ClientRecord> {
+fn token_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> ApiResult<ClientRecord> {
     let (id, secret) = match basic_credentials(headers) {
         Some(creds) => creds,
         None => match form.client_id.as_deref() {
-            Some(id) => (id.to_owned(), form.client_secret.clone().unwrap_or_default()),
+            Some(id) => (
+                id.to_owned(),
+                form.client_secret.clone().unwrap_or_default(),
+            ),
             None => {
-                return Err(ApiError::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required"));
+                return Err(ApiError::oauth(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "client authentication is required",
+                ));
             }
         },
     };
@@ -151,7 +192,11 @@ fn token_client(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> ApiR
 
 fn required<'a>(value: &'a Option<String>, name: &str) -> ApiResult<&'a str> {
     value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
-        ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_request", format!("{name} is required"))
+        ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("{name} is required"),
+        )
     })
 }
 
@@ -160,7 +205,9 @@ fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> ApiResult<T
     match required(&form.grant_type, "grant_type")? {
         "authorization_code" => {
             let code = required(&form.code, "code")?;
-            state.iam.grant_authorization_code(&client, code, form.code_verifier.as_deref())
+            state
+                .iam
+                .grant_authorization_code(&client, code, form.code_verifier.as_deref())
         }
         "password" => {
             let username = required(&form.username, "username")?;
@@ -168,7 +215,9 @@ fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> ApiResult<T
             state.iam.grant_password(&client, username, password)
         }
         "client_credentials" => state.iam.grant_client_credentials(&client),
-        "refresh_token" => state.iam.grant_refresh(&client, required(&form.refresh_token, "refresh_token")?),
+        "refresh_token" => state
+            .iam
+            .grant_refresh(&client, required(&form.refresh_token, "refresh_token")?),
         other => Err(ApiError::oauth(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -178,7 +227,11 @@ fn grant(state: &AppState, headers: &HeaderMap, form: &TokenForm) -> ApiResult<T
 }
 
 /// `POST /iam/v3/oauth/token`.
-pub async fn token_v3(State(state): State<AppState>, headers: HeaderMap, FormBody(form): FormBody<TokenForm>) -> ApiResult<Json<TokenResponseV3>> {
+pub async fn token_v3(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    FormBody(form): FormBody<TokenForm>,
+) -> ApiResult<Json<TokenResponseV3>> {
     grant(&state, &headers, &form).map(Json)
 }
 
@@ -246,7 +299,10 @@ pub async fn revoke_user(
     Path((namespace, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state.iam.require_namespace(&namespace)?;
-    caller.require(&format!("ADMIN:NAMESPACE:{namespace}:USER:{user_id}"), accelbyte::permission::action::UPDATE)?;
+    caller.require(
+        &format!("ADMIN:NAMESPACE:{namespace}:USER:{user_id}"),
+        accelbyte::permission::action::UPDATE,
+    )?;
     state.iam.revoke_user(&user_id)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -257,6 +313,9 @@ pub async fn jwks(State(state): State<AppState>, _creds: AnyCredentials) -> Json
 }
 
 /// `GET /iam/v3/oauth/revocationlist` (and legacy): never an empty or null `revoked_users`.
-pub async fn revocation_list(State(state): State<AppState>, _creds: AnyCredentials) -> Json<RevocationList> {
+pub async fn revocation_list(
+    State(state): State<AppState>,
+    _creds: AnyCredentials,
+) -> Json<RevocationList> {
     Json(state.iam.revocation_list())
 }

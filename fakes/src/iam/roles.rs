@@ -16,7 +16,10 @@ use crate::iam::store::RoleRecord;
 use crate::state::AppState;
 
 fn find_role(state: &AppState, role_id: &str) -> ApiResult<RoleRecord> {
-    state.iam.role(role_id).ok_or_else(|| ApiError::not_found(codes::ROLE_NOT_FOUND, "role not found"))
+    state
+        .iam
+        .role(role_id)
+        .ok_or_else(|| ApiError::not_found(codes::ROLE_NOT_FOUND, "role not found"))
 }
 
 /// `GET /iam/roles/{roleId}` (iam-python-sdk ≤ 1.3.3). Any valid token may read roles.
@@ -30,7 +33,11 @@ pub async fn role_legacy(
         role_id: role.id,
         role_name: role.name,
         is_wildcard: false,
-        permissions: role.permissions.iter().map(PermissionPascal::from).collect(),
+        permissions: role
+            .permissions
+            .iter()
+            .map(PermissionPascal::from)
+            .collect(),
     }))
 }
 
@@ -61,7 +68,13 @@ pub async fn role_override(
     state.iam.require_namespace(&namespace)?;
     caller.require("ROLE", action::READ)?;
     let role = find_role(&state, &role_id)?;
-    Ok(Json(RoleOverridePermissions { permissions: role.permissions.iter().map(PermissionPascal::from).collect() }))
+    Ok(Json(RoleOverridePermissions {
+        permissions: role
+            .permissions
+            .iter()
+            .map(PermissionPascal::from)
+            .collect(),
+    }))
 }
 
 /// `GET /iam/v3/admin/namespaces/{namespace}/clients/{clientId}` (audience validation).

@@ -103,7 +103,10 @@ pub struct TokenLifetimes {
 
 impl Default for TokenLifetimes {
     fn default() -> Self {
-        Self { access: Duration::from_secs(3600), refresh: Duration::from_secs(86_400) }
+        Self {
+            access: Duration::from_secs(3600),
+            refresh: Duration::from_secs(86_400),
+        }
     }
 }
 
@@ -198,9 +201,17 @@ impl IamStore {
                     id: c.id.clone(),
                     secret: c.secret.clone(),
                     namespace: c.namespace.clone(),
-                    name: if c.name.is_empty() { c.id.clone() } else { c.name.clone() },
+                    name: if c.name.is_empty() {
+                        c.id.clone()
+                    } else {
+                        c.name.clone()
+                    },
                     redirect_uri: c.redirect_uri.clone(),
-                    permissions: c.permissions.iter().map(|p| to_v3(p, &c.namespace)).collect(),
+                    permissions: c
+                        .permissions
+                        .iter()
+                        .map(|p| to_v3(p, &c.namespace))
+                        .collect(),
                 },
             );
         }
@@ -218,7 +229,12 @@ impl IamStore {
                 .collect();
             d.roles.insert(
                 r.id.clone(),
-                RoleRecord { id: r.id.clone(), name: r.name.clone(), admin: r.admin, permissions },
+                RoleRecord {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    admin: r.admin,
+                    permissions,
+                },
             );
         }
         d.default_user_roles = seed.default_user_roles.clone();
@@ -227,12 +243,19 @@ impl IamStore {
             DateTime::<Utc>::from_timestamp(1_600_000_000, 123_456_789).unwrap_or_default(),
         );
         for u in &seed.users {
-            let roles = if u.roles.is_empty() { d.default_user_roles.clone() } else { u.roles.clone() };
+            let roles = if u.roles.is_empty() {
+                d.default_user_roles.clone()
+            } else {
+                u.roles.clone()
+            };
             let user = UserRecord {
                 user_id: u.user_id.clone().unwrap_or_else(new_id),
                 username: u.username.clone(),
                 password: u.password.clone(),
-                email: u.email.clone().unwrap_or_else(|| format!("{}@example.com", u.username)),
+                email: u
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| format!("{}@example.com", u.username)),
                 namespace: u.namespace.clone(),
                 display_name: u.display_name.clone().unwrap_or_else(|| u.username.clone()),
                 roles,
@@ -263,7 +286,10 @@ impl IamStore {
         if self.has_namespace(namespace) {
             Ok(())
         } else {
-            Err(ApiError::not_found(codes::VALIDATION_ERROR, format!("namespace {namespace} not found")))
+            Err(ApiError::not_found(
+                codes::VALIDATION_ERROR,
+                format!("namespace {namespace} not found"),
+            ))
         }
     }
 
@@ -277,7 +303,11 @@ impl IamStore {
             None => secret.is_empty(),
         });
         client.cloned().ok_or_else(|| {
-            ApiError::oauth(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed")
+            ApiError::oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            )
         })
     }
 
@@ -294,10 +324,21 @@ impl IamStore {
                 _ => return Err(ApiError::unauthorized("user no longer exists")),
             }
         }
-        let mut permissions: Vec<Permission> =
-            claims.permissions.iter().map(|p| Permission::new(&p.resource, p.action)).collect();
-        permissions.extend(role_permissions(&d, &claims).into_iter().map(|p| Permission::new(&p.resource, p.action)));
-        Ok(Caller { token: token.to_owned(), claims, permissions })
+        let mut permissions: Vec<Permission> = claims
+            .permissions
+            .iter()
+            .map(|p| Permission::new(&p.resource, p.action))
+            .collect();
+        permissions.extend(
+            role_permissions(&d, &claims)
+                .into_iter()
+                .map(|p| Permission::new(&p.resource, p.action)),
+        );
+        Ok(Caller {
+            token: token.to_owned(),
+            claims,
+            permissions,
+        })
     }
 
     /// Signature and expiry check, remembered per token: an RS256 verification costs tens of
@@ -333,7 +374,11 @@ impl IamStore {
     ) -> ApiResult<String> {
         let mut d = self.data.lock();
         if !d.clients.contains_key(client_id) {
-            return Err(ApiError::oauth(StatusCode::BAD_REQUEST, "unauthorized_client", "unknown client_id"));
+            return Err(ApiError::oauth(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "unknown client_id",
+            ));
         }
         prune_login_steps(&mut d);
         let request_id = new_id();
@@ -350,14 +395,29 @@ impl IamStore {
     }
 
     /// `POST /iam/v3/authenticate`: checks the password and turns the request into a `code`.
-    pub fn authenticate_user(&self, request_id: &str, user_name: &str, password: &str) -> ApiResult<String> {
+    pub fn authenticate_user(
+        &self,
+        request_id: &str,
+        user_name: &str,
+        password: &str,
+    ) -> ApiResult<String> {
         let mut d = self.data.lock();
         let request = d
             .auth_requests
             .remove(request_id)
             .filter(|r| r.created.elapsed() < LOGIN_STEP_TTL)
-            .ok_or_else(|| ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_request", "request_id is unknown or expired"))?;
-        let client_ns = d.clients.get(&request.client_id).map(|c| c.namespace.clone()).unwrap_or_default();
+            .ok_or_else(|| {
+                ApiError::oauth(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "request_id is unknown or expired",
+                )
+            })?;
+        let client_ns = d
+            .clients
+            .get(&request.client_id)
+            .map(|c| c.namespace.clone())
+            .unwrap_or_default();
         let user = check_password(&d, user_name, password, &client_ns)?;
         let code = new_id();
         d.auth_codes.insert(
@@ -384,25 +444,41 @@ impl IamStore {
     ) -> ApiResult<TokenResponseV3> {
         let (user, scope) = {
             let mut d = self.data.lock();
-            let grant = d.auth_codes.remove(code).filter(|c| c.created.elapsed() < LOGIN_STEP_TTL);
-            let grant = grant.ok_or_else(|| invalid_grant("authorization code is unknown, used or expired"))?;
+            let grant = d
+                .auth_codes
+                .remove(code)
+                .filter(|c| c.created.elapsed() < LOGIN_STEP_TTL);
+            let grant = grant
+                .ok_or_else(|| invalid_grant("authorization code is unknown, used or expired"))?;
             if grant.client_id != client.id {
-                return Err(invalid_grant("authorization code was issued to another client"));
+                return Err(invalid_grant(
+                    "authorization code was issued to another client",
+                ));
             }
             if let Some((challenge, method)) = &grant.challenge {
-                let verifier = verifier.ok_or_else(|| invalid_grant("code_verifier is required"))?;
+                let verifier =
+                    verifier.ok_or_else(|| invalid_grant("code_verifier is required"))?;
                 if !pkce_matches(challenge, method, verifier) {
                     return Err(invalid_grant("code_verifier does not match code_challenge"));
                 }
             }
-            let user = d.users.get(&grant.user_id).cloned().ok_or_else(|| invalid_grant("user no longer exists"))?;
+            let user = d
+                .users
+                .get(&grant.user_id)
+                .cloned()
+                .ok_or_else(|| invalid_grant("user no longer exists"))?;
             (user, grant.scope)
         };
         self.issue_user_token(client, &user, &scope)
     }
 
     /// `grant_type=password`.
-    pub fn grant_password(&self, client: &ClientRecord, username: &str, password: &str) -> ApiResult<TokenResponseV3> {
+    pub fn grant_password(
+        &self,
+        client: &ClientRecord,
+        username: &str,
+        password: &str,
+    ) -> ApiResult<TokenResponseV3> {
         let user = {
             let d = self.data.lock();
             check_password(&d, username, password, &client.namespace).map_err(|e| ApiError {
@@ -429,12 +505,19 @@ impl IamStore {
             iat: now,
             exp: now + lifetimes.access.as_secs() as i64,
             namespace: client.namespace.clone(),
-            permissions: client.permissions.iter().map(PermissionPascal::from).collect(),
+            permissions: client
+                .permissions
+                .iter()
+                .map(PermissionPascal::from)
+                .collect(),
             scope: DEFAULT_SCOPE.to_owned(),
             client_id: client.id.clone(),
             ..JwtClaims::default()
         };
-        let access_token = self.keys.sign(&claims).map_err(|e| ApiError::internal(e.to_string()))?;
+        let access_token = self
+            .keys
+            .sign(&claims)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(TokenResponseV3 {
             access_token,
             expires_in: lifetimes.access.as_secs() as i64,
@@ -447,22 +530,41 @@ impl IamStore {
     }
 
     /// `grant_type=refresh_token`: the refresh token is single use and rotated.
-    pub fn grant_refresh(&self, client: &ClientRecord, refresh_token: &str) -> ApiResult<TokenResponseV3> {
+    pub fn grant_refresh(
+        &self,
+        client: &ClientRecord,
+        refresh_token: &str,
+    ) -> ApiResult<TokenResponseV3> {
         let (user, scope) = {
             let mut d = self.data.lock();
-            let grant = d.refresh_grants.remove(refresh_token).filter(|g| g.expires > Instant::now());
-            let grant = grant.ok_or_else(|| invalid_grant("refresh token is unknown, used or expired"))?;
+            let grant = d
+                .refresh_grants
+                .remove(refresh_token)
+                .filter(|g| g.expires > Instant::now());
+            let grant =
+                grant.ok_or_else(|| invalid_grant("refresh token is unknown, used or expired"))?;
             if grant.client_id != client.id {
                 return Err(invalid_grant("refresh token was issued to another client"));
             }
-            let user_id = grant.user_id.ok_or_else(|| invalid_grant("not a user refresh token"))?;
-            let user = d.users.get(&user_id).cloned().ok_or_else(|| invalid_grant("user no longer exists"))?;
+            let user_id = grant
+                .user_id
+                .ok_or_else(|| invalid_grant("not a user refresh token"))?;
+            let user = d
+                .users
+                .get(&user_id)
+                .cloned()
+                .ok_or_else(|| invalid_grant("user no longer exists"))?;
             (user, grant.scope)
         };
         self.issue_user_token(client, &user, &scope)
     }
 
-    fn issue_user_token(&self, client: &ClientRecord, user: &UserRecord, scope: &str) -> ApiResult<TokenResponseV3> {
+    fn issue_user_token(
+        &self,
+        client: &ClientRecord,
+        user: &UserRecord,
+        scope: &str,
+    ) -> ApiResult<TokenResponseV3> {
         let lifetimes = self.lifetimes();
         let permissions = {
             let d = self.data.lock();
@@ -471,7 +573,10 @@ impl IamStore {
         let namespace_roles: Vec<NamespaceRole> = user
             .roles
             .iter()
-            .map(|r| NamespaceRole { role_id: r.clone(), namespace: user.namespace.clone() })
+            .map(|r| NamespaceRole {
+                role_id: r.clone(),
+                namespace: user.namespace.clone(),
+            })
             .collect();
         let now = Utc::now().timestamp();
         let claims = JwtClaims {
@@ -492,7 +597,10 @@ impl IamStore {
             is_comply: true,
             ..JwtClaims::default()
         };
-        let access_token = self.keys.sign(&claims).map_err(|e| ApiError::internal(e.to_string()))?;
+        let access_token = self
+            .keys
+            .sign(&claims)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let refresh_token = new_secret();
         self.data.lock().refresh_grants.insert(
             refresh_token.clone(),
@@ -573,7 +681,8 @@ impl IamStore {
             return Err(ApiError::not_found(codes::USER_NOT_FOUND, "user not found"));
         }
         d.revoked_users.insert(user_id.to_owned(), Utc::now());
-        d.refresh_grants.retain(|_, g| g.user_id.as_deref() != Some(user_id));
+        d.refresh_grants
+            .retain(|_, g| g.user_id.as_deref() != Some(user_id));
         Ok(())
     }
 
@@ -585,7 +694,10 @@ impl IamStore {
             revoked_users: d
                 .revoked_users
                 .iter()
-                .map(|(id, at)| RevokedUser { id: id.clone(), revoked_at: now_rfc3339_nanos(*at) })
+                .map(|(id, at)| RevokedUser {
+                    id: id.clone(),
+                    revoked_at: now_rfc3339_nanos(*at),
+                })
                 .collect(),
         }
     }
@@ -596,13 +708,22 @@ impl IamStore {
     pub fn create_user(&self, mut user: UserRecord) -> ApiResult<UserRecord> {
         let mut d = self.data.lock();
         if !d.namespaces.contains(&user.namespace) {
-            return Err(ApiError::not_found(codes::VALIDATION_ERROR, format!("namespace {} not found", user.namespace)));
+            return Err(ApiError::not_found(
+                codes::VALIDATION_ERROR,
+                format!("namespace {} not found", user.namespace),
+            ));
         }
         if !user.username.is_empty() && d.logins.contains_key(&user.username.to_lowercase()) {
-            return Err(ApiError::conflict(codes::USERNAME_ALREADY_USED, "username already used"));
+            return Err(ApiError::conflict(
+                codes::USERNAME_ALREADY_USED,
+                "username already used",
+            ));
         }
         if d.logins.contains_key(&user.email.to_lowercase()) {
-            return Err(ApiError::conflict(codes::EMAIL_ALREADY_USED, "email already used"));
+            return Err(ApiError::conflict(
+                codes::EMAIL_ALREADY_USED,
+                "email already used",
+            ));
         }
         if user.roles.is_empty() {
             user.roles = d.default_user_roles.clone();
@@ -630,7 +751,8 @@ impl IamStore {
             d.logins.remove(&u.username.to_lowercase());
             d.logins.remove(&u.email.to_lowercase());
         }
-        d.refresh_grants.retain(|_, g| g.user_id.as_deref() != Some(user_id));
+        d.refresh_grants
+            .retain(|_, g| g.user_id.as_deref() != Some(user_id));
         Ok(())
     }
 
@@ -675,9 +797,11 @@ impl IamData {
 
 fn insert_user(d: &mut IamData, user: UserRecord) {
     if !user.username.is_empty() {
-        d.logins.insert(user.username.to_lowercase(), user.user_id.clone());
+        d.logins
+            .insert(user.username.to_lowercase(), user.user_id.clone());
     }
-    d.logins.insert(user.email.to_lowercase(), user.user_id.clone());
+    d.logins
+        .insert(user.email.to_lowercase(), user.user_id.clone());
     d.users.insert(user.user_id.clone(), user);
 }
 
@@ -685,18 +809,37 @@ fn invalid_grant(description: &str) -> ApiError {
     ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
-fn check_password(d: &IamData, login: &str, password: &str, client_namespace: &str) -> ApiResult<UserRecord> {
+fn check_password(
+    d: &IamData,
+    login: &str,
+    password: &str,
+    client_namespace: &str,
+) -> ApiResult<UserRecord> {
     let user = d
         .logins
         .get(&login.to_lowercase())
         .and_then(|id| d.users.get(id))
         .filter(|u| u.password == password)
-        .ok_or_else(|| ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_grant", "invalid username or password"))?;
+        .ok_or_else(|| {
+            ApiError::oauth(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "invalid username or password",
+            )
+        })?;
     if !user.enabled {
-        return Err(ApiError::oauth(StatusCode::FORBIDDEN, "access_denied", "user is disabled"));
+        return Err(ApiError::oauth(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "user is disabled",
+        ));
     }
     if !client_namespace.is_empty() && user.namespace != client_namespace {
-        return Err(ApiError::oauth(StatusCode::FORBIDDEN, "access_denied", "user belongs to another namespace"));
+        return Err(ApiError::oauth(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "user belongs to another namespace",
+        ));
     }
     Ok(user.clone())
 }
@@ -713,8 +856,10 @@ fn pkce_matches(challenge: &str, method: &str, verifier: &str) -> bool {
 }
 
 fn prune_login_steps(d: &mut IamData) {
-    d.auth_requests.retain(|_, r| r.created.elapsed() < LOGIN_STEP_TTL);
-    d.auth_codes.retain(|_, c| c.created.elapsed() < LOGIN_STEP_TTL);
+    d.auth_requests
+        .retain(|_, r| r.created.elapsed() < LOGIN_STEP_TTL);
+    d.auth_codes
+        .retain(|_, c| c.created.elapsed() < LOGIN_STEP_TTL);
     let now = Instant::now();
     d.refresh_grants.retain(|_, g| g.expires > now);
 }
@@ -722,12 +867,18 @@ fn prune_login_steps(d: &mut IamData) {
 /// A user's role permissions with `{namespace}` and `{userId}` filled in: what goes into their
 /// token, so validators need no role look-up.
 fn user_permissions(d: &IamData, user: &UserRecord) -> Vec<PermissionV3> {
-    let vars = [("namespace", user.namespace.as_str()), ("userId", user.user_id.as_str())];
+    let vars = [
+        ("namespace", user.namespace.as_str()),
+        ("userId", user.user_id.as_str()),
+    ];
     user.roles
         .iter()
         .filter_map(|r| d.roles.get(r))
         .flat_map(|role| role.permissions.iter())
-        .map(|p| PermissionV3 { resource: permission::substitute(&p.resource, &vars), ..p.clone() })
+        .map(|p| PermissionV3 {
+            resource: permission::substitute(&p.resource, &vars),
+            ..p.clone()
+        })
         .collect()
 }
 
@@ -746,7 +897,10 @@ fn role_permissions(d: &IamData, claims: &JwtClaims) -> Vec<PermissionV3> {
     }
     for r in &claims.roles {
         if let Some(role) = d.roles.get(r) {
-            let vars = [("namespace", claims.namespace.as_str()), ("userId", user_id)];
+            let vars = [
+                ("namespace", claims.namespace.as_str()),
+                ("userId", user_id),
+            ];
             out.extend(role.permissions.iter().map(|p| PermissionV3 {
                 resource: permission::substitute(&p.resource, &vars),
                 ..p.clone()

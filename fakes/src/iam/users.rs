@@ -49,14 +49,28 @@ fn validate_password(password: &str) -> ApiResult<()> {
 
 fn validate_username(username: &str) -> ApiResult<()> {
     let ok = (3..=48).contains(&username.chars().count())
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-    if ok { Ok(()) } else { Err(ApiError::bad_request("username must be 3-48 letters, digits, '_' or '.'")) }
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "username must be 3-48 letters, digits, '_' or '.'",
+        ))
+    }
 }
 
 fn validate_email(email: &str) -> ApiResult<()> {
     match email.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !email.contains(' ') => Ok(()),
-        _ => Err(ApiError::bad_request("emailAddress is not a valid email address")),
+        Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !email.contains(' ') =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::bad_request(
+            "emailAddress is not a valid email address",
+        )),
     }
 }
 
@@ -64,7 +78,11 @@ fn validate_country(country: &str) -> ApiResult<()> {
     if country.len() == 2 && country.chars().all(|c| c.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, codes::COUNTRY_NOT_FOUND, "country not found"))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            codes::COUNTRY_NOT_FOUND,
+            "country not found",
+        ))
     }
 }
 
@@ -87,7 +105,11 @@ fn record_from_v4(namespace: &str, body: &CreateUserRequestV4) -> ApiResult<User
     }
     validate_country(&body.country)?;
     validate_birth_date(&body.date_of_birth)?;
-    let display = if body.display_name.is_empty() { body.username.clone() } else { body.display_name.clone() };
+    let display = if body.display_name.is_empty() {
+        body.username.clone()
+    } else {
+        body.display_name.clone()
+    };
     Ok(UserRecord {
         user_id: new_id(),
         username: body.username.clone(),
@@ -180,7 +202,11 @@ pub async fn create_user_v3(
 
 fn random_password() -> String {
     // Satisfies the password rule: a fixed mixed prefix plus random alphanumerics.
-    let tail: String = rand::thread_rng().sample_iter(&Alphanumeric).take(12).map(char::from).collect();
+    let tail: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect();
     format!("Ab1!{tail}")
 }
 
@@ -195,9 +221,15 @@ pub async fn create_test_users(
     state.iam.require_namespace(&namespace)?;
     caller.require(&format!("ADMIN:NAMESPACE:{namespace}:USER"), action::CREATE)?;
     if body.count == 0 || body.count > MAX_TEST_USERS_PER_CALL {
-        return Err(ApiError::bad_request(format!("count must be 1-{MAX_TEST_USERS_PER_CALL}")));
+        return Err(ApiError::bad_request(format!(
+            "count must be 1-{MAX_TEST_USERS_PER_CALL}"
+        )));
     }
-    let country = if body.user_info.country.is_empty() { "US".to_owned() } else { body.user_info.country.clone() };
+    let country = if body.user_info.country.is_empty() {
+        "US".to_owned()
+    } else {
+        body.user_info.country.clone()
+    };
     validate_country(&country)?;
     let mut data = Vec::with_capacity(body.count as usize);
     for _ in 0..body.count {
@@ -236,10 +268,17 @@ pub async fn create_test_users(
 
 /// `GET /iam/v3/public/users/me`: user tokens only.
 pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<UserResponseV3>> {
-    let user_id = caller
-        .user_id()
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, codes::TOKEN_IS_NOT_USER_TOKEN, "token is not user token"))?;
-    let user = state.iam.user(user_id).ok_or_else(|| ApiError::not_found(codes::USER_NOT_FOUND, "user not found"))?;
+    let user_id = caller.user_id().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            codes::TOKEN_IS_NOT_USER_TOKEN,
+            "token is not user token",
+        )
+    })?;
+    let user = state
+        .iam
+        .user(user_id)
+        .ok_or_else(|| ApiError::not_found(codes::USER_NOT_FOUND, "user not found"))?;
     let permissions = state.iam.user_permissions(&user);
     Ok(Json(UserResponseV3 {
         auth_type: "EMAILPASSWD".into(),
@@ -307,7 +346,10 @@ mod tests {
         assert!(validate_password("Player1Pass!").is_ok());
         assert!(validate_password("short1A").is_err());
         assert!(validate_password("alllowercase").is_err());
-        assert!(validate_password("Paaass1word").is_err(), "three equal characters in a row");
+        assert!(
+            validate_password("Paaass1word").is_err(),
+            "three equal characters in a row"
+        );
         assert!(validate_password(&random_password()).is_ok());
     }
 

@@ -21,15 +21,35 @@ pub async fn start_with(config: FakesConfig) -> Handle {
 }
 
 /// A user access token for a seeded user, issued by the store directly (no HTTP).
-pub fn user_token(handle: &Handle, (username, password): (&str, &str)) -> accelbyte::models::iam::TokenResponseV3 {
-    let client = handle.state.iam.client(PLAYER_CLIENT).expect("seeded player client");
-    handle.state.iam.grant_password(&client, username, password).expect("seeded user logs in")
+pub fn user_token(
+    handle: &Handle,
+    (username, password): (&str, &str),
+) -> accelbyte::models::iam::TokenResponseV3 {
+    let client = handle
+        .state
+        .iam
+        .client(PLAYER_CLIENT)
+        .expect("seeded player client");
+    handle
+        .state
+        .iam
+        .grant_password(&client, username, password)
+        .expect("seeded user logs in")
 }
 
 /// A client-credentials token for the game client, issued by the store directly (no HTTP).
 pub fn game_token(handle: &Handle) -> String {
-    let client = handle.state.iam.client(GAME_CLIENT.0).expect("seeded game client");
-    handle.state.iam.grant_client_credentials(&client).expect("client token").access_token
+    let client = handle
+        .state
+        .iam
+        .client(GAME_CLIENT.0)
+        .expect("seeded game client");
+    handle
+        .state
+        .iam
+        .grant_client_credentials(&client)
+        .expect("client token")
+        .access_token
 }
 
 /// A reqwest client that never follows redirects (the login flow reads 302 `Location`s).

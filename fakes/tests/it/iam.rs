@@ -2,7 +2,7 @@
 //! and roles, success and failure paths.
 
 use accelbyte::bloom::BloomFilter;
-use accelbyte::models::iam::{JwtClaims, Jwks, RevocationList, TokenResponseV3};
+use accelbyte::models::iam::{Jwks, JwtClaims, RevocationList, TokenResponseV3};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
@@ -13,18 +13,26 @@ use crate::common::{self, GAME_CLIENT, IAM_CLIENT, NAMESPACE, PLAYER_CLIENT, PLA
 
 fn query_param(location: &str, name: &str) -> Option<String> {
     let query = location.split_once('?')?.1;
-    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn location(resp: &reqwest::Response) -> String {
-    resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Decodes a JWT's header and claims without verifying (what the tutorial does in step 3).
 fn decode_jwt(token: &str) -> (Value, Value) {
     let mut parts = token.split('.');
     let mut next = || -> Value {
-        let bytes = URL_SAFE_NO_PAD.decode(parts.next().expect("jwt part")).expect("base64url");
+        let bytes = URL_SAFE_NO_PAD
+            .decode(parts.next().expect("jwt part"))
+            .expect("base64url");
         serde_json::from_slice(&bytes).expect("json")
     };
     (next(), next())
@@ -34,7 +42,11 @@ async fn password_grant(base: &str, client: (&str, &str), user: (&str, &str)) ->
     common::http()
         .post(format!("{base}/iam/v3/oauth/token"))
         .basic_auth(client.0, Some(client.1))
-        .form(&[("grant_type", "password"), ("username", user.0), ("password", user.1)])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user.0),
+            ("password", user.1),
+        ])
         .send()
         .await
         .expect("token request")
@@ -83,17 +95,30 @@ async fn pkce_login(base: &str, user: (&str, &str), verifier_sent: &str) -> reqw
     let resp = http
         .post(format!("{base}/iam/v3/authenticate"))
         .basic_auth(PLAYER_CLIENT, Some(""))
-        .form(&[("user_name", user.0), ("password", user.1), ("request_id", &request_id), ("client_id", PLAYER_CLIENT)])
+        .form(&[
+            ("user_name", user.0),
+            ("password", user.1),
+            ("request_id", &request_id),
+            ("client_id", PLAYER_CLIENT),
+        ])
         .send()
         .await
         .expect("authenticate");
     assert_eq!(resp.status(), StatusCode::FOUND);
     let code = query_param(&location(&resp), "code").expect("code in Location");
 
-    let verifier = if verifier_sent.is_empty() { verifier } else { verifier_sent.to_owned() };
+    let verifier = if verifier_sent.is_empty() {
+        verifier
+    } else {
+        verifier_sent.to_owned()
+    };
     http.post(format!("{base}/iam/v3/oauth/token"))
         .basic_auth(PLAYER_CLIENT, Some(""))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", &verifier),
+        ])
         .send()
         .await
         .expect("token")
@@ -107,23 +132,54 @@ async fn pkce_login_issues_an_rs256_token_whose_kid_is_in_the_jwks() {
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     for field in [
-        "access_token", "bans", "display_name", "expires_in", "namespace", "namespace_roles", "permissions",
-        "refresh_expires_in", "refresh_token", "roles", "scope", "token_type", "user_id", "xuid",
+        "access_token",
+        "bans",
+        "display_name",
+        "expires_in",
+        "namespace",
+        "namespace_roles",
+        "permissions",
+        "refresh_expires_in",
+        "refresh_token",
+        "roles",
+        "scope",
+        "token_type",
+        "user_id",
+        "xuid",
     ] {
-        assert!(body.get(field).is_some(), "token response lacks {field}: {body}");
+        assert!(
+            body.get(field).is_some(),
+            "token response lacks {field}: {body}"
+        );
     }
     assert!(body["expires_in"].as_i64().unwrap() > 0);
     assert_eq!(body["namespace"], NAMESPACE);
-    assert!(body["permissions"][0].get("resource").is_some(), "lowercase permission keys in token responses");
+    assert!(
+        body["permissions"][0].get("resource").is_some(),
+        "lowercase permission keys in token responses"
+    );
 
     let (header, claims) = decode_jwt(body["access_token"].as_str().unwrap());
     assert_eq!(header["alg"], "RS256");
-    let jwks: Jwks = common::http().get(format!("{base}/iam/v3/oauth/jwks")).send().await.unwrap().json().await.unwrap();
-    assert!(jwks.keys.iter().any(|k| Value::String(k.kid.clone()) == header["kid"]));
+    let jwks: Jwks = common::http()
+        .get(format!("{base}/iam/v3/oauth/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks.keys
+            .iter()
+            .any(|k| Value::String(k.kid.clone()) == header["kid"])
+    );
     assert!(claims.get("aud").is_none(), "no aud claim");
     assert_eq!(claims["sub"], body["user_id"]);
     let perms = claims["permissions"].as_array().unwrap();
-    assert!(perms.iter().any(|p| p["Resource"] == format!("NAMESPACE:{NAMESPACE}:MATCHMAKING") && p["Action"] == 1));
+    assert!(perms.iter().any(
+        |p| p["Resource"] == format!("NAMESPACE:{NAMESPACE}:MATCHMAKING") && p["Action"] == 1
+    ));
     let typed: JwtClaims = serde_json::from_value(claims).unwrap();
     assert!(typed.exp > typed.iat);
 }
@@ -143,14 +199,20 @@ async fn authenticate_with_a_bad_password_redirects_with_an_error() {
     let base = fakes.base_url();
     let http = common::http();
     let resp = http
-        .get(format!("{base}/iam/v3/oauth/authorize?client_id={PLAYER_CLIENT}&response_type=code"))
+        .get(format!(
+            "{base}/iam/v3/oauth/authorize?client_id={PLAYER_CLIENT}&response_type=code"
+        ))
         .send()
         .await
         .unwrap();
     let request_id = query_param(&location(&resp), "request_id").unwrap();
     let resp = http
         .post(format!("{base}/iam/v3/authenticate"))
-        .form(&[("user_name", "player1"), ("password", "wrong"), ("request_id", &request_id)])
+        .form(&[
+            ("user_name", "player1"),
+            ("password", "wrong"),
+            ("request_id", &request_id),
+        ])
         .send()
         .await
         .unwrap();
@@ -159,7 +221,13 @@ async fn authenticate_with_a_bad_password_redirects_with_an_error() {
     assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_grant"));
     assert!(query_param(&loc, "code").is_none());
     // an unknown client is an error redirect too, never a request_id
-    let resp = http.get(format!("{base}/iam/v3/oauth/authorize?client_id=nobody&response_type=code")).send().await.unwrap();
+    let resp = http
+        .get(format!(
+            "{base}/iam/v3/oauth/authorize?client_id=nobody&response_type=code"
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::FOUND);
     assert!(query_param(&location(&resp), "error").is_some());
 }
@@ -174,11 +242,17 @@ async fn password_grant_and_its_failures() {
 
     let resp = password_grant(&base, (PLAYER_CLIENT, ""), ("player2", "nope")).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
 
     let resp = password_grant(&base, ("matchbench-game", "wrong-secret"), PLAYER2).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_client");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
 
     let resp = common::http()
         .post(format!("{base}/iam/v3/oauth/token"))
@@ -188,7 +262,10 @@ async fn password_grant_and_its_failures() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
 }
 
 #[tokio::test]
@@ -222,7 +299,10 @@ async fn refresh_rotates_and_a_used_refresh_token_fails() {
             common::http()
                 .post(format!("{base}/iam/v3/oauth/token"))
                 .basic_auth(PLAYER_CLIENT, Some(""))
-                .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                ])
                 .send()
                 .await
                 .unwrap()
@@ -233,7 +313,10 @@ async fn refresh_rotates_and_a_used_refresh_token_fails() {
     let second: TokenResponseV3 = resp.json().await.unwrap();
     assert_eq!(second.user_id, first.user_id);
     assert_ne!(second.refresh_token, first.refresh_token);
-    assert_eq!(refresh(first.refresh_token).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refresh(first.refresh_token).await.status(),
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -255,9 +338,18 @@ async fn verify_answers_400_not_401_for_a_bad_user_token() {
     };
     let resp = verify(user.access_token.clone(), IAM_CLIENT.1).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.json::<TokenResponseV3>().await.unwrap().user_id, user.user_id);
-    assert_eq!(verify("garbage".into(), IAM_CLIENT.1).await.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(verify(user.access_token.clone(), "wrong").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        resp.json::<TokenResponseV3>().await.unwrap().user_id,
+        user.user_id
+    );
+    assert_eq!(
+        verify("garbage".into(), IAM_CLIENT.1).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        verify(user.access_token.clone(), "wrong").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // the legacy path answers PascalCase permissions
     let resp = common::http()
@@ -288,10 +380,17 @@ async fn revocation_list_is_never_empty_and_revoked_tokens_enter_the_bloom_filte
     let list = get_list().await;
     assert!(!list.revoked_users.is_empty());
     for u in &list.revoked_users {
-        assert!(u.revoked_at.ends_with('Z') && u.revoked_at.contains('.'), "{}", u.revoked_at);
+        assert!(
+            u.revoked_at.ends_with('Z') && u.revoked_at.contains('.'),
+            "{}",
+            u.revoked_at
+        );
     }
     assert!(list.revoked_tokens.k >= 1);
-    assert_eq!(list.revoked_tokens.m, 64 * list.revoked_tokens.bits.len() as u64);
+    assert_eq!(
+        list.revoked_tokens.m,
+        64 * list.revoked_tokens.bits.len() as u64
+    );
 
     let user = user_token(&base, PLAYER1).await;
     let resp = common::http()
@@ -304,10 +403,19 @@ async fn revocation_list_is_never_empty_and_revoked_tokens_enter_the_bloom_filte
     assert_eq!(resp.status(), StatusCode::OK);
     let bloom: BloomFilter = get_list().await.revoked_tokens;
     assert!(bloom.might_contain(&user.access_token));
-    let me = common::http().get(format!("{base}/iam/v3/public/users/me")).bearer_auth(&user.access_token).send().await.unwrap();
+    let me = common::http()
+        .get(format!("{base}/iam/v3/public/users/me"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
     // legacy path serves the same list
-    let legacy = common::http().get(format!("{base}/iam/oauth/revocationlist")).send().await.unwrap();
+    let legacy = common::http()
+        .get(format!("{base}/iam/oauth/revocationlist"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(legacy.status(), StatusCode::OK);
 }
 
@@ -319,22 +427,45 @@ async fn revoking_a_user_and_logging_out_invalidate_tokens() {
     let p1 = user_token(&base, PLAYER1).await;
     let p2 = user_token(&base, PLAYER2).await;
     let resp = common::http()
-        .post(format!("{base}/iam/v3/oauth/admin/namespaces/{NAMESPACE}/users/{}/revoke", p1.user_id))
+        .post(format!(
+            "{base}/iam/v3/oauth/admin/namespaces/{NAMESPACE}/users/{}/revoke",
+            p1.user_id
+        ))
         .bearer_auth(&admin.access_token)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let list: RevocationList = common::http().get(format!("{base}/iam/v3/oauth/revocationlist")).send().await.unwrap().json().await.unwrap();
+    let list: RevocationList = common::http()
+        .get(format!("{base}/iam/v3/oauth/revocationlist"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(list.revoked_users.iter().any(|u| u.id == p1.user_id));
     let me = |t: String| {
         let base = base.clone();
-        async move { common::http().get(format!("{base}/iam/v3/public/users/me")).bearer_auth(t).send().await.unwrap().status() }
+        async move {
+            common::http()
+                .get(format!("{base}/iam/v3/public/users/me"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(me(p1.access_token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(p2.access_token.clone()).await, StatusCode::OK);
 
-    let resp = common::http().post(format!("{base}/iam/v3/logout")).bearer_auth(&p2.access_token).send().await.unwrap();
+    let resp = common::http()
+        .post(format!("{base}/iam/v3/logout"))
+        .bearer_auth(&p2.access_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_eq!(me(p2.access_token).await, StatusCode::UNAUTHORIZED);
 }
@@ -344,26 +475,44 @@ async fn users_me_and_public_user() {
     let fakes = common::start().await;
     let base = fakes.base_url();
     let user = user_token(&base, PLAYER1).await;
-    let resp = common::http().get(format!("{base}/iam/v3/public/users/me")).bearer_auth(&user.access_token).send().await.unwrap();
+    let resp = common::http()
+        .get(format!("{base}/iam/v3/public/users/me"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let me: Value = resp.json().await.unwrap();
     assert_eq!(me["userName"], "player1");
     assert_eq!(me["userId"], user.user_id.as_str());
 
     let client = client_token(&base, GAME_CLIENT).await;
-    let resp = common::http().get(format!("{base}/iam/v3/public/users/me")).bearer_auth(&client.access_token).send().await.unwrap();
+    let resp = common::http()
+        .get(format!("{base}/iam/v3/public/users/me"))
+        .bearer_auth(&client.access_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.json::<Value>().await.unwrap()["errorCode"], 20022);
 
     let resp = common::http()
-        .get(format!("{base}/iam/v3/public/namespaces/{NAMESPACE}/users/{}", user.user_id))
+        .get(format!(
+            "{base}/iam/v3/public/namespaces/{NAMESPACE}/users/{}",
+            user.user_id
+        ))
         .bearer_auth(&client.access_token)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["userName"], "player1");
 
-    let resp = common::http().get(format!("{base}/iam/v3/public/users/me")).bearer_auth("not.a.jwt").send().await.unwrap();
+    let resp = common::http()
+        .get(format!("{base}/iam/v3/public/users/me"))
+        .bearer_auth("not.a.jwt")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.json::<Value>().await.unwrap()["errorCode"], 20001);
 }
@@ -393,7 +542,12 @@ async fn create_user_v4_then_log_in_and_the_failure_paths() {
     let created: Value = resp.json().await.unwrap();
     assert_eq!(created["username"], "new_player");
     assert_eq!(created["namespace"], NAMESPACE);
-    assert_eq!(user_token(&base, ("new_player", "NewPlayer1!")).await.user_id, created["userId"].as_str().unwrap());
+    assert_eq!(
+        user_token(&base, ("new_player", "NewPlayer1!"))
+            .await
+            .user_id,
+        created["userId"].as_str().unwrap()
+    );
 
     let resp = post(body.clone(), Some(client.access_token.clone())).await;
     assert_eq!(resp.status(), StatusCode::CONFLICT);
@@ -403,14 +557,23 @@ async fn create_user_v4_then_log_in_and_the_failure_paths() {
     weak["username"] = json!("other_player");
     weak["emailAddress"] = json!("other@example.com");
     weak["password"] = json!("weak");
-    assert_eq!(post(weak, Some(client.access_token.clone())).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(weak, Some(client.access_token.clone())).await.status(),
+        StatusCode::BAD_REQUEST
+    );
 
     let missing = json!({"authType": "EMAILPASSWD", "username": "x_player"});
     let resp = post(missing, Some(client.access_token.clone())).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["errorCode"], 20002);
-    assert!(err["errorMessage"].as_str().unwrap().contains("missing field"), "{err}");
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("missing field"),
+        "{err}"
+    );
 
     let resp = common::http()
         .post(&url)
@@ -423,7 +586,10 @@ async fn create_user_v4_then_log_in_and_the_failure_paths() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(resp.json::<Value>().await.unwrap()["errorCode"], 20019);
 
-    assert_eq!(post(body.clone(), None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        post(body.clone(), None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     let resp = common::http()
         .post(format!("{base}/iam/v4/public/namespaces/nowhere/users"))
         .bearer_auth(&client.access_token)
@@ -443,7 +609,13 @@ async fn create_user_v4_then_log_in_and_the_failure_paths() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(resp.json::<Value>().await.unwrap().get("errorCode").is_some());
+    assert!(
+        resp.json::<Value>()
+            .await
+            .unwrap()
+            .get("errorCode")
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -452,22 +624,49 @@ async fn admin_test_users_need_the_admin_permission_and_can_log_in() {
     let base = fakes.base_url();
     let admin = client_token(&base, GAME_CLIENT).await;
     let url = format!("{base}/iam/v4/admin/namespaces/{NAMESPACE}/test_users");
-    let resp = common::http().post(&url).bearer_auth(&admin.access_token).json(&json!({"count": 3, "userInfo": {"country": "US"}})).send().await.unwrap();
+    let resp = common::http()
+        .post(&url)
+        .bearer_auth(&admin.access_token)
+        .json(&json!({"count": 3, "userInfo": {"country": "US"}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
     let body: Value = resp.json().await.unwrap();
     let users = body["data"].as_array().unwrap();
     assert_eq!(users.len(), 3);
-    let (name, pass) = (users[2]["username"].as_str().unwrap(), users[2]["password"].as_str().unwrap());
-    assert_eq!(user_token(&base, (name, pass)).await.user_id, users[2]["userId"].as_str().unwrap());
+    let (name, pass) = (
+        users[2]["username"].as_str().unwrap(),
+        users[2]["password"].as_str().unwrap(),
+    );
+    assert_eq!(
+        user_token(&base, (name, pass)).await.user_id,
+        users[2]["userId"].as_str().unwrap()
+    );
 
     let player = user_token(&base, PLAYER1).await;
-    let resp = common::http().post(&url).bearer_auth(&player.access_token).json(&json!({"count": 1})).send().await.unwrap();
+    let resp = common::http()
+        .post(&url)
+        .bearer_auth(&player.access_token)
+        .json(&json!({"count": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["errorCode"], 20013);
-    assert_eq!(err["requiredPermission"]["resource"], format!("ADMIN:NAMESPACE:{NAMESPACE}:USER"));
+    assert_eq!(
+        err["requiredPermission"]["resource"],
+        format!("ADMIN:NAMESPACE:{NAMESPACE}:USER")
+    );
 
-    let resp = common::http().post(&url).bearer_auth(&admin.access_token).json(&json!({"count": 0})).send().await.unwrap();
+    let resp = common::http()
+        .post(&url)
+        .bearer_auth(&admin.access_token)
+        .json(&json!({"count": 0}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -479,21 +678,48 @@ async fn role_lookups_in_every_form() {
     let role = "2251438839e948d783ec0e5281daf05b";
     let get = |path: String, token: String| {
         let base = base.clone();
-        async move { common::http().get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap() }
+        async move {
+            common::http()
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
     };
-    let legacy: Value = get(format!("/iam/roles/{role}"), iam.access_token.clone()).await.json().await.unwrap();
-    assert_eq!(legacy["RoleId"], role);
-    assert!(legacy["Permissions"][0].get("Resource").is_some());
-
-    let v3: Value = get(format!("/iam/v3/admin/roles/{role}"), iam.access_token.clone()).await.json().await.unwrap();
-    assert_eq!(v3["roleId"], role);
-    assert!(v3["permissions"].as_array().unwrap().iter().any(|p| p["resource"] == "NAMESPACE:{namespace}:MATCHMAKING"));
-
-    let over: Value = get(format!("/iam/v3/admin/namespaces/{NAMESPACE}/roleoverride/{role}/permissions"), iam.access_token.clone())
+    let legacy: Value = get(format!("/iam/roles/{role}"), iam.access_token.clone())
         .await
         .json()
         .await
         .unwrap();
+    assert_eq!(legacy["RoleId"], role);
+    assert!(legacy["Permissions"][0].get("Resource").is_some());
+
+    let v3: Value = get(
+        format!("/iam/v3/admin/roles/{role}"),
+        iam.access_token.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v3["roleId"], role);
+    assert!(
+        v3["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["resource"] == "NAMESPACE:{namespace}:MATCHMAKING")
+    );
+
+    let over: Value = get(
+        format!("/iam/v3/admin/namespaces/{NAMESPACE}/roleoverride/{role}/permissions"),
+        iam.access_token.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert!(over["permissions"][0].get("Action").is_some());
 
     let missing = get("/iam/v3/admin/roles/nope".into(), iam.access_token.clone()).await;
@@ -501,7 +727,12 @@ async fn role_lookups_in_every_form() {
     assert_eq!(missing.json::<Value>().await.unwrap()["errorCode"], 10456);
 
     let player = user_token(&base, PLAYER1).await;
-    assert_eq!(get(format!("/iam/v3/admin/roles/{role}"), player.access_token).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(format!("/iam/v3/admin/roles/{role}"), player.access_token)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -522,7 +753,16 @@ async fn legacy_token_endpoint_answers_pascal_case_permissions() {
 #[tokio::test]
 async fn unknown_routes_answer_a_json_404() {
     let fakes = common::start().await;
-    let resp = common::http().get(format!("{}/iam/v9/nothing", fakes.base_url())).send().await.unwrap();
+    let resp = common::http()
+        .get(format!("{}/iam/v9/nothing", fakes.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert!(resp.json::<Value>().await.unwrap()["errorMessage"].as_str().unwrap().contains("/iam/v9/nothing"));
+    assert!(
+        resp.json::<Value>().await.unwrap()["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("/iam/v9/nothing")
+    );
 }
