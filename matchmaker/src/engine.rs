@@ -15,6 +15,11 @@
 //! - The reaper hands back the tickets of matches whose lease expired on any replica.
 //! - [`Engine::shutdown`] stops matching, lets running pipelines finish within a grace period,
 //!   then releases (hands back without counting an attempt) the tickets of those still running.
+//! - The sink hears what was *recorded*, through hooks with empty defaults:
+//!   [`MatchSink::recorded`] once the store applied a match's outcome (the pipeline tells players
+//!   `found` there, so only for a match the store accepted), [`MatchSink::lease_lost`],
+//!   [`MatchSink::timed_out`] and [`MatchSink::reclaimed`] (tickets of expired leases, with
+//!   those that used their last attempt).
 //!
 //! Time comes from the injected [`Clock`]; timers are tokio's, so paused-time tests drive it all.
 //! Must not know about HTTP, auth or the AccelByte services (the sink does that).
@@ -32,12 +37,16 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::{ConfigError, GameMode, Modes};
 use crate::matching;
-use crate::store::{CancelOutcome, Store, StoreError};
+use crate::store::{CancelOutcome, Reclaimed, Store, StoreError};
 use crate::ticket::{
-    Attributes, ClaimedMatch, MatchOutcome, NewTicket, Party, Ticket, TicketId, TicketOutcome,
+    Attributes, ClaimedMatch, Completion, MatchOutcome, NewTicket, Party, Ticket, TicketId,
+    TicketOutcome,
 };
 
 /// Takes claimed matches and builds them (session, server, notifications): the pipeline.
+///
+/// Besides [`run`](MatchSink::run), a sink hears what the engine recorded, so it can act on
+/// durable results only (tell players, count outcomes). The hooks default to doing nothing.
 pub trait MatchSink: Send + Sync + 'static {
     /// Builds `claimed`. `lease_lost` is cancelled if the match's lease is lost (the tickets may
     /// already be in another match): stop and clean up, the outcome will be ignored.
@@ -46,6 +55,39 @@ pub trait MatchSink: Send + Sync + 'static {
         claimed: ClaimedMatch,
         lease_lost: CancellationToken,
     ) -> impl Future<Output = MatchOutcome> + Send;
+
+    /// The store recorded the outcome of a match this sink ran: `done` says where each ticket
+    /// ended up. Runs in the match's task, so shutdown waits for it; keep it bounded.
+    fn recorded(
+        &self,
+        claimed: &ClaimedMatch,
+        outcomes: &[(TicketId, TicketOutcome)],
+        done: &Completion,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (claimed, outcomes, done);
+        async {}
+    }
+
+    /// The match's lease was lost before its outcome was recorded; the outcome was dropped.
+    fn lease_lost(&self, claimed: &ClaimedMatch) {
+        let _ = claimed;
+    }
+
+    /// This replica timed out these queued tickets of `game_mode`.
+    fn timed_out(&self, game_mode: &str, tickets: &[TicketId]) {
+        let _ = (game_mode, tickets);
+    }
+
+    /// This replica's reaper handed back the tickets of expired leases; `failed` are those that
+    /// used their last attempt doing so (as stored after the change, when still readable).
+    fn reclaimed(
+        &self,
+        reclaimed: &Reclaimed,
+        failed: Vec<Ticket>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (reclaimed, failed);
+        async {}
+    }
 }
 
 /// Timing and sizing of the engine.
@@ -226,9 +268,13 @@ impl<S: Store, K: MatchSink> Engine<S, K> {
         Engine { shared }
     }
 
-    /// Queues a request and wakes its game mode's matcher. A member who already has a live
-    /// ticket makes it fail with [`StoreError::Conflict`] (HTTP 409).
-    pub async fn submit(&self, request: TicketRequest) -> Result<Ticket, SubmitError> {
+    /// Checks a request against the rules without queueing it (what [`Engine::submit`] checks
+    /// first): a known game mode, a party that fits it, no empty region, not shutting down.
+    pub fn check(&self, request: &TicketRequest) -> Result<(), SubmitError> {
+        self.rules_for(request).map(drop)
+    }
+
+    fn rules_for(&self, request: &TicketRequest) -> Result<&Arc<GameMode>, SubmitError> {
         let shared = &self.shared;
         if shared.stop.is_cancelled() {
             return Err(SubmitError::ShuttingDown);
@@ -248,6 +294,14 @@ impl<S: Store, K: MatchSink> Engine<S, K> {
         if request.attributes.region.as_deref() == Some("") {
             return Err(SubmitError::EmptyRegion);
         }
+        Ok(mode)
+    }
+
+    /// Queues a request and wakes its game mode's matcher. A member who already has a live
+    /// ticket makes it fail with [`StoreError::Conflict`] (HTTP 409).
+    pub async fn submit(&self, request: TicketRequest) -> Result<Ticket, SubmitError> {
+        let shared = &self.shared;
+        let mode = self.rules_for(&request)?;
         let ticket = shared
             .store
             .enqueue(NewTicket {
@@ -360,6 +414,7 @@ async fn pass<S: Store, K: MatchSink>(
         let timed_out = shared.store.time_out(&plan.timed_out).await?;
         if !timed_out.is_empty() {
             tracing::debug!(game_mode = %mode.name, count = timed_out.len(), "tickets timed out");
+            shared.sink.timed_out(&mode.name, &timed_out);
         }
     }
     let mut lost = false;
@@ -412,6 +467,7 @@ async fn run_match<S: Store, K: MatchSink>(shared: Arc<Shared<S, K>>, claimed: C
                 if lost {
                     tracing::warn!(match_id = %claimed.id, "lease lost; abandoning the match");
                     lease_lost.cancel();
+                    shared.sink.lease_lost(&claimed);
                     // Give the sink a moment to clean up, then drop it.
                     let _ = timeout(config.renew_every, &mut work).await;
                     return;
@@ -429,22 +485,26 @@ async fn run_match<S: Store, K: MatchSink>(shared: Arc<Shared<S, K>>, claimed: C
                 if !done.requeued.is_empty() {
                     shared.wake(&claimed.game_mode);
                 }
+                shared.sink.recorded(&claimed, &outcomes, &done).await;
                 return;
             }
             Err(StoreError::LeaseLost(_)) => {
                 tracing::warn!(match_id = %claimed.id, "lease lost before the outcome was recorded");
+                shared.sink.lease_lost(&claimed);
                 return;
             }
             Err(e @ (StoreError::OutcomeMismatch(_) | StoreError::InvalidProposal(_))) => {
                 // A sink bug: hand the tickets back rather than leave them to the lease.
                 tracing::error!(match_id = %claimed.id, error = %e, "sink outcome rejected; releasing");
-                let release = MatchOutcome::All(TicketOutcome::Release);
-                if let Err(e) = shared
-                    .store
-                    .complete(&claimed, &release.per_ticket(&claimed))
-                    .await
-                {
-                    tracing::warn!(match_id = %claimed.id, error = %e, "release failed; the lease will expire");
+                let release = MatchOutcome::All(TicketOutcome::Release).per_ticket(&claimed);
+                match shared.store.complete(&claimed, &release).await {
+                    Ok(done) => {
+                        shared.wake(&claimed.game_mode);
+                        shared.sink.recorded(&claimed, &release, &done).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(match_id = %claimed.id, error = %e, "release failed; the lease will expire");
+                    }
                 }
                 return;
             }
@@ -481,6 +541,19 @@ async fn reaper<S: Store, K: MatchSink>(shared: Arc<Shared<S, K>>) {
                 }
                 for mode in &reclaimed.game_modes {
                     shared.wake(mode);
+                }
+                if !reclaimed.requeued.is_empty() || !reclaimed.failed.is_empty() {
+                    let mut failed = Vec::with_capacity(reclaimed.failed.len());
+                    for id in &reclaimed.failed {
+                        match shared.store.get(id).await {
+                            Ok(Some(ticket)) => failed.push(ticket),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(ticket = %id, error = %e, "cannot read a failed ticket")
+                            }
+                        }
+                    }
+                    shared.sink.reclaimed(&reclaimed, failed).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reclaiming expired leases failed"),

@@ -236,12 +236,15 @@ pub struct ServerAddr {
     pub port: u16,
 }
 
-/// The result of a successful pipeline: the session and its server.
+/// The result of a successful pipeline: the session, its server and who plays in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
     /// The session id (Session Browser and DSMC share it).
     pub session_id: String,
     pub server: ServerAddr,
+    /// Every player of the match, team by team (party members together). Kept with each ticket
+    /// so any replica can answer "who am I playing with" without asking AGS.
+    pub players: Vec<PlayerId>,
 }
 
 /// A match the rules propose: which tickets, on which team, in which region. Nothing is reserved

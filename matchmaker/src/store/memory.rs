@@ -5,7 +5,8 @@
 //! every method is trivially atomic. Clones share the state, so "replicas" in one process (tests)
 //! are just clones. Finished tickets are dropped by [`Store::reclaim_expired`] once they are
 //! older than the retention period (measured from the first reclaim pass that saw them, so up to
-//! one reaper interval more).
+//! one reaper interval more). Finished tickets are announced on an in-process broadcast channel
+//! ([`Store::events`]), sent under the lock so announcements follow the order of changes.
 //!
 //! Must not know about matching rules or the engine.
 
@@ -14,10 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::sync::broadcast;
 
 use super::{
-    CancelOutcome, DEFAULT_RETENTION, Reclaimed, Store, StoreError, check_outcomes, check_proposal,
-    gave_up, lease_expired,
+    CancelOutcome, DEFAULT_RETENTION, EVENT_CAPACITY, Reclaimed, Store, StoreError, StoreEvent,
+    check_outcomes, check_proposal, gave_up, lease_expired,
 };
 use crate::clock::UnixMillis;
 use crate::ticket::{
@@ -32,8 +34,10 @@ pub struct MemoryStore {
     retention: Duration,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
+    /// Announces finished tickets (see [`Store::events`]).
+    events: broadcast::Sender<StoreEvent>,
     tickets: HashMap<TicketId, Ticket>,
     /// Player → their live ticket.
     players: HashMap<PlayerId, TicketId>,
@@ -62,8 +66,18 @@ impl MemoryStore {
 
     /// An empty store keeping finished tickets for `retention`.
     pub fn with_retention(retention: Duration) -> Self {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         MemoryStore {
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                events,
+                tickets: HashMap::new(),
+                players: HashMap::new(),
+                queues: HashMap::new(),
+                matches: HashMap::new(),
+                leases: BTreeSet::new(),
+                newly_finished: Vec::new(),
+                finished: VecDeque::new(),
+            })),
             retention,
         }
     }
@@ -126,6 +140,8 @@ impl State {
             }
         }
         self.newly_finished.push(id.clone());
+        // No receiver is not an error: nobody is waiting.
+        let _ = self.events.send(StoreEvent::Finished(id.clone()));
     }
 
     /// Puts a claimed ticket back in the queue at its original place.
@@ -430,6 +446,10 @@ impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn events(&self) -> broadcast::Receiver<StoreEvent> {
+        self.state.lock().events.subscribe()
+    }
 }
 
 #[cfg(test)]
@@ -468,5 +488,27 @@ mod tests {
             .await
             .expect("pass");
         assert!(store.get(&"a".into()).await.expect("get").is_none());
+    }
+
+    #[tokio::test]
+    async fn finished_tickets_are_announced() {
+        let store = MemoryStore::new();
+        let mut events = store.events();
+        store.enqueue(new_ticket("a", 0)).await.expect("enqueue");
+        store.enqueue(new_ticket("b", 0)).await.expect("enqueue");
+        store.cancel(&"b".into()).await.expect("cancel");
+        store.time_out(&["a".into()]).await.expect("time out");
+        assert_eq!(
+            events.try_recv().ok(),
+            Some(StoreEvent::Finished("b".into()))
+        );
+        assert_eq!(
+            events.try_recv().ok(),
+            Some(StoreEvent::Finished("a".into()))
+        );
+        assert!(
+            events.try_recv().is_err(),
+            "queued tickets are not announced"
+        );
     }
 }

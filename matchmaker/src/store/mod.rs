@@ -19,10 +19,19 @@
 //! is refused ([`CancelOutcome::InProgress`]): the match is already being built. Finished tickets
 //! stay readable for a retention period, then disappear.
 //!
+//! **Announcements.** Every ticket that reaches a final state (matched, cancelled, timed out,
+//! failed) is announced on [`Store::events`] to every replica sharing the store — in process for
+//! [`MemoryStore`], through a Redis pub/sub channel for [`RedisStore`]. This is how an HTTP
+//! request held by one replica learns the outcome of a match another replica built. Delivery is
+//! best effort (a lagging receiver or a reconnect loses events and is told so with
+//! [`StoreEvent::Resync`]), so waiters also re-read the ticket on a slow timer.
+//!
 //! Time comes from the caller (`now`, `lease_until`), never from the store's own clock.
 //! Must not know about matching rules, HTTP or the AccelByte services.
 
 use std::future::Future;
+
+use tokio::sync::broadcast;
 
 use crate::clock::UnixMillis;
 use crate::ticket::{
@@ -30,14 +39,29 @@ use crate::ticket::{
     TicketOutcome,
 };
 
+pub mod any;
 pub mod memory;
 pub mod redis;
 
+pub use any::AnyStore;
 pub use memory::MemoryStore;
 pub use redis::{RedisConfig, RedisStore};
 
 /// How long finished tickets stay readable by default.
 pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Events buffered per receiver before it lags (and gets a [`StoreEvent::Resync`]).
+pub const EVENT_CAPACITY: usize = 16_384;
+
+/// What a store announces to every replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// The ticket reached a final state (matched, cancelled, timed out or failed).
+    Finished(TicketId),
+    /// Announcements may have been missed (a lagging receiver, a reconnect): re-read whatever
+    /// you are waiting for.
+    Resync,
+}
 
 /// What can go wrong at the store boundary.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +189,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks the backend answers (for readiness probes).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Announcements of finished tickets, from every replica sharing this store (best effort:
+    /// see the module docs). The default announces nothing: the receiver is closed at once, and
+    /// waiters fall back to re-reading tickets on a timer.
+    fn events(&self) -> broadcast::Receiver<StoreEvent> {
+        broadcast::channel(1).1
+    }
 }
 
 /// Checks a proposal names at least one ticket and none twice.

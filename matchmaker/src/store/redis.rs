@@ -13,11 +13,16 @@
 //!
 //! | key | type | contents |
 //! |---|---|---|
-//! | `P:ticket:{ticket id}` | hash | `id`, `mode`, `members` (JSON array of player ids, leader first), `mmr`?, `region`?, `extra` (JSON object), `enqueued_at` (ms), `attempts`, `max_attempts`, `state` (`queued`, `claimed`, `matched`, `cancelled`, `timed_out`, `failed`), and by state `match_id`, `lease_until`, `session_id`, `server_ip`, `server_port`, `reason`. Finished tickets expire after the retention period |
+//! | `P:ticket:{ticket id}` | hash | `id`, `mode`, `members` (JSON array of player ids, leader first), `mmr`?, `region`?, `extra` (JSON object), `enqueued_at` (ms), `attempts`, `max_attempts`, `state` (`queued`, `claimed`, `matched`, `cancelled`, `timed_out`, `failed`), and by state `match_id`, `lease_until`, `session_id`, `server_ip`, `server_port`, `players` (JSON array), `reason`. Finished tickets expire after the retention period |
 //! | `P:queue:{game mode}` | sorted set | queued ticket ids, score = original enqueue time (ms); ties by id |
 //! | `P:player:{player id}` | string | the player's live ticket id (removed when the ticket finishes) |
 //! | `P:match:{match id}` | hash | `mode`, `tickets` (JSON array of ticket ids), `lease_until` — one per claimed match |
 //! | `P:leases` | sorted set | claimed match ids, score = lease end (ms) |
+//! | `P:finished` | pub/sub channel | the id of every ticket that reaches a final state, published by the script that finished it |
+//!
+//! Each store handle keeps one pub/sub connection subscribed to `P:finished` and turns its
+//! messages into [`StoreEvent::Finished`]; after a reconnect it sends [`StoreEvent::Resync`],
+//! because messages published while it was away are lost (pub/sub keeps nothing).
 //!
 //! The scripts build key names from the prefix (passed as the first argument) rather than
 //! declaring them, which is fine on a single Redis. On Redis Cluster, put the prefix in a hash
@@ -33,11 +38,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    CancelOutcome, DEFAULT_RETENTION, Reclaimed, Store, StoreError, check_outcomes, check_proposal,
+    CancelOutcome, DEFAULT_RETENTION, EVENT_CAPACITY, Reclaimed, Store, StoreError, StoreEvent,
+    check_outcomes, check_proposal,
 };
 use crate::clock::UnixMillis;
 use crate::ticket::{
@@ -76,12 +85,15 @@ impl RedisConfig {
     }
 }
 
-/// The Redis store: a cheap-clone handle over one auto-reconnecting multiplexed connection.
+/// The Redis store: a cheap-clone handle over one auto-reconnecting multiplexed connection (plus
+/// one pub/sub connection for announcements, closed when the last clone is dropped).
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: Arc<str>,
     retention_ms: u64,
+    events: broadcast::Sender<StoreEvent>,
+    _listener: Arc<DropGuard>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -121,6 +133,7 @@ local function finish(id, state)
   redis.call('HSET', k, 'state', state)
   redis.call('HDEL', k, 'lease_until')
   redis.call('PEXPIRE', k, RETENTION)
+  redis.call('PUBLISH', P .. ':finished', id)
 end
 
 -- Back in the queue at the original enqueue time.
@@ -219,7 +232,7 @@ return 1
 });
 
 /// ARGV: P, RETENTION, match id, outcomes (JSON array of objects with `id`, `kind`, `reason`,
-/// `session_id`, `ip`, `port`). Returns `{'lease_lost'}`, `{'mismatch'}` or
+/// `session_id`, `ip`, `port`, `players` (a JSON array, as a string)). Returns `{'lease_lost'}`, `{'mismatch'}` or
 /// `{'ok', id, final state, ...}`.
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(lua!(
@@ -243,7 +256,8 @@ for _, o in ipairs(outcomes) do
   local k = tkey(o.id)
   local final
   if o.kind == 'matched' then
-    redis.call('HSET', k, 'session_id', o.session_id, 'server_ip', o.ip, 'server_port', o.port)
+    redis.call('HSET', k, 'session_id', o.session_id, 'server_ip', o.ip, 'server_port', o.port,
+      'players', o.players)
     finish(o.id, 'matched')
     final = 'matched'
   elseif o.kind == 'requeue' then
@@ -335,12 +349,27 @@ impl RedisStore {
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(3);
         let conn = client.get_connection_manager_with_config(manager).await?;
+        // Subscribed before `connect` returns, so nothing finished after it is missed.
+        let channel = format!("{}:finished", config.prefix);
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(&channel).await?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let stop = CancellationToken::new();
+        tokio::spawn(listen(
+            client,
+            channel,
+            pubsub,
+            events.clone(),
+            stop.clone(),
+        ));
         Ok(RedisStore {
             conn,
             prefix: config.prefix.into(),
             retention_ms: u64::try_from(config.retention.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
+            events,
+            _listener: Arc::new(stop.drop_guard()),
         })
     }
 
@@ -369,6 +398,59 @@ impl RedisStore {
             return Ok(None);
         }
         parse_ticket(&key, &fields).map(Some)
+    }
+}
+
+/// Forwards `P:finished` messages as [`StoreEvent::Finished`] until `stop`, resubscribing (with
+/// backoff, then a [`StoreEvent::Resync`]) whenever the connection drops.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    mut pubsub: PubSub,
+    events: broadcast::Sender<StoreEvent>,
+    stop: CancellationToken,
+) {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    message = messages.next() => {
+                        let Some(message) = message else { break };
+                        backoff = FIRST_BACKOFF;
+                        match message.get_payload::<String>() {
+                            // No receiver is not an error: nobody is waiting.
+                            Ok(id) => drop(events.send(StoreEvent::Finished(TicketId::new(id)))),
+                            Err(e) => tracing::warn!(error = %e, "unreadable announcement"),
+                        }
+                    }
+                }
+            }
+        }
+        tracing::warn!(%channel, "redis pub/sub connection lost; resubscribing");
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            let resubscribed = async {
+                let mut fresh = client.get_async_pubsub().await?;
+                fresh.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(fresh)
+            };
+            match resubscribed.await {
+                Ok(fresh) => {
+                    pubsub = fresh;
+                    let _ = events.send(StoreEvent::Resync);
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "redis pub/sub resubscribe failed"),
+            }
+        }
     }
 }
 
@@ -454,6 +536,14 @@ fn parse_ticket(key: &str, fields: &HashMap<String, String>) -> Result<Ticket, S
                 server: ServerAddr {
                     ip: text("server_ip")?.to_owned(),
                     port: number(text("server_port")?, "server_port", corrupt)?,
+                },
+                players: match fields.get("players") {
+                    Some(raw) => serde_json::from_str::<Vec<String>>(raw)
+                        .map_err(|e| corrupt(format!("field players: {e}")))?
+                        .into_iter()
+                        .map(PlayerId::new)
+                        .collect(),
+                    None => Vec::new(),
                 },
             },
         },
@@ -681,26 +771,46 @@ impl Store for RedisStore {
         let encoded: Vec<serde_json::Value> = outcomes
             .iter()
             .map(|(id, outcome)| {
-                let (kind, reason, session, ip, port) = match outcome {
-                    TicketOutcome::Matched(p) => (
-                        "matched",
-                        "",
-                        p.session_id.as_str(),
-                        p.server.ip.as_str(),
-                        p.server.port.to_string(),
-                    ),
-                    TicketOutcome::Requeue { reason } => {
-                        ("requeue", reason.as_str(), "", "", "".into())
+                let (kind, reason, session, ip, port, players) = match outcome {
+                    TicketOutcome::Matched(p) => {
+                        let players: Vec<&str> = p.players.iter().map(PlayerId::as_str).collect();
+                        (
+                            "matched",
+                            "",
+                            p.session_id.as_str(),
+                            p.server.ip.as_str(),
+                            p.server.port.to_string(),
+                            serde_json::to_string(&players)?,
+                        )
                     }
-                    TicketOutcome::Release => ("release", "", "", "", String::new()),
-                    TicketOutcome::Fail { reason } => ("fail", reason.as_str(), "", "", "".into()),
+                    TicketOutcome::Requeue { reason } => (
+                        "requeue",
+                        reason.as_str(),
+                        "",
+                        "",
+                        String::new(),
+                        String::new(),
+                    ),
+                    TicketOutcome::Release => ("release", "", "", "", String::new(), String::new()),
+                    TicketOutcome::Fail { reason } => (
+                        "fail",
+                        reason.as_str(),
+                        "",
+                        "",
+                        String::new(),
+                        String::new(),
+                    ),
                 };
-                serde_json::json!({
+                Ok(serde_json::json!({
                     "id": id.as_str(), "kind": kind, "reason": reason,
-                    "session_id": session, "ip": ip, "port": port,
-                })
+                    "session_id": session, "ip": ip, "port": port, "players": players,
+                }))
             })
-            .collect();
+            .collect::<Result<_, serde_json::Error>>()
+            .map_err(|e| StoreError::Corrupt {
+                key: claimed.id.to_string(),
+                detail: e.to_string(),
+            })?;
         let encoded = serde_json::to_string(&encoded).map_err(|e| StoreError::Corrupt {
             key: claimed.id.to_string(),
             detail: e.to_string(),
@@ -768,6 +878,10 @@ impl Store for RedisStore {
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(())
+    }
+
+    fn events(&self) -> broadcast::Receiver<StoreEvent> {
+        self.events.subscribe()
     }
 }
 

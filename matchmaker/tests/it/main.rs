@@ -1,6 +1,10 @@
 //! The matchmaker's integration tests: one binary. Redis tests run against a private
 //! `redis-server` per test (or `MATCHBENCH_REDIS_URL` when set), under a unique key prefix.
 
+mod auth;
 mod engine;
+mod replicas;
+mod service;
+mod stack;
 mod store;
 mod support;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use matchmaker::clock::UnixMillis;
 use matchmaker::config::GameMode;
 use matchmaker::matching;
-use matchmaker::store::{CancelOutcome, Store, StoreError};
+use matchmaker::store::{CancelOutcome, Store, StoreError, StoreEvent};
 use matchmaker::ticket::{
     Attributes, MatchId, MatchOutcome, MatchProposal, TicketId, TicketOutcome, TicketState,
 };
@@ -61,6 +61,7 @@ store_suite!(
     renewal_extends_the_lease,
     an_expired_lease_counts_an_attempt,
     time_out_only_touches_queued_tickets,
+    finished_tickets_are_announced_to_every_handle,
     [flavor = "multi_thread", worker_threads = 2]
     racing_replicas_never_put_a_player_in_two_matches,
 );
@@ -94,6 +95,68 @@ async fn queued_ids(store: &impl Store, mode: &str) -> Vec<String> {
         .into_iter()
         .map(|t| t.id.to_string())
         .collect()
+}
+
+/// Every final state is announced, on every handle (for Redis, handles with their own
+/// connections: replicas); requeues are not.
+async fn finished_tickets_are_announced_to_every_handle<S: Store>(connect: impl AsyncFn() -> S) {
+    let writer = connect().await;
+    let reader = connect().await;
+    let mut events = reader.events();
+    for (id, player) in [
+        ("m1", "p1"),
+        ("m2", "p2"),
+        ("c", "p3"),
+        ("t", "p4"),
+        ("r", "p5"),
+    ] {
+        writer
+            .enqueue(new_ticket(id, &[player], T0))
+            .await
+            .expect("enqueue");
+    }
+    let claimed = writer
+        .try_claim(&proposal(&[&["m1"], &["m2"]]), at(30_000))
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let outcomes = MatchOutcome::All(TicketOutcome::Matched(placement("s"))).per_ticket(&claimed);
+    writer
+        .complete(&claimed, &outcomes)
+        .await
+        .expect("complete");
+    writer.cancel(&"c".into()).await.expect("cancel");
+    writer.time_out(&ids(&["t"])).await.expect("time out");
+    let requeued = writer
+        .try_claim(&proposal(&[&["r"]]), at(30_000))
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let requeue =
+        MatchOutcome::All(TicketOutcome::Requeue { reason: "x".into() }).per_ticket(&requeued);
+    writer.complete(&requeued, &requeue).await.expect("requeue");
+
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+            .await
+            .expect("an announcement in time")
+            .expect("channel open");
+        if let StoreEvent::Finished(id) = event {
+            seen.push(id.to_string());
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["c", "m1", "m2", "t"]);
+    let matched = reader.get(&"m1".into()).await.expect("get").expect("m1");
+    let TicketState::Matched { placement: p, .. } = matched.state else {
+        panic!("m1 is matched: {:?}", matched.state);
+    };
+    assert_eq!(
+        p,
+        placement("s"),
+        "the placement, players included, round-trips"
+    );
 }
 
 async fn enqueue_get_and_queue_order<S: Store>(connect: impl AsyncFn() -> S) {

@@ -177,6 +177,7 @@ pub fn placement(session: &str) -> Placement {
             ip: "10.0.0.1".into(),
             port: 7777,
         },
+        players: vec!["p1".into(), "p2".into()],
     }
 }
 

@@ -1,0 +1,340 @@
+//! The running service: [`AppState`] (everything a request needs, built once from a
+//! [`Config`]), [`serve`] (runs the HTTP API on a bound listener until a shutdown future
+//! resolves, then drains), and [`spawn`] (binds 127.0.0.1:0, waits until ready, stops on drop):
+//! the one way tests, benches and the simulator's embedded mode start a matchmaker.
+//!
+//! **Start.** [`AppState::start`] connects the store (Redis when configured — failing fast if it
+//! does not answer — else memory, with a log line saying so), builds the AGS client, starts the
+//! engine (matching loops, reaper), the token validator's refresh loops and the announcement
+//! dispatcher. AGS being unreachable does not fail the start: `/readyz` stays 503 until the
+//! keys and revocation list arrive.
+//!
+//! **Shutdown** ([`serve`]'s future resolves, e.g. on SIGTERM):
+//! 1. `/readyz` turns 503, new tickets are refused (503), the listener stops accepting;
+//! 2. the engine stops forming matches and lets the matches in flight finish — notifications
+//!    included — for up to `shutdown_grace`; what is still running then is handed back to the
+//!    queue (without counting an attempt);
+//! 3. held `POST /matchmaking` calls whose ticket is still queued answer 503: the ticket stays
+//!    in the store, where other replicas (on Redis) match it and its players still get their
+//!    `found` on the lobby socket;
+//! 4. background tasks stop and `serve` returns once every connection has closed.
+//!
+//! Must not know how the configuration was read.
+
+use std::future::{Future, IntoFuture as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::ags::Ags;
+use crate::auth::Auth;
+use crate::clock::SystemClock;
+use crate::config::{Config, LoadError};
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::store::{AnyStore, MemoryStore, RedisStore, Store as _, StoreError};
+use crate::waiters::Waiters;
+
+/// Accept backlog: the default 128 overflows under connection bursts and stalls clients 1–2 s.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// How long [`spawn`] waits for the service to become ready.
+const SPAWN_READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why the service did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] LoadError),
+    #[error("ags client: {0}")]
+    Ags(#[from] accelbyte::client::ClientError),
+    #[error("ticket store: {0}")]
+    Store(#[from] StoreError),
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not ready after {0:?}: {1}")]
+    NotReady(Duration, String),
+}
+
+/// The engine as the service runs it.
+pub type ServiceEngine = Engine<AnyStore, Pipeline>;
+
+/// Everything a request needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    config: Config,
+    engine: ServiceEngine,
+    store: AnyStore,
+    auth: Auth,
+    pipeline: Pipeline,
+    metrics: Arc<Metrics>,
+    waiters: Arc<Waiters>,
+    /// Set when shutdown starts: not ready, no new tickets.
+    draining: CancellationToken,
+    /// Set once matches in flight are done: held requests answer 503.
+    release_waiters: CancellationToken,
+    /// Stops the refresh loops and the dispatcher.
+    background: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.inner.config)
+            .field("store", &self.inner.store.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Validates `config`, connects the store and starts every background part (on the
+    /// current tokio runtime).
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let store: AnyStore = match &config.redis {
+            Some(redis) => {
+                let store = RedisStore::connect(redis.clone()).await?;
+                tracing::info!(
+                    redis = %crate::config::redact_url(&redis.url),
+                    prefix = %redis.prefix,
+                    "tickets live in redis, shared with every replica using this prefix"
+                );
+                store.into()
+            }
+            None => {
+                tracing::info!(
+                    "no redis url given: tickets live in this process only (in-memory store); \
+                     set MATCHMAKER_REDIS_URL or --redis-url to share them between replicas"
+                );
+                MemoryStore::new().into()
+            }
+        };
+        let metrics = Arc::new(Metrics::new(
+            config.modes.iter().map(|m| m.name.as_str()),
+            store.kind(),
+        ));
+        let ags = Ags::new(config.ags.clone(), config.ags_timeout, metrics.clone())?;
+        let auth = Auth::new(ags.clone(), config.auth.clone(), metrics.clone());
+        let pipeline = Pipeline::new(ags, config.pipeline.clone(), metrics.clone());
+        let waiters = Waiters::new();
+        let background = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        // Subscribed before the engine starts, so no announcement is missed.
+        let events = store.events();
+        let engine = Engine::start(
+            store.clone(),
+            pipeline.clone(),
+            config.modes.clone(),
+            Arc::new(SystemClock),
+            config.engine.clone(),
+        );
+        tasks.spawn(waiters.clone().dispatch(events, background.clone()));
+        {
+            let auth = auth.clone();
+            let stop = background.clone();
+            tasks.spawn(async move { auth.keep_fresh(stop).await });
+        }
+        tasks.close();
+        Ok(AppState {
+            inner: Arc::new(Shared {
+                config,
+                engine,
+                store,
+                auth,
+                pipeline,
+                metrics,
+                waiters,
+                draining: CancellationToken::new(),
+                release_waiters: CancellationToken::new(),
+                background,
+                tasks,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn engine(&self) -> &ServiceEngine {
+        &self.inner.engine
+    }
+
+    pub fn store(&self) -> &AnyStore {
+        &self.inner.store
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.inner.pipeline
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn waiters(&self) -> &Arc<Waiters> {
+        &self.inner.waiters
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.is_cancelled()
+    }
+
+    /// Resolves when held requests must answer (matches in flight are done).
+    pub async fn waiters_released(&self) {
+        self.inner.release_waiters.cancelled().await;
+    }
+
+    /// `Ok` when this replica can take requests; else why not.
+    pub async fn readiness(&self) -> Result<(), Vec<String>> {
+        let mut reasons = Vec::new();
+        if self.is_draining() {
+            reasons.push("shutting down".to_owned());
+        }
+        if !self.inner.auth.is_ready() {
+            reasons.push("token keys or revocation list not loaded yet".to_owned());
+        }
+        if let Err(e) = self.inner.store.ping().await {
+            reasons.push(format!("ticket store: {e}"));
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        }
+    }
+
+    /// Shutdown, step 1: not ready, no new tickets.
+    pub fn begin_drain(&self) {
+        self.inner.draining.cancel();
+    }
+
+    /// Shutdown, steps 2–4 (see the module docs).
+    pub async fn finish_drain(&self) {
+        self.begin_drain();
+        self.inner
+            .engine
+            .shutdown(self.inner.config.shutdown_grace)
+            .await;
+        self.inner.release_waiters.cancel();
+        self.inner.background.cancel();
+        self.inner.tasks.wait().await;
+    }
+}
+
+/// Binds `addr` with a [`LISTEN_BACKLOG`]-deep accept queue.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains (see the module docs)
+/// and returns once every connection has closed.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop_accepting = CancellationToken::new();
+    let app = crate::http::router(state.clone());
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+        .into_future();
+    let drain = async {
+        shutdown.await;
+        tracing::info!("shutting down: finishing matches in flight");
+        state.begin_drain();
+        stop_accepting.cancel();
+        state.finish_drain().await;
+        tracing::info!("matches in flight finished or handed back");
+    };
+    let (served, ()) = tokio::join!(server, drain);
+    served
+}
+
+/// A running matchmaker; dropping it starts a graceful shutdown.
+#[derive(Debug)]
+pub struct Handle {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Handle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down gracefully and waits until it is done.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.stop.cancel();
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts a matchmaker on 127.0.0.1 with an ephemeral port (`config.addr` is ignored) and
+/// returns once it is ready: store answering, keys and revocation list loaded.
+pub async fn spawn(mut config: Config) -> Result<Handle, StartError> {
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let addr = listener.local_addr()?;
+    config.addr = addr;
+    let state = AppState::start(config).await?;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(serve(
+        listener,
+        state.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    let handle = Handle {
+        addr,
+        state,
+        stop,
+        task: Some(task),
+    };
+    let deadline = tokio::time::Instant::now() + SPAWN_READY_TIMEOUT;
+    loop {
+        match handle.state.readiness().await {
+            Ok(()) => return Ok(handle),
+            Err(reasons) if tokio::time::Instant::now() >= deadline => {
+                return Err(StartError::NotReady(
+                    SPAWN_READY_TIMEOUT,
+                    reasons.join("; "),
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+pub mod dashboard;
+pub mod engine;
+pub mod invariants;
+pub mod limits;
+pub mod metrics;
+pub mod outcome;
+pub mod player;
+pub mod report;
+pub mod scenario;
+pub mod target;
+pub mod thresholds;

@@ -1,0 +1,197 @@
+//! [`MetricsSnapshot`]: what the engine publishes on its `watch` channel at a steady rate, for
+//! the headless progress line today and a dashboard later.
+//!
+//! A snapshot is plain data (serde + `Clone`), complete enough to draw a screen without asking
+//! the engine anything: counters, gauges, rates, latency now and cumulative, a window of the
+//! per-second series, claim counts, errors by endpoint and kind, live threshold status and the
+//! saturation flag. Building one must stay cheap (it runs several times a second).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ClaimCounts, Collector, Gauges, Percentiles, SATURATION_LAG};
+use crate::outcome::Outcome;
+use crate::scenario::Thresholds;
+use crate::thresholds::{self, ResultView, ThresholdResult};
+
+/// Seconds of series a snapshot carries.
+pub const SERIES_WINDOW: usize = 300;
+
+/// Where the run is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Starting the target, creating users, getting tokens.
+    #[default]
+    Preparing,
+    /// Arrivals on schedule.
+    Running,
+    /// Arrivals held by a command; players in flight continue.
+    Paused,
+    /// Arrivals over; waiting for players in flight.
+    Draining,
+    /// Done; the report is being written.
+    Finished,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Preparing => "preparing",
+            Phase::Running => "running",
+            Phase::Paused => "paused",
+            Phase::Draining => "draining",
+            Phase::Finished => "finished",
+        }
+    }
+}
+
+/// One second, as a dashboard plots it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    pub t: u32,
+    pub target_rate: f64,
+    pub arrivals: u64,
+    pub matched: u64,
+    pub timed_out: u64,
+    pub failed: u64,
+    pub errors: u64,
+    pub latency: Percentiles,
+    pub claims: ClaimCounts,
+}
+
+/// Errors of one endpoint and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    pub endpoint: String,
+    pub kind: String,
+    pub count: u64,
+}
+
+/// Everything a live view shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSnapshot {
+    /// Since arrivals started (zero while preparing).
+    pub elapsed_ms: u64,
+    pub phase: Phase,
+    pub active_faults: Vec<String>,
+    /// Players that started a search.
+    pub arrived: u64,
+    pub searching: i64,
+    /// Parties between arrival and outcome.
+    pub in_flight: i64,
+    pub matched: u64,
+    pub timed_out: u64,
+    pub cancelled: u64,
+    pub failed: u64,
+    pub errors: u64,
+    pub open_sockets: i64,
+    /// Parties per second the schedule asks for now.
+    pub target_rate: f64,
+    /// Parties that started in the last whole second.
+    pub actual_rate: f64,
+    /// Pairing latency over the whole run so far.
+    pub latency: Percentiles,
+    /// Pairing latency over the last whole second.
+    pub latency_now: Percentiles,
+    /// The last [`SERIES_WINDOW`] seconds.
+    pub series: Vec<SeriesPoint>,
+    /// Claim counts since the run started; `None` when the fakes' stats are unreadable.
+    pub claims: Option<ClaimCounts>,
+    pub errors_by: Vec<ErrorCount>,
+    pub thresholds: Vec<ThresholdResult>,
+    /// Players are starting later than scheduled: the load generator, not the system, is the
+    /// bottleneck, and latencies understate nothing but the offered load is not met.
+    pub saturated: bool,
+    pub max_lag_ms: f64,
+}
+
+/// What the engine knows that the collector does not.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveContext<'a> {
+    pub elapsed: Duration,
+    pub phase: Phase,
+    pub active_faults: &'a [String],
+    pub target_rate: f64,
+    pub thresholds: &'a Thresholds,
+}
+
+impl Collector {
+    /// A snapshot of now. Latency comes from closed seconds; counters include the open one.
+    pub fn snapshot(&self, ctx: &LiveContext<'_>) -> MetricsSnapshot {
+        let totals = &self.totals;
+        let open = self.interval();
+        let count = |o: Outcome| totals.outcome(o) + open.outcome(o);
+        let errors_by = {
+            let mut all = totals.errors.clone();
+            for (k, n) in &open.errors {
+                *all.entry(*k).or_default() += n;
+            }
+            all.into_iter()
+                .map(|((endpoint, kind), count)| ErrorCount {
+                    endpoint: endpoint.to_string(),
+                    kind: kind.to_string(),
+                    count,
+                })
+                .collect()
+        };
+        let finished = totals.finished() + open.finished();
+        let view = ResultView {
+            pairing: &totals.pairing,
+            matched: count(Outcome::Matched),
+            timed_out: count(Outcome::TimedOut),
+            errors: count(Outcome::Error),
+            finished,
+            claims: self.claims,
+        };
+        let start = self.series.len().saturating_sub(SERIES_WINDOW);
+        let series = self.series[start..]
+            .iter()
+            .map(|p| SeriesPoint {
+                t: p.t,
+                target_rate: p.target_rate,
+                arrivals: p.arrivals,
+                matched: p.matched,
+                timed_out: p.timed_out,
+                failed: p.failed,
+                errors: p.errors,
+                latency: p.latency,
+                claims: p.claims,
+            })
+            .collect();
+        let max_lag_us = totals.max_lag_us.max(open.max_lag_us);
+        MetricsSnapshot {
+            elapsed_ms: u64::try_from(ctx.elapsed.as_millis()).unwrap_or(u64::MAX),
+            phase: ctx.phase,
+            active_faults: ctx.active_faults.to_vec(),
+            arrived: self
+                .gauges()
+                .started
+                .load(std::sync::atomic::Ordering::Relaxed),
+            searching: Gauges::get(&self.gauges().searching),
+            in_flight: Gauges::get(&self.gauges().in_flight),
+            matched: count(Outcome::Matched),
+            timed_out: count(Outcome::TimedOut),
+            cancelled: count(Outcome::Cancelled),
+            failed: count(Outcome::Failed),
+            errors: count(Outcome::Error),
+            open_sockets: Gauges::get(&self.gauges().open_sockets),
+            target_rate: ctx.target_rate,
+            actual_rate: self.series.last().map_or(0.0, |p| p.arrivals as f64),
+            latency: Percentiles::of(&totals.pairing),
+            latency_now: self.last_second,
+            series,
+            claims: self.claims,
+            errors_by,
+            thresholds: thresholds::evaluate(ctx.thresholds, &view, true),
+            saturated: totals.counters.lagged_starts + open.counters.lagged_starts > 0,
+            max_lag_ms: max_lag_us as f64 / 1000.0,
+        }
+    }
+}
+
+/// Whether a lag counts as saturation (for callers that measure lag themselves).
+pub fn is_saturated(lag: Duration) -> bool {
+    lag > SATURATION_LAG
+}

@@ -1,0 +1,893 @@
+//! One party's search, the way the tutorial's client does it: log in (PKCE or password), open
+//! the lobby WebSocket with the token, POST the matchmaking request, and wait for
+//! `found <ip> <port>` on the socket — or a 408, a cancel, a failure.
+//!
+//! A party is a small state machine (`Login → Connect → Search → Wait → Done`) run as one tokio
+//! task; members log in and listen concurrently, the leader sends the request for all of them.
+//! Latency is measured from the arrival's *scheduled* time, not from when the task got to run,
+//! so a saturated system cannot hide its backlog (no coordinated omission).
+//!
+//! Owns the wire side of the matchmaker contract ([`MatchRequest`], reading its 200/408
+//! answers) and the per-player behaviours (cancel, socket drop, retry after 408, DSMC check).
+//! Records into its worker's [`Recorder`]; must not know about scheduling, other parties,
+//! thresholds or reports.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use accelbyte::client::{AbClient, ClientError, LobbyConnection, LobbyOptions};
+use accelbyte::frame::Frame;
+use accelbyte::models::lobby::MessageNotif;
+use futures_util::future::join_all;
+use reqwest::header::AUTHORIZATION;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use url::Url;
+
+use crate::engine::schedule::PartySpec;
+use crate::engine::users::{User, UserPool};
+use crate::metrics::{Counter, Gauges, Recorder};
+use crate::outcome::{
+    Endpoint, ErrorKind, FailReason, Outcome, PlayerRecord, Release, ServerAddr,
+};
+use crate::scenario::{Behaviour, LoginFlow};
+
+/// The body of the matchmaking request: the matchmaker crate's optional body. The tutorial's
+/// server reads no body (the bearer token says who calls) and ignores it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MatchRequest {
+    pub game_mode: String,
+    /// The other members' user ids (the caller leads the party and is always a member).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub party_members: Vec<String>,
+    #[serde(skip_serializing_if = "MatchAttributes::is_empty")]
+    pub attributes: MatchAttributes,
+}
+
+/// Attributes that drive the matching rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MatchAttributes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmr: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl MatchAttributes {
+    fn is_empty(&self) -> bool {
+        self.mmr.is_none() && self.region.is_none()
+    }
+}
+
+/// How the matchmaking call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// 200 with a server and a session.
+    Matched {
+        session: Arc<str>,
+        server: ServerAddr,
+    },
+    /// 408 "Timed out! Not enough players."
+    TimedOut,
+    /// The matchmaker refused the match.
+    Failed(FailReason),
+    /// The player gave up.
+    Cancelled,
+    Error(ErrorKind),
+}
+
+/// Reads a matchmaker answer: 200 with `{"server":{"ip","port"},"session":{"id"}}`; 408; a match
+/// that failed for good (502, `{"errorCode": 510502, "errorMessage": "claim_…: …"}`, or the
+/// tutorial's 400 `{"message": "Unable to join the session."}`); anything else is an error.
+pub fn read_answer(status: u16, body: &[u8]) -> Answer {
+    let json = || serde_json::from_slice::<serde_json::Value>(body).ok();
+    match status {
+        200 => {
+            let Some(json) = json() else {
+                return Answer::Error(ErrorKind::Decode);
+            };
+            let ip = json.pointer("/server/ip").and_then(|v| v.as_str());
+            let port = json
+                .pointer("/server/port")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                .and_then(|p| u16::try_from(p).ok());
+            let session = json.pointer("/session/id").and_then(|v| v.as_str());
+            match (ip, port, session) {
+                (Some(ip), Some(port), Some(session)) if !ip.is_empty() && !session.is_empty() => {
+                    Answer::Matched {
+                        session: Arc::from(session),
+                        server: ServerAddr {
+                            ip: Arc::from(ip),
+                            port,
+                        },
+                    }
+                }
+                _ => Answer::Error(ErrorKind::Decode),
+            }
+        }
+        408 => Answer::TimedOut,
+        502 | 400 => {
+            let json = json();
+            let text = |key: &str| {
+                json.as_ref()
+                    .and_then(|j| j.get(key))
+                    .and_then(|m| m.as_str())
+                    .map(str::to_ascii_lowercase)
+            };
+            // A 400 in AGS's error shape is a refused request, not a failed match.
+            let message = match status {
+                502 => text("errorMessage").or_else(|| text("message")),
+                _ if json.as_ref().is_some_and(|j| j.get("errorCode").is_some()) => None,
+                _ => text("message"),
+            };
+            match message {
+                Some(m) if m.contains("claim") => Answer::Failed(FailReason::Claim),
+                Some(_) => Answer::Failed(FailReason::Other),
+                None if status == 502 => Answer::Failed(FailReason::Other),
+                None => Answer::Error(ErrorKind::Status(status)),
+            }
+        }
+        other => Answer::Error(ErrorKind::Status(other)),
+    }
+}
+
+/// A client-credentials token of the game client, refreshed when it gets old.
+#[derive(Debug)]
+pub struct GameToken {
+    client: AbClient,
+    state: tokio::sync::Mutex<Option<(String, Instant, Duration)>>,
+}
+
+impl GameToken {
+    pub fn new(client: AbClient) -> Self {
+        GameToken {
+            client,
+            state: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A valid token (a new one once half its lifetime has passed).
+    pub async fn get(&self) -> Result<String, ClientError> {
+        let mut state = self.state.lock().await;
+        if let Some((token, at, life)) = state.as_ref() {
+            if at.elapsed() < *life / 2 {
+                return Ok(token.clone());
+            }
+        }
+        let fresh = self.client.login_client().await?;
+        let life = Duration::from_secs(u64::try_from(fresh.expires_in).unwrap_or(0).max(60));
+        *state = Some((fresh.access_token.clone(), Instant::now(), life));
+        Ok(fresh.access_token)
+    }
+
+    pub fn client(&self) -> &AbClient {
+        &self.client
+    }
+}
+
+/// What all players of the run share.
+#[derive(Debug)]
+pub struct RunCtx {
+    pub matchmaker_url: Url,
+    pub namespace: String,
+    pub behaviour: Behaviour,
+    /// Lobby options without a source address (each worker sets its own).
+    pub lobby: LobbyOptions,
+    /// When arrivals started: `found_at_ms` and releases count from here.
+    pub start: Instant,
+    pub game_token: Option<Arc<GameToken>>,
+    pub users: UserPool,
+    /// Sessions whose release is already scheduled (one party per match releases it).
+    pub released: Mutex<std::collections::HashSet<Arc<str>>>,
+    /// Cancelled when the drain ends: players still in flight end as unfinished.
+    pub abort: CancellationToken,
+    /// Background release tasks (not waited for at the end).
+    pub background: TaskTracker,
+}
+
+impl RunCtx {
+    fn ms_since_start(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A worker: one HTTP connection pool, one metric shard, one source address.
+#[derive(Debug, Clone)]
+pub struct WorkerCtx {
+    /// The player (public) client on the worker's pool.
+    pub players: AbClient,
+    /// The game client on the same pool.
+    pub game: Option<AbClient>,
+    pub http: reqwest::Client,
+    pub recorder: Recorder,
+    pub lobby: LobbyOptions,
+    pub source: Option<IpAddr>,
+}
+
+/// Decrements a gauge when dropped, so a cancelled task cannot leak a count.
+struct GaugeGuard {
+    recorder: Recorder,
+    which: fn(&Gauges) -> &std::sync::atomic::AtomicI64,
+    n: i64,
+}
+
+impl GaugeGuard {
+    fn new(recorder: &Recorder, which: fn(&Gauges) -> &std::sync::atomic::AtomicI64, n: i64) -> Self {
+        Gauges::add(which(recorder.gauges()), n);
+        GaugeGuard {
+            recorder: recorder.clone(),
+            which,
+            n,
+        }
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        Gauges::add((self.which)(self.recorder.gauges()), -self.n);
+    }
+}
+
+/// An open lobby socket, counted in the `open_sockets` gauge while it lives.
+struct Socket {
+    conn: LobbyConnection,
+    _open: GaugeGuard,
+}
+
+/// A logged-in user.
+#[derive(Debug, Clone)]
+struct Session {
+    access_token: String,
+    user_id: String,
+    at: Instant,
+    life: Duration,
+}
+
+/// One member of a party.
+pub struct Member {
+    pub user: User,
+    session: Option<Session>,
+    socket: Option<Socket>,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("user", &self.user)
+            .field("logged_in", &self.session.is_some())
+            .field("connected", &self.socket.is_some())
+            .finish()
+    }
+}
+
+/// A party: members log in once and keep their sockets across searches (closed model).
+#[derive(Debug)]
+pub struct Party {
+    pub members: Vec<Member>,
+}
+
+impl Party {
+    pub fn new(users: Vec<User>) -> Self {
+        Party {
+            members: users
+                .into_iter()
+                .map(|user| Member {
+                    user,
+                    session: None,
+                    socket: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Closes every socket (bounded) and hands the users back.
+    pub async fn close(mut self) -> Vec<User> {
+        let closes = self.members.iter_mut().filter_map(|m| m.socket.as_mut()).map(|s| s.conn.close());
+        let _ = join_all(closes).await;
+        self.members.into_iter().map(|m| m.user).collect()
+    }
+}
+
+/// One search of a party, with what the scheduler drew for it.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub id: u64,
+    /// When the schedule said it arrives: latency counts from here.
+    pub scheduled: Instant,
+    pub spec: PartySpec,
+    /// Give up after this long without an answer.
+    pub cancel_after: Option<Duration>,
+    /// Per member: drop the socket this long into the search.
+    pub drop_after: Vec<Option<Duration>>,
+    /// Check the server against DSMC when matched.
+    pub verify: bool,
+}
+
+/// What a search ended with, for the caller's next step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchEnd {
+    Matched { session: Arc<str> },
+    Other(Outcome),
+}
+
+/// What one member saw on its socket.
+#[derive(Debug, Default)]
+struct Seen {
+    found: Vec<ServerAddr>,
+    first_found: Option<Instant>,
+}
+
+/// Runs one search of `party` and records one final outcome per member.
+pub async fn search(w: &WorkerCtx, run: &RunCtx, party: &mut Party, arrival: &Arrival) -> SearchEnd {
+    let size = party.members.len();
+    let lag = Instant::now().saturating_duration_since(arrival.scheduled);
+    w.recorder.arrival(arrival.id, size as u32, lag);
+    let _in_flight = GaugeGuard::new(&w.recorder, |g| &g.in_flight, 1);
+
+    let result = tokio::select! {
+        result = search_inner(w, run, party, arrival) => result,
+        () = run.abort.cancelled() => Err((Endpoint::Run, ErrorKind::Unfinished)),
+    };
+    finish(w, run, party, arrival, result).await
+}
+
+/// The outcome of a search before it is recorded.
+struct Done {
+    answer: Answer,
+    seen: Vec<Seen>,
+    /// Set when a sampled DSMC check disagreed.
+    dsmc_server: Option<ServerAddr>,
+}
+
+async fn search_inner(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    party: &mut Party,
+    arrival: &Arrival,
+) -> Result<Done, (Endpoint, ErrorKind)> {
+    // Login and lobby, all members at once.
+    let prepared = join_all(party.members.iter_mut().map(|m| prepare(w, run, m))).await;
+    if let Some(err) = prepared.into_iter().find_map(Result::err) {
+        return Err(err);
+    }
+    // Anything already on the sockets belongs to an earlier search.
+    for m in &mut party.members {
+        drain_stray(w, m).await;
+    }
+
+    let request = MatchRequest {
+        game_mode: arrival.spec.game_mode.clone(),
+        party_members: party.members[1..]
+            .iter()
+            .filter_map(|m| m.session.as_ref().map(|s| s.user_id.clone()))
+            .collect(),
+        attributes: MatchAttributes {
+            mmr: arrival.spec.mmr,
+            region: arrival.spec.region.clone(),
+        },
+    };
+    let leader_token = party.members[0]
+        .session
+        .as_ref()
+        .map(|s| s.access_token.clone())
+        .unwrap_or_default();
+
+    let search_start = Instant::now();
+    let (end_tx, end_rx) = watch::channel::<Option<(bool, Instant)>>(None);
+    let members = party.members.len();
+    let ask = async {
+        let _searching = GaugeGuard::new(&w.recorder, |g| &g.searching, members as i64);
+        let answer = ask_with_retries(w, run, &leader_token, &request, arrival, search_start).await;
+        let matched = matches!(answer, Answer::Matched { .. });
+        let _ = end_tx.send(Some((matched, Instant::now())));
+        answer
+    };
+    let listens = join_all(party.members.iter_mut().enumerate().map(|(i, m)| {
+        let drop_at = arrival
+            .drop_after
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|d| search_start + d);
+        listen(w, run, m, end_rx.clone(), drop_at)
+    }));
+    let (answer, seen) = tokio::join!(ask, listens);
+
+    let mut dsmc_server = None;
+    if let (Answer::Matched { session, server }, true) = (&answer, arrival.verify) {
+        dsmc_server = verify(w, run, session, server).await;
+    }
+    Ok(Done {
+        answer,
+        seen,
+        dsmc_server,
+    })
+}
+
+/// Logs in (or refreshes) and connects the lobby when needed.
+async fn prepare(w: &WorkerCtx, run: &RunCtx, m: &mut Member) -> Result<(), (Endpoint, ErrorKind)> {
+    let stale = m
+        .session
+        .as_ref()
+        .is_none_or(|s| s.at.elapsed() >= s.life / 2);
+    if stale {
+        if let Some(socket) = m.socket.take() {
+            drop(socket);
+        }
+        let started = Instant::now();
+        let result = match run.behaviour.login {
+            LoginFlow::Pkce => w.players.login_user(&m.user.username, &m.user.password).await,
+            LoginFlow::Password => {
+                w.players
+                    .login_password(&m.user.username, &m.user.password)
+                    .await
+            }
+        };
+        match result {
+            Ok(token) => {
+                w.recorder.call(Endpoint::Login, started.elapsed(), Ok(()));
+                m.session = Some(Session {
+                    life: Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0).max(60)),
+                    access_token: token.access_token,
+                    user_id: token.user_id,
+                    at: Instant::now(),
+                });
+            }
+            Err(err) => {
+                let kind = ErrorKind::of(&err);
+                w.recorder.call(Endpoint::Login, started.elapsed(), Err(kind));
+                return Err((Endpoint::Login, kind));
+            }
+        }
+    }
+    if m.socket.is_none() {
+        connect(w, m).await?;
+    }
+    Ok(())
+}
+
+async fn connect(w: &WorkerCtx, m: &mut Member) -> Result<(), (Endpoint, ErrorKind)> {
+    let Some(session) = &m.session else {
+        return Err((Endpoint::LobbyConnect, ErrorKind::Protocol));
+    };
+    let started = Instant::now();
+    match w.players.connect_lobby(&session.access_token, &w.lobby).await {
+        Ok(conn) => {
+            w.recorder.call(Endpoint::LobbyConnect, started.elapsed(), Ok(()));
+            m.socket = Some(Socket {
+                conn,
+                _open: GaugeGuard::new(&w.recorder, |g| &g.open_sockets, 1),
+            });
+            Ok(())
+        }
+        Err(err) => {
+            let kind = ErrorKind::of(&err);
+            w.recorder.call(Endpoint::LobbyConnect, started.elapsed(), Err(kind));
+            Err((Endpoint::LobbyConnect, kind))
+        }
+    }
+}
+
+/// Reads what is already buffered on the socket (late `found`s of an earlier search).
+async fn drain_stray(w: &WorkerCtx, m: &mut Member) {
+    let Some(socket) = m.socket.as_mut() else {
+        return;
+    };
+    loop {
+        match tokio::time::timeout(Duration::ZERO, socket.conn.next_frame()).await {
+            Ok(Ok(Some(frame))) => {
+                if found_in(&frame).is_some() {
+                    w.recorder.count(Counter::StrayFound);
+                }
+            }
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                // Closed or broken: reconnect before the search.
+                m.socket = None;
+                let _ = connect(w, m).await;
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn found_in(frame: &Frame) -> Option<ServerAddr> {
+    MessageNotif::from_frame(frame).and_then(|msg| ServerAddr::from_found(&msg.payload))
+}
+
+/// Sends the request; after a 408, again (as the behaviour allows).
+async fn ask_with_retries(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    token: &str,
+    request: &MatchRequest,
+    arrival: &Arrival,
+    search_start: Instant,
+) -> Answer {
+    let b = &run.behaviour;
+    let deadline = arrival.cancel_after.map(|d| search_start + d);
+    let mut retries = 0;
+    loop {
+        let answer = match deadline {
+            Some(at) => tokio::select! {
+                answer = ask(w, run, token, request) => answer,
+                () = tokio::time::sleep_until(at) => Answer::Cancelled,
+            },
+            None => ask(w, run, token, request).await,
+        };
+        let retry = b.retry_on_timeout.filter(|r| retries < r.max);
+        match (answer, retry) {
+            (Answer::TimedOut, Some(r)) => {
+                retries += 1;
+                w.recorder.count(Counter::Retry);
+                let resume = Instant::now() + r.delay;
+                if deadline.is_some_and(|at| at <= resume) {
+                    tokio::time::sleep_until(deadline.unwrap_or(resume)).await;
+                    return Answer::Cancelled;
+                }
+                tokio::time::sleep_until(resume).await;
+            }
+            (answer, _) => return answer,
+        }
+    }
+}
+
+/// One matchmaking call.
+async fn ask(w: &WorkerCtx, run: &RunCtx, token: &str, request: &MatchRequest) -> Answer {
+    let started = Instant::now();
+    let sent = w
+        .http
+        .post(run.matchmaker_url.clone())
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .json(request)
+        .timeout(run.behaviour.request_timeout)
+        .send()
+        .await;
+    let answer = match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            match response.bytes().await {
+                Ok(body) => read_answer(status, &body),
+                Err(err) => Answer::Error(ErrorKind::of_reqwest(&err)),
+            }
+        }
+        Err(err) => Answer::Error(ErrorKind::of_reqwest(&err)),
+    };
+    // A 408 or a refused match is the matchmaker's answer, not a broken call.
+    let result = match &answer {
+        Answer::Error(kind) => Err(*kind),
+        _ => Ok(()),
+    };
+    w.recorder.call(Endpoint::Matchmaking, started.elapsed(), result);
+    answer
+}
+
+/// Listens on one member's socket until the search's answer settles it.
+async fn listen(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    m: &mut Member,
+    mut end: watch::Receiver<Option<(bool, Instant)>>,
+    mut drop_at: Option<Instant>,
+) -> Seen {
+    enum Event {
+        Changed(bool),
+        Deadline,
+        Drop,
+        Frame(Result<Option<Frame>, ClientError>),
+    }
+    let b = &run.behaviour;
+    let far = Instant::now() + b.request_timeout * 2 + Duration::from_secs(3600);
+    let mut seen = Seen::default();
+    let mut sender_alive = true;
+    loop {
+        let state = *end.borrow();
+        let deadline = match state {
+            None => far,
+            Some((true, at)) => match seen.first_found {
+                None => at + b.found_grace,
+                Some(first) => at.max(first) + b.linger,
+            },
+            Some((false, at)) => at,
+        };
+        let event = tokio::select! {
+            biased;
+            changed = end.changed(), if sender_alive => Event::Changed(changed.is_ok()),
+            () = tokio::time::sleep_until(deadline) => Event::Deadline,
+            () = tokio::time::sleep_until(drop_at.unwrap_or(far)), if drop_at.is_some() => Event::Drop,
+            frame = next_frame(&mut m.socket) => Event::Frame(frame),
+        };
+        match event {
+            Event::Changed(alive) => sender_alive = alive,
+            Event::Deadline => return seen,
+            Event::Drop => {
+                drop_at = None;
+                // An abrupt drop: no close frame, as when a player loses its network.
+                m.socket = None;
+                w.recorder.count(Counter::SocketDrop);
+                if b.drop_socket.is_some_and(|d| d.reconnect) && connect(w, m).await.is_ok() {
+                    w.recorder.count(Counter::Reconnect);
+                }
+            }
+            Event::Frame(Ok(Some(frame))) => {
+                if let Some(server) = found_in(&frame) {
+                    seen.first_found.get_or_insert_with(Instant::now);
+                    seen.found.push(server);
+                }
+            }
+            Event::Frame(Ok(None)) | Event::Frame(Err(_)) => {
+                // The lobby closed the socket (or it broke): reconnect, as an SDK does.
+                m.socket = None;
+                w.recorder.error(Endpoint::Lobby, ErrorKind::Closed);
+                if connect(w, m).await.is_ok() {
+                    w.recorder.count(Counter::Reconnect);
+                }
+            }
+        }
+    }
+}
+
+/// The next frame, or never when there is no socket.
+async fn next_frame(socket: &mut Option<Socket>) -> Result<Option<Frame>, ClientError> {
+    match socket {
+        Some(s) => loop {
+            match s.conn.next_frame().await {
+                Err(ClientError::Frame(_)) => continue,
+                other => return other,
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Checks the answer's server against DSMC; `Some(dsmc's)` when they disagree.
+async fn verify(w: &WorkerCtx, run: &RunCtx, session: &str, server: &ServerAddr) -> Option<ServerAddr> {
+    let (Some(game), Some(token)) = (&w.game, &run.game_token) else {
+        return None;
+    };
+    let started = Instant::now();
+    let token = match token.get().await {
+        Ok(token) => token,
+        Err(err) => {
+            w.recorder
+                .call(Endpoint::DsmcCheck, started.elapsed(), Err(ErrorKind::of(&err)));
+            return None;
+        }
+    };
+    match game.dsmc().get_session(&token, &run.namespace, session).await {
+        Ok(found) => {
+            w.recorder.call(Endpoint::DsmcCheck, started.elapsed(), Ok(()));
+            w.recorder.count(Counter::Verified);
+            let s = &found.session.server;
+            let dsmc = ServerAddr {
+                ip: Arc::from(s.ip.as_str()),
+                port: u16::try_from(s.port).unwrap_or(0),
+            };
+            (dsmc != *server).then_some(dsmc)
+        }
+        Err(err) => {
+            w.recorder
+                .call(Endpoint::DsmcCheck, started.elapsed(), Err(ErrorKind::of(&err)));
+            None
+        }
+    }
+}
+
+/// Records one final outcome per member and schedules the server's release.
+async fn finish(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    party: &mut Party,
+    arrival: &Arrival,
+    result: Result<Done, (Endpoint, ErrorKind)>,
+) -> SearchEnd {
+    let done = match result {
+        Ok(done) => done,
+        Err((endpoint, kind)) => {
+            if endpoint == Endpoint::Run {
+                w.recorder.error(endpoint, kind);
+            }
+            for i in 0..party.members.len() {
+                w.recorder.finish(
+                    record(arrival, i, Outcome::Error, Some((endpoint, kind))),
+                    None,
+                );
+            }
+            return SearchEnd::Other(Outcome::Error);
+        }
+    };
+    let (session, server) = match &done.answer {
+        Answer::Matched { session, server } => (Some(session.clone()), Some(server.clone())),
+        _ => (None, None),
+    };
+    let mut any_matched = false;
+    for (i, seen) in done.seen.iter().enumerate() {
+        let (outcome, error, fail) = match &done.answer {
+            Answer::Matched { .. } if seen.first_found.is_some() => (Outcome::Matched, None, None),
+            Answer::Matched { .. } => (Outcome::Error, Some((Endpoint::Lobby, ErrorKind::NoFound)), None),
+            Answer::TimedOut => (Outcome::TimedOut, None, None),
+            Answer::Cancelled => (Outcome::Cancelled, None, None),
+            Answer::Failed(reason) => (Outcome::Failed, None, Some(*reason)),
+            Answer::Error(kind) => (Outcome::Error, Some((Endpoint::Matchmaking, *kind)), None),
+        };
+        if let Some((Endpoint::Lobby, kind)) = error {
+            w.recorder.error(Endpoint::Lobby, kind);
+        }
+        if let (Outcome::Matched, Some(first)) = (outcome, seen.first_found) {
+            w.recorder
+                .pairing(first.saturating_duration_since(arrival.scheduled));
+            any_matched = true;
+        }
+        let mut r = record(arrival, i, outcome, error);
+        r.session = session.clone();
+        r.answered = server.clone();
+        r.found = seen.found.clone();
+        r.found_at_ms = seen.first_found.map(|at| run.ms_since_start(at));
+        r.dsmc_server = done.dsmc_server.clone();
+        w.recorder.finish(r, fail);
+    }
+    match session {
+        Some(session) => {
+            // The match holds its server whatever this party's sockets saw.
+            schedule_release(w, run, &session);
+            if any_matched {
+                SearchEnd::Matched { session }
+            } else {
+                SearchEnd::Other(Outcome::Error)
+            }
+        }
+        None => SearchEnd::Other(match done.answer {
+            Answer::TimedOut => Outcome::TimedOut,
+            Answer::Cancelled => Outcome::Cancelled,
+            Answer::Failed(_) => Outcome::Failed,
+            _ => Outcome::Error,
+        }),
+    }
+}
+
+fn record(arrival: &Arrival, member: usize, outcome: Outcome, error: Option<(Endpoint, ErrorKind)>) -> PlayerRecord {
+    PlayerRecord {
+        arrival: arrival.id,
+        member: u16::try_from(member).unwrap_or(u16::MAX),
+        outcome,
+        error,
+        session: None,
+        answered: None,
+        found: Vec::new(),
+        found_at_ms: None,
+        dsmc_server: None,
+    }
+}
+
+/// After the match's game length, deletes its DSMC session (once per match), freeing the
+/// server as a finished game would.
+fn schedule_release(w: &WorkerCtx, run: &RunCtx, session: &Arc<str>) {
+    let Some(length) = run.behaviour.match_length else {
+        return;
+    };
+    let (Some(game), Some(_)) = (&w.game, &run.game_token) else {
+        return;
+    };
+    if !run.released.lock().insert(Arc::clone(session)) {
+        return;
+    }
+    let game = game.clone();
+    let recorder = w.recorder.clone();
+    let session = Arc::clone(session);
+    let namespace = run.namespace.clone();
+    let abort = run.abort.clone();
+    let token = run.game_token.clone();
+    let start = run.start;
+    run.background.spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(length) => {}
+            () = abort.cancelled() => return,
+        }
+        let started = Instant::now();
+        let Some(token) = token else { return };
+        let result = match token.get().await {
+            Ok(token) => {
+                // The server cannot be free before the delete is sent: that moment, not the
+                // answer's, bounds when another session may have it.
+                let sent = Instant::now();
+                game.dsmc()
+                    .admin_delete_session(&token, &namespace, &session)
+                    .await
+                    .map(|()| sent)
+            }
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(sent) => {
+                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
+                recorder.release(Release {
+                    session,
+                    at_ms: u64::try_from(sent.saturating_duration_since(start).as_millis())
+                        .unwrap_or(u64::MAX),
+                });
+            }
+            // Another process (a shard whose player was in the same match) released it first,
+            // at a moment this one cannot know.
+            Err(err) if err.status() == Some(404) => {
+                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
+                recorder.release(Release { session, at_ms: 0 });
+            }
+            Err(err) => {
+                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Err(ErrorKind::of(&err)));
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_of_the_tutorial_contract() {
+        let ok = br#"{"message":"successfully matchmade","server":{"ip":"127.0.0.1","port":7777},"session":{"id":"s1"},"users":["a",["b"]]}"#;
+        assert_eq!(
+            read_answer(200, ok),
+            Answer::Matched {
+                session: Arc::from("s1"),
+                server: ServerAddr {
+                    ip: Arc::from("127.0.0.1"),
+                    port: 7777
+                }
+            }
+        );
+        assert_eq!(
+            read_answer(408, br#"{"message":"Timed out! Not enough players."}"#),
+            Answer::TimedOut
+        );
+        assert_eq!(
+            read_answer(400, br#"{"message":"Unable to join the session."}"#),
+            Answer::Failed(FailReason::Other)
+        );
+        assert_eq!(
+            read_answer(
+                502,
+                br#"{"errorCode":510502,"errorMessage":"claim_unreachable: dedicated server is unreachable"}"#
+            ),
+            Answer::Failed(FailReason::Claim)
+        );
+        assert_eq!(read_answer(502, b"bad gateway"), Answer::Failed(FailReason::Other));
+        assert_eq!(
+            read_answer(400, br#"{"errorCode":20002,"errorMessage":"validation"}"#),
+            Answer::Error(ErrorKind::Status(400))
+        );
+        assert_eq!(read_answer(200, b"{}"), Answer::Error(ErrorKind::Decode));
+        assert_eq!(read_answer(401, b""), Answer::Error(ErrorKind::Status(401)));
+        assert_eq!(read_answer(503, b"{}"), Answer::Error(ErrorKind::Status(503)));
+    }
+
+    #[test]
+    fn request_body_is_the_matchmakers_optional_body() {
+        let solo = serde_json::to_value(MatchRequest {
+            game_mode: "1v1".into(),
+            party_members: Vec::new(),
+            attributes: MatchAttributes::default(),
+        })
+        .expect("json");
+        assert_eq!(solo, serde_json::json!({"game_mode": "1v1"}));
+        let party = serde_json::to_value(MatchRequest {
+            game_mode: "5v5".into(),
+            party_members: vec!["u2".into()],
+            attributes: MatchAttributes {
+                mmr: Some(1500),
+                region: Some("eu".into()),
+            },
+        })
+        .expect("json");
+        assert_eq!(
+            party,
+            serde_json::json!({"game_mode": "5v5", "party_members": ["u2"],
+                               "attributes": {"mmr": 1500, "region": "eu"}})
+        );
+    }
+}

@@ -1,0 +1,186 @@
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+
+use super::*;
+use crate::invariants::{self, Violation};
+use crate::metrics::{Collector, Recorder, new_histogram, record};
+use crate::outcome::{ErrorKind, PlayerRecord, ServerAddr};
+
+const SCENARIO: &str = r#"
+version = 1
+name = "unit"
+[run]
+duration = "5s"
+seed = 3
+[thresholds]
+pairing_p95 = "1s"
+timeout_rate = 0.2
+min_matched = 3
+"#;
+
+fn plan() -> Plan {
+    Plan::parse(SCENARIO, "unit.toml", Path::new(".")).expect("valid")
+}
+
+fn matched(r: &Recorder, arrival: u64, latency_ms: u64) {
+    r.arrival(arrival, 1, Duration::ZERO);
+    r.pairing(Duration::from_millis(latency_ms));
+    r.call(Endpoint::Matchmaking, Duration::from_millis(latency_ms), Ok(()));
+    r.finish(
+        PlayerRecord {
+            arrival,
+            member: 0,
+            outcome: Outcome::Matched,
+            error: None,
+            session: Some(Arc::from(format!("s{arrival}"))),
+            answered: Some(ServerAddr {
+                ip: Arc::from("127.0.0.1"),
+                port: 7000 + arrival as u16,
+            }),
+            found: Vec::new(),
+            found_at_ms: Some(arrival * 10),
+            dsmc_server: None,
+        },
+        None,
+    );
+}
+
+/// A report with `n` matched players of latency `base + i` ms and one timed-out player.
+fn report(n: u64, base: u64) -> RunReport {
+    let plan = plan();
+    let (mut collector, recorders) = Collector::new(2);
+    let mut started = Vec::new();
+    for i in 0..n {
+        matched(&recorders[(i % 2) as usize], i, base + i);
+        started.push((i, 1));
+    }
+    recorders[0].arrival(n, 1, Duration::ZERO);
+    recorders[0].call(
+        Endpoint::Matchmaking,
+        Duration::from_millis(900),
+        Err(ErrorKind::Status(408)),
+    );
+    recorders[0].finish(
+        PlayerRecord {
+            arrival: n,
+            member: 0,
+            outcome: Outcome::TimedOut,
+            error: None,
+            session: None,
+            answered: None,
+            found: Vec::new(),
+            found_at_ms: None,
+            dsmc_server: None,
+        },
+        None,
+    );
+    started.push((n, 1));
+    collector.drain();
+    collector.close_second(2.0, Vec::new());
+    collector.set_claims(ClaimCounts {
+        attempted: n,
+        succeeded: n,
+        ..ClaimCounts::default()
+    });
+    collector.finish();
+    assert_eq!(collector.started.len(), started.len());
+    let inv = invariants::check(&started, &collector.records, &collector.releases);
+    RunReport::build(&plan, &collector, inv, Vec::new(), 5_000, Vec::new())
+}
+
+#[test]
+fn json_round_trip_is_lossless() {
+    let report = report(10, 100);
+    assert!(report.passed, "{:?}", report.thresholds);
+    let dir = std::env::temp_dir().join(format!("sim-report-{}", std::process::id()));
+    let path = dir.join("r.json");
+    report.write_json(&path).expect("write");
+    let back = RunReport::read_json(&path).expect("read");
+    assert_eq!(back, report);
+    let h = metrics::decode(&back.pairing_histogram).expect("histogram");
+    assert_eq!(h.len(), 10);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn merged_reports_equal_one_big_run() {
+    let a = report(10, 100);
+    let b = report(20, 2_000);
+    let merged = RunReport::merge(&[a.clone(), b.clone()]).expect("merge");
+    assert_eq!(merged.shards, 2);
+    assert_eq!(merged.players, a.players + b.players);
+    assert_eq!(merged.outcomes.matched, 30);
+    assert_eq!(merged.outcomes.timed_out, 2);
+    let mut all = new_histogram();
+    for i in 0..10 {
+        record(&mut all, Duration::from_millis(100 + i));
+    }
+    for i in 0..20 {
+        record(&mut all, Duration::from_millis(2_000 + i));
+    }
+    assert_eq!(metrics::decode(&merged.pairing_histogram).expect("h"), all);
+    assert_eq!(merged.pairing, Percentiles::of(&all));
+    assert_eq!(merged.endpoints["matchmaking"].calls, 32);
+    assert_eq!(merged.errors[0].count, 2);
+    assert_eq!(merged.series[0].matched, 30);
+    assert_eq!(merged.series[0].target_rate, 4.0);
+    // Claims come from one shared fakes: the larger view is kept, not the sum.
+    assert_eq!(merged.claims.map(|c| c.attempted), Some(20));
+    // Each shard passed p95 <= 1s alone (a: all ~100ms; b: all ~2s fails); merged p95 is ~2s.
+    assert!(a.passed);
+    assert!(!b.passed);
+    assert!(!merged.passed);
+    let failed: Vec<_> = merged.failed_thresholds().map(|t| t.name.as_str()).collect();
+    assert_eq!(failed, vec!["pairing_p95"]);
+    assert!(RunReport::merge(&[]).is_err());
+    let mut other = a.clone();
+    other.scenario.name = "else".into();
+    assert!(matches!(
+        RunReport::merge(&[a, other]),
+        Err(ReportError::Merge(_))
+    ));
+}
+
+#[test]
+fn junit_has_a_case_per_threshold_and_one_for_invariants() {
+    let mut report = report(2, 100);
+    report.invariants.violations.push(Violation::NoOutcome {
+        arrival: 7,
+        member: 0,
+    });
+    report.passed = false;
+    let xml = junit::render(&report);
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sim\" tests=\"4\" failures=\"3\""), "{xml}");
+    assert!(xml.contains("<testsuite name=\"sim.unit\" tests=\"4\" failures=\"3\""), "{xml}");
+    assert!(xml.contains("<testcase classname=\"sim.unit.thresholds\" name=\"pairing_p95 &lt;= 1s\""), "{xml}");
+    assert!(
+        xml.contains("<failure type=\"threshold\" message=\"timeout_rate was 33.333% (1 of 3), above the limit of 20%\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure type=\"threshold\" message=\"min_matched: 2 players matched, fewer than 3\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure type=\"invariant\" message=\"1 invariant violations\">player 7/0 ended with no outcome</failure>"),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<testcase ").count(), 4);
+    assert_eq!(junit::escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+}
+
+#[test]
+fn summary_and_html_mention_what_matters() {
+    let report = report(10, 100);
+    let text = summary::render(&report);
+    assert!(text.starts_with("sim: unit — PASS"), "{text}");
+    assert!(text.contains("PASS  pairing_p95 <= 1s"), "{text}");
+    assert!(text.contains("invariants PASS (11 players, 10 sessions)"), "{text}");
+    let page = html::render(&report);
+    assert!(page.starts_with("<!doctype html>"));
+    assert_eq!(page.matches("<svg ").count(), 3);
+    assert!(page.contains("<polyline"));
+}

@@ -1,0 +1,299 @@
+use std::path::Path;
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+version = 1
+
+[run]
+duration = "10s"
+"#;
+
+fn parse(text: &str) -> Result<Plan, ScenarioError> {
+    Plan::parse(text, "t.toml", Path::new("."))
+}
+
+/// `(line, field)` of every problem, and the rendered message.
+fn problems(text: &str) -> (Vec<(usize, String)>, String) {
+    let err = parse(text).expect_err("should be refused");
+    let list = err
+        .problems()
+        .iter()
+        .map(|p| (p.line, p.field.clone()))
+        .collect();
+    (list, err.to_string())
+}
+
+#[test]
+fn minimal_scenario_takes_defaults() {
+    let plan = parse(MINIMAL).expect("valid");
+    assert_eq!(plan.name, "t");
+    assert_eq!(plan.run.duration, Duration::from_secs(10));
+    assert_eq!(plan.run.seed, 1);
+    assert_eq!(plan.run.workers, DEFAULT_WORKERS);
+    assert!(matches!(plan.target, TargetPlan::Embedded(_)));
+    assert_eq!(plan.population.modes[0].name, "1v1");
+    assert_eq!(plan.population.behaviour.login, LoginFlow::Pkce);
+    assert_eq!(plan.thresholds, Thresholds::default());
+    assert!(plan.faults.is_empty());
+}
+
+#[test]
+fn full_scenario_reads_every_section() {
+    let text = r#"
+version = 1
+name = "full"
+description = "everything"
+
+[run]
+duration = "1m"
+seed = 7
+drain = "20s"
+workers = 4
+
+[target]
+kind = "urls"
+fakes = "http://127.0.0.1:8080"
+matchmaker = "http://127.0.0.1:3000/"
+namespace = "game"
+accounts = "accounts.csv"
+source_addresses = 4
+player_client = { id = "pub" }
+game_client = { id = "srv", secret = "s" }
+
+[population]
+arrival = { kind = "ramp", from = 0, stages = [{ to = 100, over = "30s" }, { to = 20, over = "30s" }] }
+modes = [
+  { name = "1v1", weight = 3 },
+  { name = "5v5", weight = 1, party_sizes = [{ size = 1, weight = 0.5 }, { size = 5, weight = 0.5 }] },
+]
+mmr = { distribution = "normal", mean = 1500, stddev = 300, min = 0, max = 3000 }
+regions = [{ name = "us-east-1", weight = 2 }, { name = "eu-west-1" }]
+
+[population.behaviour]
+login = "password"
+cancel = { after = "5s", probability = 0.1 }
+drop_socket = { after = "2s", probability = 0.05 }
+retry_on_timeout = { max = 2, delay = "500ms" }
+verify_server = 0.25
+match_length = "forever"
+
+[[faults]]
+at = "10s"
+duration = "20s"
+kind = "claim_outcome"
+unreachable = 0.5
+
+[thresholds]
+pairing_p50 = "500ms"
+pairing_p99 = "5s"
+timeout_rate = 0.01
+claim_failure_rate = 0.6
+error_rate = 0
+min_matched = 100
+"#;
+    let plan = Plan::parse(text, "dir/full.toml", Path::new("dir")).expect("valid");
+    assert_eq!(plan.name, "full");
+    let TargetPlan::Urls(urls) = &plan.target else {
+        panic!("urls target");
+    };
+    assert_eq!(urls.namespace, "game");
+    assert_eq!(urls.accounts.as_deref(), Some(Path::new("dir/accounts.csv")));
+    assert_eq!(urls.source_addresses, SourceAddresses::Count(4));
+    assert_eq!(urls.game_client.as_ref().map(|c| c.id.as_str()), Some("srv"));
+    let ArrivalPlan::Open { profile, poisson } = &plan.population.arrival else {
+        panic!("open");
+    };
+    assert!(!poisson);
+    assert_eq!(profile.segments.len(), 2);
+    assert_eq!(profile.rate_at(15.0), 50.0);
+    assert_eq!(profile.expected(60.0), 1500.0 + 1800.0);
+    assert_eq!(plan.population.modes[1].party_sizes, vec![(1, 0.5), (5, 0.5)]);
+    assert_eq!(plan.population.regions[1], ("eu-west-1".to_owned(), 1.0));
+    let b = &plan.population.behaviour;
+    assert_eq!(b.match_length, None);
+    assert_eq!(b.retry_on_timeout.map(|r| r.max), Some(2));
+    assert_eq!(plan.faults[0].label, "claim_outcome");
+    assert_eq!(
+        plan.faults[0].body,
+        serde_json::json!({"kind": "claim_outcome", "unreachable": 0.5})
+    );
+    assert_eq!(plan.faults[0].line, 39);
+    assert_eq!(plan.thresholds.min_matched, Some(100));
+    assert_eq!(plan.thresholds.error_rate, Some(0.0));
+    assert!((plan.mean_party_size() - (0.75 + 0.25 * 3.0)).abs() < 1e-9);
+}
+
+#[test]
+fn unknown_keys_are_refused_with_line_and_field() {
+    let (list, text) = problems(
+        "version = 1\nspeed = 3\n[run]\nduration = \"5s\"\ndurashun = \"5s\"\n[population]\narrival = { kind = \"constant\", rate = 1, burst = 2 }\n",
+    );
+    assert_eq!(
+        list,
+        vec![
+            (2, "speed".to_owned()),
+            (5, "run.durashun".to_owned()),
+            (7, "population.arrival.burst".to_owned()),
+        ]
+    );
+    assert!(text.contains("t.toml:2: speed: unknown key"), "{text}");
+    assert!(text.contains("t.toml:5: run.durashun: unknown key"), "{text}");
+}
+
+#[test]
+fn wrong_types_name_what_was_expected() {
+    let (list, text) = problems("version = 1\n[run]\nduration = 10\nseed = \"abc\"\n");
+    assert_eq!(list, vec![(3, "run.duration".to_owned()), (4, "run.seed".to_owned())]);
+    assert!(
+        text.contains("t.toml:3: run.duration: expected a duration string such as \"500ms\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("t.toml:4: run.seed: expected an integer, found a string"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_thresholds_are_refused() {
+    let (list, text) = problems(&format!(
+        "{MINIMAL}\n[thresholds]\ntimeout_rate = 1.5\npairing_p99 = \"fast\"\nmin_matched = -1\nlatency = \"1s\"\n"
+    ));
+    assert_eq!(
+        list,
+        vec![
+            (8, "thresholds.timeout_rate".to_owned()),
+            (9, "thresholds.pairing_p99".to_owned()),
+            (10, "thresholds.min_matched".to_owned()),
+            (11, "thresholds.latency".to_owned()),
+        ]
+    );
+    assert!(text.contains("thresholds.timeout_rate: must be between 0 and 1"), "{text}");
+    assert!(text.contains("\"fast\" is not a duration"), "{text}");
+    assert!(text.contains("thresholds.min_matched: must not be negative"), "{text}");
+}
+
+#[test]
+fn bad_arrival_models_are_refused() {
+    let (list, text) = problems(&format!(
+        "{MINIMAL}[population]\narrival = {{ kind = \"zigzag\", rate = 5 }}\n"
+    ));
+    assert_eq!(list, vec![(7, "population.arrival.kind".to_owned())]);
+    assert!(text.contains("unknown arrival model \"zigzag\""), "{text}");
+
+    let (list, _) = problems(&format!(
+        "{MINIMAL}[population]\narrival = {{ kind = \"constant\", rate = -2 }}\n"
+    ));
+    assert_eq!(list, vec![(7, "population.arrival.rate".to_owned())]);
+
+    let (list, text) = problems(&format!(
+        "{MINIMAL}[population.arrival]\nkind = \"ramp\"\nstages = [{{ to = 10 }}]\n"
+    ));
+    assert_eq!(list, vec![(8, "population.arrival.stages[0].over".to_owned())]);
+    assert!(text.contains("missing (required)"), "{text}");
+
+    let (list, _) = problems(&format!("{MINIMAL}[population.arrival]\nkind = \"closed\"\n"));
+    assert_eq!(list, vec![(6, "population.arrival.players".to_owned())]);
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let (list, _) = problems(
+        r#"version = 2
+[run]
+duration = "0s"
+workers = 0
+[target]
+kind = "cloud"
+[population]
+arrival = { kind = "spike", base = 1, peak = 10, at = "5s" }
+[population.behaviour]
+cancel = { probability = 2, after = "1s" }
+[[faults]]
+at = "1s"
+probability = 0.5
+"#,
+    );
+    let fields: Vec<_> = list.iter().map(|(l, f)| format!("{l}:{f}")).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "1:version",
+            "3:run.duration",
+            "4:run.workers",
+            "6:target.kind",
+            "8:population.arrival.length",
+            "10:population.behaviour.cancel.probability",
+            "11:faults[0].kind",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_point_at_their_line() {
+    let (list, text) = problems("version = 1\n[run]\nduration = \"5s\n");
+    assert_eq!(list, vec![(3, "(syntax)".to_owned())]);
+    assert!(text.starts_with("t.toml:3: (syntax): "), "{text}");
+}
+
+#[test]
+fn missing_sections_and_fields() {
+    let (list, _) = problems("name = \"x\"\n");
+    assert_eq!(list, vec![(1, "version".to_owned()), (1, "run".to_owned())]);
+    let (list, _) = problems(&format!("{MINIMAL}[target]\nkind = \"urls\"\nfakes = \"ftp://x\"\n"));
+    assert_eq!(
+        list,
+        vec![(6, "target.matchmaker".to_owned()), (8, "target.fakes".to_owned())]
+    );
+}
+
+#[test]
+fn fault_after_the_run_is_refused() {
+    let (list, text) = problems(&format!("{MINIMAL}[[faults]]\nat = \"30s\"\nkind = \"outage\"\n"));
+    assert_eq!(list, vec![(6, "faults[0].at".to_owned())]);
+    assert!(text.contains("is not before the end of arrivals (10s)"), "{text}");
+}
+
+#[test]
+fn fault_objects_are_checked_by_the_fakes_rules() {
+    let (list, text) = problems(&format!(
+        "{MINIMAL}[[faults]]\nat = \"1s\"\nkind = \"claim_outcome\"\nunreachable = 1.5\n[[faults]]\nat = \"2s\"\nkind = \"teleport\"\n"
+    ));
+    assert_eq!(
+        list,
+        vec![(9, "faults[0].unreachable".to_owned()), (12, "faults[1].kind".to_owned())]
+    );
+    assert!(text.contains("must be between 0 and 1"), "{text}");
+    assert!(text.contains("unknown kind `teleport`"), "{text}");
+}
+
+#[test]
+fn spike_and_profile_arithmetic() {
+    let plan = parse(&format!(
+        "{MINIMAL}[population]\narrival = {{ kind = \"spike\", base = 2, peak = 20, at = \"3s\", length = \"2s\" }}\n"
+    ))
+    .expect("valid");
+    let ArrivalPlan::Open { profile, .. } = &plan.population.arrival else {
+        panic!("open");
+    };
+    assert_eq!(profile.rate_at(1.0), 2.0);
+    assert_eq!(profile.rate_at(4.0), 20.0);
+    assert_eq!(profile.rate_at(9.0), 2.0);
+    assert_eq!(profile.expected(10.0), 6.0 + 40.0 + 10.0);
+    assert_eq!(profile.peak(), 20.0);
+    assert_eq!(plan.expected_arrivals(), 56.0);
+}
+
+#[test]
+fn secrets_stay_out_of_debug_output() {
+    let c = ClientCredentials {
+        id: "srv".into(),
+        secret: Some("hunter2".into()),
+    };
+    let text = format!("{c:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+}

@@ -1,0 +1,565 @@
+//! The system under test: where the fakes (or AGS) and the matchmaker are, with which
+//! credentials, and — for an embedded target — starting them in this process.
+//!
+//! Owns the embedded seam: [`start_embedded_matchmaker`] is the one place that starts the
+//! `matchmaker` crate in-process; until that crate offers `spawn`, it answers
+//! [`TargetError::EmbeddedMatchmakerUnavailable`]. Tests and benches can pass their own
+//! [`MatchmakerStarter`] (any server that speaks the tutorial's HTTP contract).
+//!
+//! Also owns reading the fakes' claim counters (directly from an embedded fakes, over
+//! `GET /_fakes/stats` otherwise), the accounts CSV, and the choice of loopback source
+//! addresses. Must not know what players do or how results are measured.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use accelbyte::client::LobbyTls;
+use url::{Host, Url};
+
+use crate::metrics::ClaimCounts;
+use crate::scenario::{ClientCredentials, EmbeddedPlan, SourceAddresses, TargetPlan};
+
+/// The namespace, clients and secrets of the fakes' built-in seed (what an embedded target
+/// runs with).
+pub mod builtin {
+    pub const NAMESPACE: &str = "matchbench";
+    pub const PLAYER_CLIENT: &str = "matchbench-player";
+    pub const GAME_CLIENT: (&str, &str) = ("matchbench-game", "matchbench-game-secret");
+    pub const IAM_CLIENT: (&str, &str) = ("matchbench-iam", "matchbench-iam-secret");
+}
+
+/// First loopback source address used when spreading sockets (`127.0.0.11`, `.12`, …).
+pub const FIRST_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+
+/// Why the target could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "embedded matchmaker not available: this build does not start the matchmaker in-process yet; \
+         run a matchmaker and use a scenario with [target] kind = \"urls\""
+    )]
+    EmbeddedMatchmakerUnavailable,
+    #[error("embedded matchmaker: {0}")]
+    Matchmaker(String),
+    #[error("embedded fakes: {0}")]
+    Fakes(String),
+    #[error("{path}:{line}: {message}")]
+    Accounts {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {source}")]
+    AccountsIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// A running matchmaker in this process. Dropping it stops it.
+pub trait EmbeddedMatchmaker: Send + Sync {
+    /// The URL players POST their matchmaking request to.
+    fn url(&self) -> Url;
+}
+
+/// What an embedded matchmaker is given.
+#[derive(Clone)]
+pub struct EmbeddedMatchmakerConfig {
+    /// The embedded fakes' base URL: IAM, lobby notifications, session browser and DSMC.
+    pub fakes_base_url: Url,
+    pub namespace: String,
+    /// The IAM validator client (JWKS, revocation list, verify).
+    pub iam_client: ClientCredentials,
+    /// The game server client (sessions, DSMC, notifications).
+    pub game_client: ClientCredentials,
+    /// The scenario's `[target.matchmaker]` table, as written (the matchmaker's own format).
+    pub settings: toml::Table,
+}
+
+impl fmt::Debug for EmbeddedMatchmakerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedMatchmakerConfig")
+            .field("fakes_base_url", &self.fakes_base_url.as_str())
+            .field("namespace", &self.namespace)
+            .field("iam_client", &self.iam_client)
+            .field("game_client", &self.game_client)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Starts an in-process matchmaker.
+pub type MatchmakerStarter = Arc<
+    dyn Fn(EmbeddedMatchmakerConfig) -> BoxFuture<Result<Box<dyn EmbeddedMatchmaker>, TargetError>>
+        + Send
+        + Sync,
+>;
+
+/// The starter `sim run` uses: [`start_embedded_matchmaker`].
+pub fn default_matchmaker_starter() -> MatchmakerStarter {
+    Arc::new(|config| Box::pin(start_embedded_matchmaker(config)))
+}
+
+/// **The embedded seam.** Starts the `matchmaker` crate in this process against the embedded
+/// fakes, with an in-memory store.
+///
+/// Not wired yet: the matchmaker crate has no `spawn` API. Once it does, this body becomes
+/// (with `matchmaker` added to this crate's dependencies):
+///
+/// ```text
+/// let handle = matchmaker::spawn(matchmaker::Config {
+///     base_url: config.fakes_base_url,          // AB_BASE_URL
+///     namespace: config.namespace,              // AB_NAMESPACE
+///     iam_client: ..config.iam_client..,        // validator client id/secret
+///     game_client: ..config.game_client..,      // AB_CLIENT_ID / AB_CLIENT_SECRET
+///     store: matchmaker::StoreConfig::Memory,   // in-memory store
+///     modes: ..from config.settings..,          // the scenario's [target.matchmaker]
+/// }).await.map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+/// Ok(Box::new(handle))
+/// ```
+///
+/// plus `impl EmbeddedMatchmaker for matchmaker::Handle { fn url(&self) -> Url { … } }`.
+pub async fn start_embedded_matchmaker(
+    config: EmbeddedMatchmakerConfig,
+) -> Result<Box<dyn EmbeddedMatchmaker>, TargetError> {
+    let ags = accelbyte::client::Config::new(
+        config.fakes_base_url.clone(),
+        config.game_client.id.clone(),
+        config.game_client.secret.clone(),
+        config.namespace.clone(),
+    );
+    let mut mm = matchmaker::Config::new(ags);
+    if let Some(modes) = config.settings.get("modes") {
+        let specs: Vec<matchmaker::config::GameModeSpec> = modes
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| TargetError::Matchmaker(e.to_string()))?;
+        mm.default_mode = specs.first().map(|s| s.name.clone()).unwrap_or_default();
+        mm.modes = matchmaker::config::Modes::from_specs(specs)
+            .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+    }
+    let handle = matchmaker::spawn(mm)
+        .await
+        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+    Ok(Box::new(EmbeddedHandle(handle)))
+}
+
+struct EmbeddedHandle(matchmaker::Handle);
+
+impl EmbeddedMatchmaker for EmbeddedHandle {
+    fn url(&self) -> Url {
+        Url::parse(&format!("{}/matchmaking", self.0.base_url())).expect("base url")
+    }
+}
+
+/// How the target is started.
+#[derive(Clone)]
+pub struct TargetOptions {
+    pub matchmaker: MatchmakerStarter,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        TargetOptions {
+            matchmaker: default_matchmaker_starter(),
+        }
+    }
+}
+
+impl fmt::Debug for TargetOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetOptions").finish_non_exhaustive()
+    }
+}
+
+/// An existing account (from the accounts CSV).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    pub username: Arc<str>,
+    pub password: Arc<str>,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads `username,password` lines; a first line `username,password` is a header; blank lines
+/// and lines starting with `#` are skipped.
+pub fn parse_accounts(text: &str, path: &str) -> Result<Vec<Account>, TargetError> {
+    let mut accounts = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((user, password)) = line.split_once(',') else {
+            return Err(TargetError::Accounts {
+                path: path.to_owned(),
+                line: i + 1,
+                message: "expected username,password".to_owned(),
+            });
+        };
+        let (user, password) = (user.trim(), password.trim());
+        if accounts.is_empty() && user.eq_ignore_ascii_case("username") {
+            continue;
+        }
+        if user.is_empty() || password.is_empty() {
+            return Err(TargetError::Accounts {
+                path: path.to_owned(),
+                line: i + 1,
+                message: "username and password must not be empty".to_owned(),
+            });
+        }
+        accounts.push(Account {
+            username: Arc::from(user),
+            password: Arc::from(password),
+        });
+    }
+    if accounts.is_empty() {
+        return Err(TargetError::Accounts {
+            path: path.to_owned(),
+            line: 1,
+            message: "no account in the file".to_owned(),
+        });
+    }
+    Ok(accounts)
+}
+
+fn read_accounts(path: &Path) -> Result<Vec<Account>, TargetError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| TargetError::AccountsIo {
+        path: name.clone(),
+        source,
+    })?;
+    parse_accounts(&text, &name)
+}
+
+/// Where claim counters come from.
+#[derive(Clone)]
+enum StatsSource {
+    /// An embedded fakes: read the fleet directly.
+    Embedded(fakes::AppState),
+    /// `GET {fakes}/_fakes/stats`.
+    Http(Url),
+}
+
+/// The target, ready for players.
+pub struct Target {
+    pub fakes_url: Url,
+    pub matchmaker_url: Url,
+    pub namespace: String,
+    pub player_client: ClientCredentials,
+    /// Creates users, checks DSMC, releases servers; `None` when the scenario gave none.
+    pub game_client: Option<ClientCredentials>,
+    /// Existing accounts instead of created ones.
+    pub accounts: Option<Vec<Account>>,
+    pub lobby_tls: Option<LobbyTls>,
+    pub insecure_tls: bool,
+    /// Local addresses to spread sockets over (empty: the OS chooses).
+    pub sources: Vec<IpAddr>,
+    /// File descriptors one searching player costs this process.
+    pub fds_per_player: u64,
+    pub embedded: bool,
+    stats: StatsSource,
+    // Held for their lifetime: dropping them stops the servers.
+    _matchmaker: Option<Box<dyn EmbeddedMatchmaker>>,
+    fakes: Option<fakes::Handle>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("fakes_url", &self.fakes_url.as_str())
+            .field("matchmaker_url", &self.matchmaker_url.as_str())
+            .field("namespace", &self.namespace)
+            .field("embedded", &self.embedded)
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// Starts (embedded) or describes (URLs) the target.
+    pub async fn start(plan: &TargetPlan, options: &TargetOptions) -> Result<Target, TargetError> {
+        match plan {
+            TargetPlan::Embedded(e) => Self::start_embedded(e, options).await,
+            TargetPlan::Urls(u) => {
+                let accounts = u.accounts.as_deref().map(read_accounts).transpose()?;
+                let lobby_tls = if u.insecure_tls && u.fakes.scheme() == "https" {
+                    Some(LobbyTls::insecure().map_err(|e| TargetError::Tls(e.to_string()))?)
+                } else {
+                    None
+                };
+                let mut stats = u.fakes.clone();
+                stats.set_path("/_fakes/stats");
+                Ok(Target {
+                    sources: resolve_sources(&u.source_addresses, &u.fakes),
+                    fakes_url: u.fakes.clone(),
+                    matchmaker_url: u.matchmaker.clone(),
+                    namespace: u.namespace.clone(),
+                    player_client: u.player_client.clone(),
+                    game_client: u.game_client.clone(),
+                    accounts,
+                    lobby_tls,
+                    insecure_tls: u.insecure_tls,
+                    fds_per_player: 2,
+                    embedded: false,
+                    stats: StatsSource::Http(stats),
+                    _matchmaker: None,
+                    fakes: None,
+                })
+            }
+        }
+    }
+
+    async fn start_embedded(plan: &EmbeddedPlan, options: &TargetOptions) -> Result<Target, TargetError> {
+        let fleet = fakes::dsmc::fleet::FleetConfig {
+            regions: plan
+                .fleet
+                .regions
+                .iter()
+                .map(|(name, servers)| fakes::dsmc::fleet::RegionConfig {
+                    name: name.clone(),
+                    servers: *servers,
+                })
+                .collect(),
+            ready_delay: plan.fleet.ready_delay,
+            ..fakes::dsmc::fleet::FleetConfig::default()
+        };
+        fleet
+            .validate()
+            .map_err(|e| TargetError::Fakes(e.to_string()))?;
+        let config = fakes::FakesConfig {
+            fleet,
+            ..fakes::FakesConfig::default()
+        };
+        let handle = fakes::spawn(config)
+            .await
+            .map_err(|e| TargetError::Fakes(e.to_string()))?;
+        let fakes_url = Url::parse(&handle.base_url()).map_err(|e| TargetError::Fakes(e.to_string()))?;
+        let credentials = |(id, secret): (&str, &str)| ClientCredentials {
+            id: id.to_owned(),
+            secret: Some(secret.to_owned()),
+        };
+        let matchmaker = (options.matchmaker)(EmbeddedMatchmakerConfig {
+            fakes_base_url: fakes_url.clone(),
+            namespace: builtin::NAMESPACE.to_owned(),
+            iam_client: credentials(builtin::IAM_CLIENT),
+            game_client: credentials(builtin::GAME_CLIENT),
+            settings: plan.matchmaker.clone(),
+        })
+        .await?;
+        Ok(Target {
+            sources: resolve_sources(&plan.source_addresses, &fakes_url),
+            matchmaker_url: matchmaker.url(),
+            fakes_url,
+            namespace: builtin::NAMESPACE.to_owned(),
+            player_client: ClientCredentials {
+                id: builtin::PLAYER_CLIENT.to_owned(),
+                secret: None,
+            },
+            game_client: Some(credentials(builtin::GAME_CLIENT)),
+            accounts: None,
+            lobby_tls: None,
+            insecure_tls: false,
+            // Both ends of the lobby socket and of the matchmaking request live here.
+            fds_per_player: 4,
+            embedded: true,
+            stats: StatsSource::Embedded(handle.state.clone()),
+            _matchmaker: Some(matchmaker),
+            fakes: Some(handle),
+        })
+    }
+
+    /// Reads the fakes' DSMC claim counters; cheap to clone into a task.
+    pub fn claims_reader(&self) -> ClaimsReader {
+        ClaimsReader(self.stats.clone())
+    }
+
+    /// `PUT /_fakes/faults/seed`: the fakes' fault decisions follow the scenario's seed.
+    pub fn faults_seed_url(&self) -> Url {
+        let mut url = self.faults_url();
+        url.set_path("/_fakes/faults/seed");
+        url
+    }
+
+    /// The fakes' control API base (`/_fakes/faults`).
+    pub fn faults_url(&self) -> Url {
+        let mut url = self.fakes_url.clone();
+        url.set_path("/_fakes/faults");
+        url
+    }
+
+    /// Stops embedded servers.
+    pub async fn shutdown(mut self) {
+        self._matchmaker = None;
+        if let Some(handle) = self.fakes.take() {
+            let _ = handle.shutdown().await;
+        }
+    }
+}
+
+/// Reads DSMC claim counters from an embedded fakes directly, or over `GET /_fakes/stats`.
+#[derive(Clone)]
+pub struct ClaimsReader(StatsSource);
+
+impl fmt::Debug for ClaimsReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClaimsReader").finish_non_exhaustive()
+    }
+}
+
+impl ClaimsReader {
+    /// Counters since the fakes started; `None` when they cannot be read.
+    pub async fn read(&self, http: &reqwest::Client) -> Option<ClaimCounts> {
+        match &self.0 {
+            StatsSource::Embedded(state) => {
+                let s = state.dsmc.stats();
+                Some(ClaimCounts {
+                    attempted: s.claims_attempted,
+                    succeeded: s.claims_succeeded,
+                    not_found: s.claims_failed.not_found,
+                    conflict: s.claims_failed.conflict,
+                    not_ready: s.claims_failed.not_ready,
+                    unreachable: s.claims_failed.unreachable,
+                })
+            }
+            StatsSource::Http(url) => {
+                let response = http.get(url.clone()).send().await.ok()?;
+                if !response.status().is_success() {
+                    return None;
+                }
+                let body: serde_json::Value = response.json().await.ok()?;
+                claims_from_stats(&body)
+            }
+        }
+    }
+}
+
+/// Finds the DSMC claim counters in a `/_fakes/stats` body, wherever they are nested: an
+/// object with `claims_attempted` and a `claims_failed` object of reasons.
+pub fn claims_from_stats(body: &serde_json::Value) -> Option<ClaimCounts> {
+    // The fakes' shape: {"dsmc": {"claims": {"attempted", "succeeded", "failed": {...}}}}.
+    if let Some(c) = body.pointer("/dsmc/claims") {
+        let n = |p: &str| c.pointer(p).and_then(|v| v.as_u64()).unwrap_or(0);
+        if let Some(attempted) = c.get("attempted").and_then(|v| v.as_u64()) {
+            return Some(ClaimCounts {
+                attempted,
+                succeeded: n("/succeeded"),
+                not_found: n("/failed/not_found"),
+                conflict: n("/failed/conflict"),
+                not_ready: n("/failed/not_ready"),
+                unreachable: n("/failed/unreachable"),
+            });
+        }
+    }
+    let obj = body.as_object()?;
+    if let Some(attempted) = obj.get("claims_attempted").and_then(|v| v.as_u64()) {
+        let failed = obj.get("claims_failed");
+        let reason = |k: &str| {
+            failed
+                .and_then(|f| f.get(k))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+        };
+        return Some(ClaimCounts {
+            attempted,
+            succeeded: obj
+                .get("claims_succeeded")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+            not_found: reason("not_found"),
+            conflict: reason("conflict"),
+            not_ready: reason("not_ready"),
+            unreachable: reason("unreachable"),
+        });
+    }
+    obj.values().find_map(claims_from_stats)
+}
+
+/// Which source addresses sockets bind to.
+pub fn resolve_sources(choice: &SourceAddresses, target: &Url) -> Vec<IpAddr> {
+    let loopback = match target.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Domain(d)) => d == "localhost",
+        _ => false,
+    };
+    let spread = |n: u8| -> Vec<IpAddr> {
+        (0..n)
+            .map(|i| {
+                let [a, b, c, d] = FIRST_SOURCE.octets();
+                IpAddr::V4(Ipv4Addr::new(a, b, c, d.saturating_add(i)))
+            })
+            .collect()
+    };
+    match choice {
+        // Linux routes all of 127.0.0.0/8 to loopback; elsewhere only 127.0.0.1 is certain.
+        SourceAddresses::Auto if loopback && cfg!(target_os = "linux") => {
+            spread(crate::scenario::DEFAULT_SOURCE_ADDRESSES)
+        }
+        SourceAddresses::Auto => Vec::new(),
+        SourceAddresses::Count(n) if loopback => spread(*n),
+        SourceAddresses::Count(_) => Vec::new(),
+        SourceAddresses::List(list) => list.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_csv() {
+        let accounts = parse_accounts("username,password\n# comment\n\nalice, pw1\nbob,pw,2\n", "a.csv")
+            .expect("valid");
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(&*accounts[1].password, "pw,2");
+        let err = parse_accounts("alice\n", "a.csv").expect_err("no comma");
+        assert_eq!(err.to_string(), "a.csv:1: expected username,password");
+        assert!(parse_accounts("# nothing\n", "a.csv").is_err());
+    }
+
+    #[test]
+    fn claims_of_the_fakes_stats_shape() {
+        let body = serde_json::json!({"dsmc": {"registers": 3, "claims": {"attempted": 4, "succeeded": 3,
+            "failed": {"not_found": 0, "conflict": 0, "not_ready": 1, "unreachable": 0}}}});
+        let c = claims_from_stats(&body).expect("found");
+        assert_eq!((c.attempted, c.succeeded, c.not_ready), (4, 3, 1));
+    }
+
+    #[test]
+    fn claims_are_found_wherever_they_are_nested() {
+        let body = serde_json::json!({
+            "requests": {"total": 9},
+            "dsmc": {"claims_attempted": 10, "claims_succeeded": 7,
+                     "claims_failed": {"not_ready": 1, "unreachable": 2}}
+        });
+        let c = claims_from_stats(&body).expect("found");
+        assert_eq!((c.attempted, c.failed(), c.unreachable), (10, 3, 2));
+        assert!(claims_from_stats(&serde_json::json!({"x": 1})).is_none());
+    }
+
+    #[test]
+    fn sources_spread_only_on_loopback() {
+        let local = Url::parse("http://127.0.0.1:8080").expect("url");
+        let remote = Url::parse("http://10.1.2.3:8080").expect("url");
+        let four = resolve_sources(&SourceAddresses::Count(4), &local);
+        assert_eq!(four.len(), 4);
+        assert_eq!(four[3], IpAddr::V4(Ipv4Addr::new(127, 0, 0, 14)));
+        assert!(resolve_sources(&SourceAddresses::Count(4), &remote).is_empty());
+        assert!(resolve_sources(&SourceAddresses::Auto, &remote).is_empty());
+    }
+}

@@ -1,0 +1,307 @@
+//! A tiny stand-in for a matchmaker that speaks the tutorial's HTTP contract, for tests and the
+//! capacity benchmark until the real matchmaker can be embedded.
+//!
+//! `POST /matchmaking` with `Authorization: Bearer <token>` waits until a second request
+//! arrives, then registers and claims a DSMC session on the fakes, sends `found <ip> <port>` to
+//! both players through the fakes' notification REST with the game client's token, and answers
+//! both with the tutorial's 200 body. A request left alone for `wait` gets the tutorial's 408; a
+//! match whose server cannot be claimed gets the matchmaker crate's 502.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use accelbyte::client::{AbClient, Config};
+use accelbyte::models::dsmc::{CreateSessionRequest, MatchPartyMember, MatchingAlly, MatchingParty};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use parking_lot::Mutex;
+use serde_json::json;
+use sim::player::GameToken;
+use sim::target::{EmbeddedMatchmaker, EmbeddedMatchmakerConfig, MatchmakerStarter, TargetError};
+use tokio::sync::oneshot;
+use url::Url;
+
+/// What the double answers a request with.
+type Answer = (StatusCode, serde_json::Value);
+
+struct Waiting {
+    id: u64,
+    user: String,
+    reply: oneshot::Sender<Answer>,
+}
+
+struct Inner {
+    game: AbClient,
+    token: GameToken,
+    namespace: String,
+    wait: Duration,
+    waiting: Mutex<Vec<Waiting>>,
+    next: AtomicU64,
+    /// Matches made (for tests).
+    pub matches: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct DoubleState(Arc<Inner>);
+
+impl DoubleState {
+    pub fn matches(&self) -> u64 {
+        self.0.matches.load(Ordering::Relaxed)
+    }
+}
+
+/// A running double.
+pub struct Double {
+    pub url: Url,
+    pub state: DoubleState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl EmbeddedMatchmaker for Double {
+    fn url(&self) -> Url {
+        self.url.clone()
+    }
+}
+
+pub fn state(fakes: &Url, namespace: &str, game: (&str, &str), wait: Duration) -> DoubleState {
+    let http = AbClient::http_builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("http client");
+    let game = AbClient::with_http(
+        Config::new(fakes.clone(), game.0, Some(game.1.to_owned()), namespace),
+        http,
+    )
+    .expect("game client");
+    DoubleState(Arc::new(Inner {
+        token: GameToken::new(game.clone()),
+        game,
+        namespace: namespace.to_owned(),
+        wait,
+        waiting: Mutex::new(Vec::new()),
+        next: AtomicU64::new(1),
+        matches: AtomicU64::new(0),
+    }))
+}
+
+pub fn router(state: DoubleState) -> Router {
+    Router::new()
+        .route("/matchmaking", post(matchmaking))
+        .with_state(state)
+}
+
+/// Binds 127.0.0.1 on `port` (0: any) with a deep backlog and serves until dropped.
+pub async fn spawn(fakes: &Url, wait: Duration, port: u16) -> Double {
+    let state = state(
+        fakes,
+        sim::target::builtin::NAMESPACE,
+        sim::target::builtin::GAME_CLIENT,
+        wait,
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("reuseaddr");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .expect("bind");
+    let listener = socket.listen(4096).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Double {
+        url: Url::parse(&format!("http://{addr}/matchmaking")).expect("url"),
+        state,
+        task,
+    }
+}
+
+/// A starter for the engine's embedded seam that runs the double.
+pub fn starter(wait: Duration) -> MatchmakerStarter {
+    Arc::new(move |config: EmbeddedMatchmakerConfig| {
+        Box::pin(async move {
+            let d = spawn(&config.fakes_base_url, wait, 0).await;
+            Ok::<Box<dyn EmbeddedMatchmaker>, TargetError>(Box::new(d))
+        })
+    })
+}
+
+/// The caller's user id: the token's `sub` claim (read without verification, as the tutorial's
+/// Lambda does before it validates).
+fn caller(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let token = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(str::to_owned)
+}
+
+async fn matchmaking(State(state): State<DoubleState>, headers: HeaderMap, _body: Bytes) -> Response {
+    let Some(user) = caller(&headers) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"message": "Invalid Authorization. Expecting Bearer Auth Token."})),
+        )
+            .into_response();
+    };
+    let s = &state.0;
+    let id = s.next.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = oneshot::channel();
+    let partner = {
+        let mut waiting = s.waiting.lock();
+        waiting.retain(|w| !w.reply.is_closed());
+        match waiting.iter().position(|w| w.user != user) {
+            Some(at) => Some(waiting.remove(at)),
+            None => {
+                waiting.push(Waiting {
+                    id,
+                    user: user.clone(),
+                    reply: tx,
+                });
+                None
+            }
+        }
+    };
+    let (status, body) = match partner {
+        Some(partner) => {
+            let answer = make_match(&state, &[partner.user.clone(), user]).await;
+            let _ = partner.reply.send(answer.clone());
+            answer
+        }
+        None => {
+            let mut rx = rx;
+            match tokio::time::timeout(s.wait, &mut rx).await {
+                Ok(Ok(answer)) => answer,
+                _ => {
+                    let still_waiting = {
+                        let mut waiting = s.waiting.lock();
+                        let before = waiting.len();
+                        waiting.retain(|w| w.id != id);
+                        waiting.len() != before
+                    };
+                    if still_waiting {
+                        (
+                            StatusCode::REQUEST_TIMEOUT,
+                            json!({"message": "Timed out! Not enough players."}),
+                        )
+                    } else {
+                        // A partner took us just now: its answer is on the way.
+                        rx.await.unwrap_or((
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            json!({"message": "partner vanished"}),
+                        ))
+                    }
+                }
+            }
+        }
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Registers, claims and reads a DSMC session, then tells both players.
+async fn make_match(state: &DoubleState, users: &[String]) -> Answer {
+    let s = &state.0;
+    // The matchmaker crate's shape for a match that failed for good.
+    let fail = |why: String| {
+        (
+            StatusCode::BAD_GATEWAY,
+            json!({"errorCode": 510502, "errorMessage": format!("claim_failed: {why}")}),
+        )
+    };
+    let token = match s.token.get().await {
+        Ok(t) => t,
+        Err(e) => return fail(e.to_string()),
+    };
+    let session_id = format!("{:032x}", rand::random::<u128>());
+    let register = CreateSessionRequest {
+        client_version: String::new(),
+        configuration: String::new(),
+        deployment: "default".into(),
+        game_mode: "1v1".into(),
+        matching_allies: vec![MatchingAlly {
+            matching_parties: vec![MatchingParty {
+                party_id: format!("{:032x}", rand::random::<u128>()),
+                party_members: users
+                    .iter()
+                    .map(|u| MatchPartyMember {
+                        user_id: u.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+        }],
+        namespace: s.namespace.clone(),
+        notification_payload: None,
+        pod_name: String::new(),
+        region: String::new(),
+        session_id: session_id.clone(),
+    };
+    if let Err(e) = s.game.dsmc().register_session(&token, &s.namespace, &register).await {
+        return fail(e.to_string());
+    }
+    let mut claimed = Err(String::new());
+    for _ in 0..20 {
+        match s.game.dsmc().claim_server(&token, &s.namespace, &session_id).await {
+            Ok(()) => {
+                claimed = Ok(());
+                break;
+            }
+            Err(e) if e.status() == Some(425) => {
+                claimed = Err(e.to_string());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                claimed = Err(e.to_string());
+                break;
+            }
+        }
+    }
+    if let Err(why) = claimed {
+        let _ = s.game.dsmc().admin_delete_session(&token, &s.namespace, &session_id).await;
+        return fail(why);
+    }
+    let session = match s.game.dsmc().get_session(&token, &s.namespace, &session_id).await {
+        Ok(session) => session.session,
+        Err(e) => return fail(e.to_string()),
+    };
+    let (ip, port) = (session.server.ip.clone(), session.server.port);
+    let message = format!("found {ip} {port}");
+    for user in users {
+        let _ = s
+            .game
+            .notify_user(&token, &s.namespace, user, "NOTIF", &message)
+            .await;
+    }
+    s.matches.fetch_add(1, Ordering::Relaxed);
+    (
+        StatusCode::OK,
+        json!({
+            "message": format!("successfully matchmade server:(ip:{ip}|port:{port})|session:(id:{session_id})"),
+            "server": {"ip": ip, "port": port},
+            "session": {"id": session_id},
+            "users": [users[0].clone(), users[1..].to_vec()],
+        }),
+    )
+}

@@ -1,0 +1,6 @@
+//! sim's integration tests: one binary, real sockets on 127.0.0.1 ephemeral ports.
+
+mod cli;
+mod double;
+mod e2e;
+mod scenarios;
