@@ -51,10 +51,16 @@
 //! most once per match; domain types are not wire types (the HTTP layer converts at the edge);
 //! nothing below the binary reads the environment.
 //!
-//! Measured (`cargo bench -p matchmaker --bench throughput`, 2 cores, everything in one
-//! process, fakes at zero latency): see `docs/benchmarks.md`, section "matchmaker", for matches
-//! formed per second with each store for 1v1 and 5v5 and the latency the matchmaker adds
-//! between the last needed ticket and the `found` notification.
+//! Measured with `cargo bench -p matchmaker --bench throughput` (2 cores shared by fakes at zero
+//! latency, the matchmaker, Redis and the load generator; method and ranges in
+//! `docs/benchmarks.md`, section "matchmaker"):
+//!
+//! | store | mode | matches/s | added latency p50 / p99 (last ticket → every `found`) |
+//! |---|---|---|---|
+//! | memory | 1v1 | ~1,270 | 1.2 ms / 2.1 ms |
+//! | memory | 5v5 | ~355 | 2.3 ms / 4.0 ms |
+//! | redis | 1v1 | ~1,200 | 2.5 ms / 3.2 ms |
+//! | redis | 5v5 | ~325 | 3.5 ms / 4.7 ms |
 
 pub mod ags;
 pub mod app;

@@ -2,8 +2,11 @@
 //! - every virtual player ended in exactly one final outcome;
 //! - no player was sent two different servers (two `found`s, or a `found` that disagrees with
 //!   the matchmaker's answer);
-//! - no dedicated server was claimed for two sessions at once (a server may serve a later
-//!   session only after the sim released the earlier one);
+//! - no dedicated server was claimed for two sessions at once: a server may serve a later
+//!   session only after the sim released the earlier one. A session starts, at the latest, when
+//!   its first player heard of it (a `found` or the 200), and is free, at the earliest, when the
+//!   sim sent its release; a server freed by someone else (the matchmaker, another shard) cannot
+//!   be timed and is not held against it;
 //! - players of one match (one session) got the same server;
 //! - sampled DSMC checks agreed with what players were told.
 //!
@@ -204,7 +207,8 @@ pub fn check(
                 start_ms: None,
             });
             entry.servers.extend(told.iter().cloned());
-            if let Some(at) = r.found_at_ms {
+            // The session held its server by the time anyone heard of it.
+            for at in [r.found_at_ms, r.answered_at_ms].into_iter().flatten() {
                 entry.start_ms = Some(entry.start_ms.map_or(at, |s| s.min(at)));
             }
             if let (Some(dsmc), Some(first)) = (&r.dsmc_server, told.iter().next()) {
@@ -231,12 +235,10 @@ pub fn check(
     let released: HashMap<&str, u64> = releases.iter().map(|r| (&*r.session, r.at_ms)).collect();
     let mut by_server: BTreeMap<&ServerAddr, Vec<(u64, &Arc<str>)>> = BTreeMap::new();
     for (session, usage) in &sessions {
-        if usage.servers.len() == 1 {
+        // A session nobody heard of at a known time cannot be ordered; skip it.
+        if let (1, Some(start)) = (usage.servers.len(), usage.start_ms) {
             if let Some(server) = usage.servers.iter().next() {
-                by_server
-                    .entry(server)
-                    .or_default()
-                    .push((usage.start_ms.unwrap_or(u64::MAX), session));
+                by_server.entry(server).or_default().push((start, session));
             }
         }
     }
@@ -287,6 +289,7 @@ mod tests {
             answered: Some(server(port)),
             found: vec![server(port)],
             found_at_ms: Some(at),
+            answered_at_ms: Some(at),
             dsmc_server: None,
         }
     }
@@ -301,6 +304,7 @@ mod tests {
             answered: None,
             found: Vec::new(),
             found_at_ms: None,
+            answered_at_ms: None,
             dsmc_server: None,
         }
     }

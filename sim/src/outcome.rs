@@ -274,6 +274,9 @@ pub struct PlayerRecord {
     /// Milliseconds since the run started when the first `found` arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub found_at_ms: Option<u64>,
+    /// Milliseconds since the run started when the matchmaker's 200 arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at_ms: Option<u64>,
     /// When a sampled DSMC check disagreed: the server DSMC reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dsmc_server: Option<ServerAddr>,

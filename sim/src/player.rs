@@ -253,6 +253,9 @@ pub struct Member {
     pub user: User,
     session: Option<Session>,
     socket: Option<Socket>,
+    /// The server of this member's previous match: a late `found` naming it during the next
+    /// search is stray, not a second server.
+    last_server: Option<ServerAddr>,
 }
 
 impl std::fmt::Debug for Member {
@@ -280,6 +283,7 @@ impl Party {
                     user,
                     session: None,
                     socket: None,
+                    last_server: None,
                 })
                 .collect(),
         }
@@ -320,6 +324,8 @@ pub enum SearchEnd {
 struct Seen {
     found: Vec<ServerAddr>,
     first_found: Option<Instant>,
+    /// When the matchmaker's 200 arrived.
+    answered: Option<Instant>,
 }
 
 /// Runs one search of `party` and records one final outcome per member.
@@ -339,6 +345,7 @@ pub async fn search(w: &WorkerCtx, run: &RunCtx, party: &mut Party, arrival: &Ar
 /// The outcome of a search before it is recorded.
 struct Done {
     answer: Answer,
+    /// One per member, in order.
     seen: Vec<Seen>,
     /// Set when a sampled DSMC check disagreed.
     dsmc_server: Option<ServerAddr>,
@@ -603,7 +610,12 @@ async fn listen(
             frame = next_frame(&mut m.socket) => Event::Frame(frame),
         };
         match event {
-            Event::Changed(alive) => sender_alive = alive,
+            Event::Changed(alive) => {
+                sender_alive = alive;
+                if let Some((true, at)) = *end.borrow() {
+                    seen.answered = Some(at);
+                }
+            }
             Event::Deadline => return seen,
             Event::Drop => {
                 drop_at = None;
@@ -706,7 +718,25 @@ async fn finish(
         _ => (None, None),
     };
     let mut any_matched = false;
-    for (i, seen) in done.seen.iter().enumerate() {
+    for (i, seen) in done.seen.iter_mut().enumerate() {
+        // A late `found` of this member's previous match is stray when this answer names
+        // another server.
+        let member = &mut party.members[i];
+        if let (Some(last), Some(now)) = (&member.last_server, &server) {
+            if last != now {
+                let before = seen.found.len();
+                seen.found.retain(|f| f != last);
+                for _ in seen.found.len()..before {
+                    w.recorder.count(Counter::StrayFound);
+                }
+                if seen.found.is_empty() {
+                    seen.first_found = None;
+                }
+            }
+        }
+        if server.is_some() {
+            member.last_server = server.clone();
+        }
         let (outcome, error, fail) = match &done.answer {
             Answer::Matched { .. } if seen.first_found.is_some() => (Outcome::Matched, None, None),
             Answer::Matched { .. } => (Outcome::Error, Some((Endpoint::Lobby, ErrorKind::NoFound)), None),
@@ -728,6 +758,7 @@ async fn finish(
         r.answered = server.clone();
         r.found = seen.found.clone();
         r.found_at_ms = seen.first_found.map(|at| run.ms_since_start(at));
+        r.answered_at_ms = seen.answered.map(|at| run.ms_since_start(at));
         r.dsmc_server = done.dsmc_server.clone();
         w.recorder.finish(r, fail);
     }
@@ -760,6 +791,7 @@ fn record(arrival: &Arrival, member: usize, outcome: Outcome, error: Option<(End
         answered: None,
         found: Vec::new(),
         found_at_ms: None,
+        answered_at_ms: None,
         dsmc_server: None,
     }
 }

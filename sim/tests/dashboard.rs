@@ -386,6 +386,14 @@ fn every_panel_shows_a_brownout_in_progress() {
     assert_line!(claims, "not_found", "0");
 
     let th = screen.panel(" Thresholds ");
+    // Failures first, then undecided, then passes.
+    let order: Vec<&str> = th
+        .lines()
+        .filter_map(|l| l.get(..4))
+        .filter(|v| v.trim() != "")
+        .collect();
+    assert_eq!(order, ["FAIL", "FAIL", "....", "PASS", "PASS"], "{th}");
+    assert_line!(screen.text(), "Thresholds", "2 PASS", "2 FAIL", "1 ....");
     assert_line!(th, "PASS", "pairing_p95 <= 2s", "1.9");
     assert_line!(th, "PASS", "pairing_p99 <= 5s", "4.2");
     assert_line!(th, "FAIL", "timeout_rate <= 1%");
@@ -681,7 +689,13 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        // The server leaves its socket file behind: find it first, remove it after.
+        let socket = self.cmd(&["display-message", "-p", "#{socket_path}"]);
+        let socket = String::from_utf8_lossy(&socket.stdout).trim().to_owned();
         let _ = self.cmd(&["kill-server"]);
+        if !socket.is_empty() {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 

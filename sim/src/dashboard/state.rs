@@ -779,9 +779,17 @@ fn error_rows(snap: &MetricsSnapshot) -> Vec<ErrorRow> {
         .collect()
 }
 
+/// Failures first, then those not decided yet, then passes (each in the scenario's order): in
+/// a short panel what is broken stays in sight.
 fn threshold_rows(snap: &MetricsSnapshot) -> Vec<ThresholdRow> {
-    snap.thresholds
-        .iter()
+    let mut sorted: Vec<_> = snap.thresholds.iter().collect();
+    sorted.sort_by_key(|t| match t.status {
+        Status::Fail => 0,
+        Status::Pending => 1,
+        Status::Pass => 2,
+    });
+    sorted
+        .into_iter()
         .map(|t| {
             let (verdict, tone) = match t.status {
                 Status::Pass => ("PASS", Tone::Good),

@@ -61,7 +61,7 @@ pub fn draw(frame: &mut Frame<'_>, vm: &ViewModel) {
             .add_modifier(Modifier::BOLD);
         let banner = Paragraph::new(format!(" {text}"))
             .style(style)
-            .wrap(Wrap { trim: true });
+            .wrap(Wrap { trim: false });
         frame.render_widget(banner, banner_area);
     }
     if compact {
@@ -339,28 +339,17 @@ fn draw_thresholds(frame: &mut Frame<'_>, area: Rect, vm: &ViewModel) {
     }
     if area.height < 3 {
         // No room for a list: one summary line.
-        let count = |v: &str| vm.thresholds.iter().filter(|t| t.verdict == v).count();
-        let (pass, fail, pending) = (count("PASS"), count("FAIL"), count("...."));
-        let mut line = Line::from(vec![
-            Span::styled(" thresholds ", Style::new().add_modifier(Modifier::BOLD)),
-            Span::styled(format!("{pass} PASS "), tone(Tone::Good)),
-            Span::styled(
-                format!("{fail} FAIL"),
-                if fail > 0 {
-                    tone(Tone::Bad)
-                } else {
-                    tone(Tone::Dim)
-                },
-            ),
-        ]);
-        if pending > 0 {
-            let text = format!(" {pending} ....");
-            line.spans.push(Span::styled(text, tone(Tone::Dim)));
-        }
+        let mut line = title(" thresholds ");
+        line.spans.extend(threshold_counts(vm));
         frame.render_widget(Paragraph::new(line), area);
         return;
     }
-    let b = block(title(" Thresholds "));
+    let mut heading = title(" Thresholds ");
+    if !vm.thresholds.is_empty() {
+        heading.spans.extend(threshold_counts(vm));
+        heading.spans.push(Span::raw(" "));
+    }
+    let b = block(heading);
     if vm.thresholds.is_empty() {
         frame.render_widget(
             Paragraph::new(Span::styled("none set", tone(Tone::Dim))).block(b),
@@ -392,6 +381,27 @@ fn draw_thresholds(frame: &mut Frame<'_>, area: Rect, vm: &ViewModel) {
         })
         .collect();
     frame.render_widget(List::new(items).block(b), area);
+}
+
+/// `3 PASS 1 FAIL 1 ....`, for a title or a summary line.
+fn threshold_counts(vm: &ViewModel) -> Vec<Span<'static>> {
+    let count = |v: &str| vm.thresholds.iter().filter(|t| t.verdict == v).count();
+    let (pass, fail, pending) = (count("PASS"), count("FAIL"), count("...."));
+    let mut spans = vec![
+        Span::styled(format!("{pass} PASS "), tone(Tone::Good)),
+        Span::styled(
+            format!("{fail} FAIL"),
+            if fail > 0 {
+                tone(Tone::Bad)
+            } else {
+                tone(Tone::Dim)
+            },
+        ),
+    ];
+    if pending > 0 {
+        spans.push(Span::styled(format!(" {pending} ...."), tone(Tone::Dim)));
+    }
+    spans
 }
 
 fn legend(lines: &[(&str, Color)]) -> Vec<Span<'static>> {

@@ -680,6 +680,7 @@ fn no_users(worker: &WorkerCtx, arrival: &Arrival, kind: ErrorKind) {
                 answered: None,
                 found: Vec::new(),
                 found_at_ms: None,
+                answered_at_ms: None,
                 dsmc_server: None,
             },
             None,

@@ -642,6 +642,7 @@ mod tests {
             answered: None,
             found: Vec::new(),
             found_at_ms: None,
+            answered_at_ms: None,
             dsmc_server: None,
         };
         r.finish(rec(Outcome::Matched), None);

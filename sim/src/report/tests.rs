@@ -73,6 +73,7 @@ fn report(n: u64, base: u64) -> RunReport {
             answered: None,
             found: Vec::new(),
             found_at_ms: None,
+            answered_at_ms: None,
             dsmc_server: None,
         },
         None,
