@@ -324,8 +324,6 @@ pub enum SearchEnd {
 struct Seen {
     found: Vec<ServerAddr>,
     first_found: Option<Instant>,
-    /// When the matchmaker's 200 arrived.
-    answered: Option<Instant>,
 }
 
 /// Runs one search of `party` and records one final outcome per member.
@@ -345,6 +343,8 @@ pub async fn search(w: &WorkerCtx, run: &RunCtx, party: &mut Party, arrival: &Ar
 /// The outcome of a search before it is recorded.
 struct Done {
     answer: Answer,
+    /// When the answer arrived.
+    answered: Instant,
     /// One per member, in order.
     seen: Vec<Seen>,
     /// Set when a sampled DSMC check disagreed.
@@ -391,8 +391,9 @@ async fn search_inner(
         let _searching = GaugeGuard::new(&w.recorder, |g| &g.searching, members as i64);
         let answer = ask_with_retries(w, run, &leader_token, &request, arrival, search_start).await;
         let matched = matches!(answer, Answer::Matched { .. });
-        let _ = end_tx.send(Some((matched, Instant::now())));
-        answer
+        let at = Instant::now();
+        let _ = end_tx.send(Some((matched, at)));
+        (answer, at)
     };
     let listens = join_all(party.members.iter_mut().enumerate().map(|(i, m)| {
         let drop_at = arrival
@@ -403,7 +404,7 @@ async fn search_inner(
             .map(|d| search_start + d);
         listen(w, run, m, end_rx.clone(), drop_at)
     }));
-    let (answer, seen) = tokio::join!(ask, listens);
+    let ((answer, answered), seen) = tokio::join!(ask, listens);
 
     let mut dsmc_server = None;
     if let (Answer::Matched { session, server }, true) = (&answer, arrival.verify) {
@@ -411,6 +412,7 @@ async fn search_inner(
     }
     Ok(Done {
         answer,
+        answered,
         seen,
         dsmc_server,
     })
@@ -610,12 +612,7 @@ async fn listen(
             frame = next_frame(&mut m.socket) => Event::Frame(frame),
         };
         match event {
-            Event::Changed(alive) => {
-                sender_alive = alive;
-                if let Some((true, at)) = *end.borrow() {
-                    seen.answered = Some(at);
-                }
-            }
+            Event::Changed(alive) => sender_alive = alive,
             Event::Deadline => return seen,
             Event::Drop => {
                 drop_at = None;
@@ -698,7 +695,7 @@ async fn finish(
     arrival: &Arrival,
     result: Result<Done, (Endpoint, ErrorKind)>,
 ) -> SearchEnd {
-    let done = match result {
+    let mut done = match result {
         Ok(done) => done,
         Err((endpoint, kind)) => {
             if endpoint == Endpoint::Run {
@@ -758,7 +755,7 @@ async fn finish(
         r.answered = server.clone();
         r.found = seen.found.clone();
         r.found_at_ms = seen.first_found.map(|at| run.ms_since_start(at));
-        r.answered_at_ms = seen.answered.map(|at| run.ms_since_start(at));
+        r.answered_at_ms = r.session.is_some().then(|| run.ms_since_start(done.answered));
         r.dsmc_server = done.dsmc_server.clone();
         w.recorder.finish(r, fail);
     }
