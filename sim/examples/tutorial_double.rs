@@ -24,7 +24,10 @@ async fn main() -> anyhow::Result<()> {
     let wait = Duration::from_secs(args.next().map_or(Ok(60), |s| s.parse())?);
     let (soft, _) = sim::limits::raise_open_files()?;
     let d = double::spawn(&fakes, wait, port).await;
-    println!("tutorial double on {} (fakes {fakes}, wait {wait:?}, open files {soft})", d.url);
+    println!(
+        "tutorial double on {} (fakes {fakes}, wait {wait:?}, open files {soft})",
+        d.url
+    );
     tokio::signal::ctrl_c().await?;
     println!("matches made: {}", d.state.matches());
     Ok(())

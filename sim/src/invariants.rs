@@ -85,7 +85,10 @@ impl fmt::Display for Violation {
                 )
             }
             Violation::UnknownPlayer { arrival, member } => {
-                write!(f, "outcome for player {arrival}/{member}, which never started")
+                write!(
+                    f,
+                    "outcome for player {arrival}/{member}, which never started"
+                )
             }
             Violation::TwoServers {
                 arrival,
@@ -322,7 +325,11 @@ mod tests {
             session: Arc::from("s1"),
             at_ms: 4000,
         }];
-        let report = check(&[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)], &records, &releases);
+        let report = check(
+            &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)],
+            &records,
+            &releases,
+        );
         assert_eq!(report.violations, Vec::new());
         assert_eq!((report.players, report.sessions), (5, 2));
         assert!(report.passed());
@@ -349,7 +356,16 @@ mod tests {
             // Never started.
             errored(99, 0),
         ];
-        let started = [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1)];
+        let started = [
+            (1, 1),
+            (2, 1),
+            (3, 1),
+            (4, 1),
+            (5, 1),
+            (6, 1),
+            (7, 1),
+            (8, 1),
+        ];
         let report = check(&started, &records, &[]);
         let text: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
         assert_eq!(

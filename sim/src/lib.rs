@@ -1,3 +1,27 @@
+//! `sim`: thousands of virtual players against a matchmaker, from scenario files, with
+//! thresholds, reports and an invariant check.
+//!
+//! A tour, in the order a run flows:
+//! - [`scenario`]: TOML scenario files → a validated [`scenario::Plan`], or every problem with
+//!   file, line and field. Pure.
+//! - [`target`]: the system under test — an embedded fakes + matchmaker in this process (through
+//!   the seam [`target::start_embedded_matchmaker`]) or URLs of running ones; claim counters.
+//! - [`engine`]: schedules arrivals (open: constant, ramp, Poisson, spike; closed: N players),
+//!   applies the fault timeline, publishes [`metrics::MetricsSnapshot`]s on a `watch` channel
+//!   and takes [`engine::EngineCommand`]s on an `mpsc` channel.
+//! - [`player`]: one party's search as a small state machine: login, lobby socket, matchmaking
+//!   request, `found` — latency from the scheduled arrival (no coordinated omission).
+//! - [`metrics`]: per-worker HDR histograms and counters merged on a tick; per-second series.
+//! - [`outcome`]: the vocabulary of results; [`invariants`]: the check after every run;
+//!   [`thresholds`]: pass/fail limits.
+//! - [`report`]: summary table, JSON (mergeable histograms), JUnit XML, HTML.
+//! - [`dashboard`]: the live terminal view (reads snapshots, sends commands).
+//! - [`limits`]: the open-files limit and how many players it allows.
+//!
+//! Invariants: players record into their worker's shard, never one message per request to a
+//! central task; the engine knows no output format and the dashboard no engine internals;
+//! nothing below `main` reads the process environment.
+
 pub mod dashboard;
 pub mod engine;
 pub mod invariants;

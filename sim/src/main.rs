@@ -27,7 +27,11 @@ const EXIT_BREACH: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "sim", version, about = "Thousands of virtual players against a matchmaker")]
+#[command(
+    name = "sim",
+    version,
+    about = "Thousands of virtual players against a matchmaker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +45,7 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Run a scenario.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Merge the JSON reports of shards into one.
     Merge(MergeArgs),
     /// Serve a scenario's embedded target (fakes and matchmaker in this process) until
@@ -107,8 +111,14 @@ fn parse_shard(text: &str) -> Result<ShardSpec, String> {
     let (i, n) = text
         .split_once('/')
         .ok_or_else(|| format!("{text:?} is not I/N"))?;
-    let index: u32 = i.trim().parse().map_err(|_| format!("{i:?} is not a number"))?;
-    let count: u32 = n.trim().parse().map_err(|_| format!("{n:?} is not a number"))?;
+    let index: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{i:?} is not a number"))?;
+    let count: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a number"))?;
     if count == 0 || index >= count {
         return Err(format!("shard {index}/{count}: need 0 <= I < N"));
     }
@@ -125,7 +135,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Check { files } => check(&files),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Merge(args) => merge(args),
         Command::Stack { file } => stack(&file),
     }
@@ -160,7 +170,7 @@ fn run(args: RunArgs) -> ExitCode {
         plan.run.duration = duration;
     }
     if let (Some(fakes), Some(matchmaker)) = (args.fakes_url.clone(), args.matchmaker_url.clone()) {
-        plan.target = TargetPlan::Urls(UrlsPlan {
+        plan.target = TargetPlan::Urls(Box::new(UrlsPlan {
             fakes,
             matchmaker,
             namespace: sim::target::builtin::NAMESPACE.to_owned(),
@@ -179,7 +189,7 @@ fn run(args: RunArgs) -> ExitCode {
             accounts: None,
             insecure_tls: false,
             source_addresses: plan.target.source_addresses().clone(),
-        });
+        }));
     }
     let limit = match sim::limits::raise_open_files() {
         Ok((soft, hard)) => {
@@ -196,7 +206,10 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     let headless = args.headless || !std::io::stdout().is_terminal();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("sim: cannot start the runtime: {err}");
@@ -259,7 +272,11 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(report) => finish(&report, &outputs),
         Err(err) => {
             eprintln!("sim: {err}");
-            ExitCode::from(if err.is_config() { EXIT_CONFIG } else { EXIT_BREACH })
+            ExitCode::from(if err.is_config() {
+                EXIT_CONFIG
+            } else {
+                EXIT_BREACH
+            })
         }
     }
 }
@@ -286,7 +303,11 @@ async fn progress(
     every: Duration,
 ) {
     let mut warned = false;
-    let mut tick = tokio::time::interval(if headless { every } else { Duration::from_millis(500) });
+    let mut tick = tokio::time::interval(if headless {
+        every
+    } else {
+        Duration::from_millis(500)
+    });
     tick.tick().await;
     loop {
         tick.tick().await;
@@ -323,7 +344,11 @@ fn finish(report: &RunReport, outputs: &Outputs) -> ExitCode {
             report.invariants.violations.len()
         );
     }
-    ExitCode::from(if report.passed { EXIT_PASS } else { EXIT_BREACH })
+    ExitCode::from(if report.passed {
+        EXIT_PASS
+    } else {
+        EXIT_BREACH
+    })
 }
 
 fn write_outputs(report: &RunReport, outputs: &Outputs) -> anyhow::Result<()> {
@@ -348,14 +373,20 @@ fn stack(file: &Path) -> ExitCode {
         }
     };
     if !matches!(plan.target, TargetPlan::Embedded(_)) {
-        eprintln!("sim: {}: stack serves an embedded target only", file.display());
+        eprintln!(
+            "sim: {}: stack serves an embedded target only",
+            file.display()
+        );
         return ExitCode::from(EXIT_CONFIG);
     }
     match sim::limits::raise_open_files() {
         Ok((soft, _)) => eprintln!("sim: open files {soft}"),
         Err(err) => eprintln!("sim: cannot raise the open-files limit: {err}"),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("sim: cannot start the runtime: {err}");

@@ -190,7 +190,9 @@ impl ErrorKind {
         }
         match err {
             E::Transport(_) | E::WebSocket(_) | E::Tls(_) => ErrorKind::Transport,
-            E::Status { status, .. } | E::UnexpectedStatus { status, .. } => ErrorKind::Status(*status),
+            E::Status { status, .. } | E::UnexpectedStatus { status, .. } => {
+                ErrorKind::Status(*status)
+            }
             E::Redirect { .. } => ErrorKind::Refused,
             E::Decode { .. } | E::UnexpectedContentType { .. } | E::Frame(_) => ErrorKind::Decode,
             E::Protocol(_) | E::InvalidInput(_) => ErrorKind::Protocol,

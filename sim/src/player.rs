@@ -20,8 +20,8 @@ use accelbyte::client::{AbClient, ClientError, LobbyConnection, LobbyOptions};
 use accelbyte::frame::Frame;
 use accelbyte::models::lobby::MessageNotif;
 use futures_util::future::join_all;
-use reqwest::header::AUTHORIZATION;
 use parking_lot::Mutex;
+use reqwest::header::AUTHORIZATION;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -32,9 +32,7 @@ use url::Url;
 use crate::engine::schedule::PartySpec;
 use crate::engine::users::{User, UserPool};
 use crate::metrics::{Counter, Gauges, Recorder};
-use crate::outcome::{
-    Endpoint, ErrorKind, FailReason, Outcome, PlayerRecord, Release, ServerAddr,
-};
+use crate::outcome::{Endpoint, ErrorKind, FailReason, Outcome, PlayerRecord, Release, ServerAddr};
 use crate::scenario::{Behaviour, LoginFlow};
 
 /// The body of the matchmaking request: the matchmaker crate's optional body. The tutorial's
@@ -217,7 +215,11 @@ struct GaugeGuard {
 }
 
 impl GaugeGuard {
-    fn new(recorder: &Recorder, which: fn(&Gauges) -> &std::sync::atomic::AtomicI64, n: i64) -> Self {
+    fn new(
+        recorder: &Recorder,
+        which: fn(&Gauges) -> &std::sync::atomic::AtomicI64,
+        n: i64,
+    ) -> Self {
         Gauges::add(which(recorder.gauges()), n);
         GaugeGuard {
             recorder: recorder.clone(),
@@ -291,7 +293,11 @@ impl Party {
 
     /// Closes every socket (bounded) and hands the users back.
     pub async fn close(mut self) -> Vec<User> {
-        let closes = self.members.iter_mut().filter_map(|m| m.socket.as_mut()).map(|s| s.conn.close());
+        let closes = self
+            .members
+            .iter_mut()
+            .filter_map(|m| m.socket.as_mut())
+            .map(|s| s.conn.close());
         let _ = join_all(closes).await;
         self.members.into_iter().map(|m| m.user).collect()
     }
@@ -327,7 +333,12 @@ struct Seen {
 }
 
 /// Runs one search of `party` and records one final outcome per member.
-pub async fn search(w: &WorkerCtx, run: &RunCtx, party: &mut Party, arrival: &Arrival) -> SearchEnd {
+pub async fn search(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    party: &mut Party,
+    arrival: &Arrival,
+) -> SearchEnd {
     let size = party.members.len();
     let lag = Instant::now().saturating_duration_since(arrival.scheduled);
     w.recorder.arrival(arrival.id, size as u32, lag);
@@ -430,7 +441,11 @@ async fn prepare(w: &WorkerCtx, run: &RunCtx, m: &mut Member) -> Result<(), (End
         }
         let started = Instant::now();
         let result = match run.behaviour.login {
-            LoginFlow::Pkce => w.players.login_user(&m.user.username, &m.user.password).await,
+            LoginFlow::Pkce => {
+                w.players
+                    .login_user(&m.user.username, &m.user.password)
+                    .await
+            }
             LoginFlow::Password => {
                 w.players
                     .login_password(&m.user.username, &m.user.password)
@@ -449,7 +464,8 @@ async fn prepare(w: &WorkerCtx, run: &RunCtx, m: &mut Member) -> Result<(), (End
             }
             Err(err) => {
                 let kind = ErrorKind::of(&err);
-                w.recorder.call(Endpoint::Login, started.elapsed(), Err(kind));
+                w.recorder
+                    .call(Endpoint::Login, started.elapsed(), Err(kind));
                 return Err((Endpoint::Login, kind));
             }
         }
@@ -465,9 +481,14 @@ async fn connect(w: &WorkerCtx, m: &mut Member) -> Result<(), (Endpoint, ErrorKi
         return Err((Endpoint::LobbyConnect, ErrorKind::Protocol));
     };
     let started = Instant::now();
-    match w.players.connect_lobby(&session.access_token, &w.lobby).await {
+    match w
+        .players
+        .connect_lobby(&session.access_token, &w.lobby)
+        .await
+    {
         Ok(conn) => {
-            w.recorder.call(Endpoint::LobbyConnect, started.elapsed(), Ok(()));
+            w.recorder
+                .call(Endpoint::LobbyConnect, started.elapsed(), Ok(()));
             m.socket = Some(Socket {
                 conn,
                 _open: GaugeGuard::new(&w.recorder, |g| &g.open_sockets, 1),
@@ -476,7 +497,8 @@ async fn connect(w: &WorkerCtx, m: &mut Member) -> Result<(), (Endpoint, ErrorKi
         }
         Err(err) => {
             let kind = ErrorKind::of(&err);
-            w.recorder.call(Endpoint::LobbyConnect, started.elapsed(), Err(kind));
+            w.recorder
+                .call(Endpoint::LobbyConnect, started.elapsed(), Err(kind));
             Err((Endpoint::LobbyConnect, kind))
         }
     }
@@ -572,7 +594,8 @@ async fn ask(w: &WorkerCtx, run: &RunCtx, token: &str, request: &MatchRequest) -
         Answer::Error(kind) => Err(*kind),
         _ => Ok(()),
     };
-    w.recorder.call(Endpoint::Matchmaking, started.elapsed(), result);
+    w.recorder
+        .call(Endpoint::Matchmaking, started.elapsed(), result);
     answer
 }
 
@@ -655,7 +678,12 @@ async fn next_frame(socket: &mut Option<Socket>) -> Result<Option<Frame>, Client
 }
 
 /// Checks the answer's server against DSMC; `Some(dsmc's)` when they disagree.
-async fn verify(w: &WorkerCtx, run: &RunCtx, session: &str, server: &ServerAddr) -> Option<ServerAddr> {
+async fn verify(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    session: &str,
+    server: &ServerAddr,
+) -> Option<ServerAddr> {
     let (Some(game), Some(token)) = (&w.game, &run.game_token) else {
         return None;
     };
@@ -663,14 +691,22 @@ async fn verify(w: &WorkerCtx, run: &RunCtx, session: &str, server: &ServerAddr)
     let token = match token.get().await {
         Ok(token) => token,
         Err(err) => {
-            w.recorder
-                .call(Endpoint::DsmcCheck, started.elapsed(), Err(ErrorKind::of(&err)));
+            w.recorder.call(
+                Endpoint::DsmcCheck,
+                started.elapsed(),
+                Err(ErrorKind::of(&err)),
+            );
             return None;
         }
     };
-    match game.dsmc().get_session(&token, &run.namespace, session).await {
+    match game
+        .dsmc()
+        .get_session(&token, &run.namespace, session)
+        .await
+    {
         Ok(found) => {
-            w.recorder.call(Endpoint::DsmcCheck, started.elapsed(), Ok(()));
+            w.recorder
+                .call(Endpoint::DsmcCheck, started.elapsed(), Ok(()));
             w.recorder.count(Counter::Verified);
             let s = &found.session.server;
             let dsmc = ServerAddr {
@@ -680,8 +716,11 @@ async fn verify(w: &WorkerCtx, run: &RunCtx, session: &str, server: &ServerAddr)
             (dsmc != *server).then_some(dsmc)
         }
         Err(err) => {
-            w.recorder
-                .call(Endpoint::DsmcCheck, started.elapsed(), Err(ErrorKind::of(&err)));
+            w.recorder.call(
+                Endpoint::DsmcCheck,
+                started.elapsed(),
+                Err(ErrorKind::of(&err)),
+            );
             None
         }
     }
@@ -736,7 +775,11 @@ async fn finish(
         }
         let (outcome, error, fail) = match &done.answer {
             Answer::Matched { .. } if seen.first_found.is_some() => (Outcome::Matched, None, None),
-            Answer::Matched { .. } => (Outcome::Error, Some((Endpoint::Lobby, ErrorKind::NoFound)), None),
+            Answer::Matched { .. } => (
+                Outcome::Error,
+                Some((Endpoint::Lobby, ErrorKind::NoFound)),
+                None,
+            ),
             Answer::TimedOut => (Outcome::TimedOut, None, None),
             Answer::Cancelled => (Outcome::Cancelled, None, None),
             Answer::Failed(reason) => (Outcome::Failed, None, Some(*reason)),
@@ -755,7 +798,10 @@ async fn finish(
         r.answered = server.clone();
         r.found = seen.found.clone();
         r.found_at_ms = seen.first_found.map(|at| run.ms_since_start(at));
-        r.answered_at_ms = r.session.is_some().then(|| run.ms_since_start(done.answered));
+        r.answered_at_ms = r
+            .session
+            .is_some()
+            .then(|| run.ms_since_start(done.answered));
         r.dsmc_server = done.dsmc_server.clone();
         w.recorder.finish(r, fail);
     }
@@ -778,7 +824,12 @@ async fn finish(
     }
 }
 
-fn record(arrival: &Arrival, member: usize, outcome: Outcome, error: Option<(Endpoint, ErrorKind)>) -> PlayerRecord {
+fn record(
+    arrival: &Arrival,
+    member: usize,
+    outcome: Outcome,
+    error: Option<(Endpoint, ErrorKind)>,
+) -> PlayerRecord {
     PlayerRecord {
         arrival: arrival.id,
         member: u16::try_from(member).unwrap_or(u16::MAX),
@@ -847,7 +898,11 @@ fn schedule_release(w: &WorkerCtx, run: &RunCtx, session: &Arc<str>) {
                 recorder.release(Release { session, at_ms: 0 });
             }
             Err(err) => {
-                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Err(ErrorKind::of(&err)));
+                recorder.call(
+                    Endpoint::ReleaseServer,
+                    started.elapsed(),
+                    Err(ErrorKind::of(&err)),
+                );
             }
         }
     });
@@ -885,14 +940,20 @@ mod tests {
             ),
             Answer::Failed(FailReason::Claim)
         );
-        assert_eq!(read_answer(502, b"bad gateway"), Answer::Failed(FailReason::Other));
+        assert_eq!(
+            read_answer(502, b"bad gateway"),
+            Answer::Failed(FailReason::Other)
+        );
         assert_eq!(
             read_answer(400, br#"{"errorCode":20002,"errorMessage":"validation"}"#),
             Answer::Error(ErrorKind::Status(400))
         );
         assert_eq!(read_answer(200, b"{}"), Answer::Error(ErrorKind::Decode));
         assert_eq!(read_answer(401, b""), Answer::Error(ErrorKind::Status(401)));
-        assert_eq!(read_answer(503, b"{}"), Answer::Error(ErrorKind::Status(503)));
+        assert_eq!(
+            read_answer(503, b"{}"),
+            Answer::Error(ErrorKind::Status(503))
+        );
     }
 
     #[test]

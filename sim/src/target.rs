@@ -112,53 +112,46 @@ pub fn default_matchmaker_starter() -> MatchmakerStarter {
 /// **The embedded seam.** Starts the `matchmaker` crate in this process against the embedded
 /// fakes, with an in-memory store.
 ///
-/// Not wired yet: the matchmaker crate has no `spawn` API. Once it does, this body becomes
-/// (with `matchmaker` added to this crate's dependencies):
+/// Not wired yet, so the `matchmaker` crate stays out of this crate's dependencies while it
+/// changes. To wire it, add `matchmaker.workspace = true` to `sim/Cargo.toml` and make this
+/// body (checked against `matchmaker::spawn` as it stands; the scenario's
+/// `[target.matchmaker] modes` are the matchmaker's `GameModeSpec`s):
 ///
 /// ```text
-/// let handle = matchmaker::spawn(matchmaker::Config {
-///     base_url: config.fakes_base_url,          // AB_BASE_URL
-///     namespace: config.namespace,              // AB_NAMESPACE
-///     iam_client: ..config.iam_client..,        // validator client id/secret
-///     game_client: ..config.game_client..,      // AB_CLIENT_ID / AB_CLIENT_SECRET
-///     store: matchmaker::StoreConfig::Memory,   // in-memory store
-///     modes: ..from config.settings..,          // the scenario's [target.matchmaker]
-/// }).await.map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-/// Ok(Box::new(handle))
+/// let ags = accelbyte::client::Config::new(
+///     config.fakes_base_url.clone(),
+///     config.game_client.id.clone(),
+///     config.game_client.secret.clone(),
+///     config.namespace.clone(),
+/// );
+/// let mut mm = matchmaker::Config::new(ags); // in-memory store, tutorial 1v1
+/// if let Some(modes) = config.settings.get("modes") {
+///     let specs: Vec<matchmaker::config::GameModeSpec> = modes.clone().try_into()
+///         .map_err(|e: toml::de::Error| TargetError::Matchmaker(e.to_string()))?;
+///     mm.default_mode = specs.first().map(|s| s.name.clone()).unwrap_or_default();
+///     mm.modes = matchmaker::config::Modes::from_specs(specs)
+///         .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+/// }
+/// let handle = matchmaker::spawn(mm).await
+///     .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+/// Ok(Box::new(EmbeddedHandle(handle)))
 /// ```
 ///
-/// plus `impl EmbeddedMatchmaker for matchmaker::Handle { fn url(&self) -> Url { … } }`.
+/// with
+///
+/// ```text
+/// struct EmbeddedHandle(matchmaker::Handle);
+/// impl EmbeddedMatchmaker for EmbeddedHandle {
+///     fn url(&self) -> Url {
+///         Url::parse(&format!("{}/matchmaking", self.0.base_url())).expect("an http url")
+///     }
+/// }
+/// ```
 pub async fn start_embedded_matchmaker(
     config: EmbeddedMatchmakerConfig,
 ) -> Result<Box<dyn EmbeddedMatchmaker>, TargetError> {
-    let ags = accelbyte::client::Config::new(
-        config.fakes_base_url.clone(),
-        config.game_client.id.clone(),
-        config.game_client.secret.clone(),
-        config.namespace.clone(),
-    );
-    let mut mm = matchmaker::Config::new(ags);
-    if let Some(modes) = config.settings.get("modes") {
-        let specs: Vec<matchmaker::config::GameModeSpec> = modes
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| TargetError::Matchmaker(e.to_string()))?;
-        mm.default_mode = specs.first().map(|s| s.name.clone()).unwrap_or_default();
-        mm.modes = matchmaker::config::Modes::from_specs(specs)
-            .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-    }
-    let handle = matchmaker::spawn(mm)
-        .await
-        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-    Ok(Box::new(EmbeddedHandle(handle)))
-}
-
-struct EmbeddedHandle(matchmaker::Handle);
-
-impl EmbeddedMatchmaker for EmbeddedHandle {
-    fn url(&self) -> Url {
-        Url::parse(&format!("{}/matchmaking", self.0.base_url())).expect("base url")
-    }
+    let _ = config;
+    Err(TargetError::EmbeddedMatchmakerUnavailable)
 }
 
 /// How the target is started.
@@ -325,7 +318,10 @@ impl Target {
         }
     }
 
-    async fn start_embedded(plan: &EmbeddedPlan, options: &TargetOptions) -> Result<Target, TargetError> {
+    async fn start_embedded(
+        plan: &EmbeddedPlan,
+        options: &TargetOptions,
+    ) -> Result<Target, TargetError> {
         let fleet = fakes::dsmc::fleet::FleetConfig {
             regions: plan
                 .fleet
@@ -349,7 +345,8 @@ impl Target {
         let handle = fakes::spawn(config)
             .await
             .map_err(|e| TargetError::Fakes(e.to_string()))?;
-        let fakes_url = Url::parse(&handle.base_url()).map_err(|e| TargetError::Fakes(e.to_string()))?;
+        let fakes_url =
+            Url::parse(&handle.base_url()).map_err(|e| TargetError::Fakes(e.to_string()))?;
         let credentials = |(id, secret): (&str, &str)| ClientCredentials {
             id: id.to_owned(),
             secret: Some(secret.to_owned()),
@@ -523,8 +520,11 @@ mod tests {
 
     #[test]
     fn accounts_csv() {
-        let accounts = parse_accounts("username,password\n# comment\n\nalice, pw1\nbob,pw,2\n", "a.csv")
-            .expect("valid");
+        let accounts = parse_accounts(
+            "username,password\n# comment\n\nalice, pw1\nbob,pw,2\n",
+            "a.csv",
+        )
+        .expect("valid");
         assert_eq!(accounts.len(), 2);
         assert_eq!(&*accounts[1].password, "pw,2");
         let err = parse_accounts("alice\n", "a.csv").expect_err("no comma");

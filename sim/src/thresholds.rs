@@ -74,7 +74,8 @@ pub fn evaluate(th: &Thresholds, view: &ResultView<'_>, live: bool) -> Vec<Thres
                 condition,
                 actual: None,
                 status: if live { Status::Pending } else { Status::Fail },
-                message: "no player was matched, so there is no pairing latency to check".to_owned(),
+                message: "no player was matched, so there is no pairing latency to check"
+                    .to_owned(),
             });
             continue;
         }
@@ -102,8 +103,16 @@ pub fn evaluate(th: &Thresholds, view: &ResultView<'_>, live: bool) -> Vec<Thres
         });
     }
     let rates = [
-        ("timeout_rate", th.timeout_rate, Some((view.timed_out, view.finished))),
-        ("error_rate", th.error_rate, Some((view.errors, view.finished))),
+        (
+            "timeout_rate",
+            th.timeout_rate,
+            Some((view.timed_out, view.finished)),
+        ),
+        (
+            "error_rate",
+            th.error_rate,
+            Some((view.errors, view.finished)),
+        ),
         (
             "claim_failure_rate",
             th.claim_failure_rate,
@@ -159,7 +168,10 @@ pub fn evaluate(th: &Thresholds, view: &ResultView<'_>, live: bool) -> Vec<Thres
             message: if ok {
                 String::new()
             } else {
-                format!("min_matched: {} players matched, fewer than {min}", view.matched)
+                format!(
+                    "min_matched: {} players matched, fewer than {min}",
+                    view.matched
+                )
             },
         });
     }
@@ -229,7 +241,11 @@ mod tests {
             ]
         );
         assert_eq!(results[1].condition, "pairing_p99 <= 500ms");
-        assert!(results[1].message.starts_with("pairing_p99 was 99"), "{}", results[1].message);
+        assert!(
+            results[1].message.starts_with("pairing_p99 was 99"),
+            "{}",
+            results[1].message
+        );
         assert_eq!(
             results[3].message,
             "timeout_rate was 5% (5 of 100), above the limit of 1%"

@@ -88,7 +88,11 @@ pub async fn run_timeline(
                 }
                 let started = Instant::now();
                 let result = send(http.post(faults_url.clone()).json(&body)).await;
-                recorder.call(Endpoint::Faults, started.elapsed(), result.as_ref().map(|_| ()).map_err(|(k, _)| *k));
+                recorder.call(
+                    Endpoint::Faults,
+                    started.elapsed(),
+                    result.as_ref().map(|_| ()).map_err(|(k, _)| *k),
+                );
                 let error = result
                     .err()
                     .map(|(_, why)| format!("line {}: {why}", step.line));
@@ -123,7 +127,12 @@ pub async fn run_timeline(
 }
 
 /// Deletes every fault the timeline added that is still there.
-pub async fn cleanup(http: &reqwest::Client, faults_url: &Url, state: &FaultState, recorder: &Recorder) {
+pub async fn cleanup(
+    http: &reqwest::Client,
+    faults_url: &Url,
+    state: &FaultState,
+    recorder: &Recorder,
+) {
     let open: Vec<String> = state
         .events
         .lock()
@@ -159,7 +168,10 @@ async fn send(request: reqwest::RequestBuilder) -> Result<(), (ErrorKind, String
             let status = response.status().as_u16();
             let body = response.text().await.unwrap_or_default();
             let body: String = body.chars().take(300).collect();
-            Err((ErrorKind::Status(status), format!("http {status}: {}", body.trim())))
+            Err((
+                ErrorKind::Status(status),
+                format!("http {status}: {}", body.trim()),
+            ))
         }
         Err(err) => Err((ErrorKind::of_reqwest(&err), err.to_string())),
     }
@@ -188,7 +200,10 @@ mod tests {
             step(15, None, serde_json::json!({"kind": "error", "id": "mine"})),
             step(2, Some(1), serde_json::json!({"kind": "latency"})),
         ];
-        let order: Vec<_> = actions(&steps).into_iter().map(|(t, a)| (t.as_secs(), a)).collect();
+        let order: Vec<_> = actions(&steps)
+            .into_iter()
+            .map(|(t, a)| (t.as_secs(), a))
+            .collect();
         assert_eq!(
             order,
             vec![

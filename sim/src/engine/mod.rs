@@ -161,7 +161,11 @@ impl Engine {
         result
     }
 
-    async fn drive(self, target: &Target, shutdown: CancellationToken) -> Result<RunReport, EngineError> {
+    async fn drive(
+        self,
+        target: &Target,
+        shutdown: CancellationToken,
+    ) -> Result<RunReport, EngineError> {
         let plan = Arc::clone(&self.plan);
         let workers_n = plan.run.workers;
         let (mut collector, recorders) = Collector::new(workers_n);
@@ -284,7 +288,10 @@ impl Engine {
                 .send()
                 .await;
             if !seeded.is_ok_and(|r| r.status().is_success()) {
-                warnings.push("could not seed the fakes' fault decisions; faults are not reproducible".to_owned());
+                warnings.push(
+                    "could not seed the fakes' fault decisions; faults are not reproducible"
+                        .to_owned(),
+                );
             }
             side_tasks.spawn(faults::run_timeline(
                 plan.faults.clone(),
@@ -420,7 +427,8 @@ impl Engine {
             }
         }
         collector.finish();
-        let invariants = invariants::check(&collector.started, &collector.records, &collector.releases);
+        let invariants =
+            invariants::check(&collector.started, &collector.records, &collector.releases);
         let fault_events = fault_state.events.lock().clone();
         let report = RunReport::build(
             &plan,
@@ -431,13 +439,14 @@ impl Engine {
             warnings,
         );
         let active: Vec<String> = Vec::new();
-        self.snapshots.send_replace(collector.snapshot(&LiveContext {
-            elapsed,
-            phase: Phase::Finished,
-            active_faults: &active,
-            target_rate: 0.0,
-            thresholds: &plan.thresholds,
-        }));
+        self.snapshots
+            .send_replace(collector.snapshot(&LiveContext {
+                elapsed,
+                phase: Phase::Finished,
+                active_faults: &active,
+                target_rate: 0.0,
+                thresholds: &plan.thresholds,
+            }));
         Ok(report)
     }
 }
@@ -454,7 +463,10 @@ fn prefill_count(plan: &Plan, shards: u64) -> u64 {
 }
 
 /// One pooled HTTP client, metric shard and source address per worker.
-fn build_workers(target: &Target, recorders: &[Recorder]) -> Result<Vec<Arc<WorkerCtx>>, EngineError> {
+fn build_workers(
+    target: &Target,
+    recorders: &[Recorder],
+) -> Result<Vec<Arc<WorkerCtx>>, EngineError> {
     let mut workers = Vec::with_capacity(recorders.len());
     for (i, recorder) in recorders.iter().enumerate() {
         let source = (!target.sources.is_empty()).then(|| target.sources[i % target.sources.len()]);
@@ -528,7 +540,11 @@ impl Loop {
     /// Seconds of arrival time so far (pauses excluded).
     fn active_now(&self) -> f64 {
         let paused_now = self.paused_since.map_or(Duration::ZERO, |p| p.elapsed());
-        (self.start.elapsed().saturating_sub(self.paused_total + paused_now)).as_secs_f64()
+        (self
+            .start
+            .elapsed()
+            .saturating_sub(self.paused_total + paused_now))
+        .as_secs_f64()
     }
 
     fn target_rate(&self) -> f64 {
@@ -574,7 +590,10 @@ impl Loop {
                 self.start + self.paused_total + Duration::from_secs_f64(at),
                 spec,
             );
-            self.next_at = self.schedule.as_mut().and_then(ArrivalSchedule::next_arrival);
+            self.next_at = self
+                .schedule
+                .as_mut()
+                .and_then(ArrivalSchedule::next_arrival);
             if self.shard.is_some_and(|s| !s.owns(index)) {
                 continue;
             }
@@ -619,7 +638,12 @@ impl Loop {
                 pause: pause.clone(),
                 over: over.clone(),
                 ids: Arc::clone(&ids),
-                draws: Draws::new(self.plan.run.seed.wrapping_add(i.wrapping_mul(0x2545_f491_4f6c_dd1d))),
+                draws: Draws::new(
+                    self.plan
+                        .run
+                        .seed
+                        .wrapping_add(i.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+                ),
             };
             self.tracker.spawn(slot.run());
         }
@@ -627,7 +651,13 @@ impl Loop {
 }
 
 /// Draws an arrival's behaviours (cancel, socket drops, DSMC check).
-fn draw_arrival(draws: &mut Draws, b: &Behaviour, id: u64, scheduled: Instant, spec: PartySpec) -> Arrival {
+fn draw_arrival(
+    draws: &mut Draws,
+    b: &Behaviour,
+    id: u64,
+    scheduled: Instant,
+    spec: PartySpec,
+) -> Arrival {
     let cancel_after = b
         .cancel
         .filter(|c| draws.chance(c.probability))
@@ -652,10 +682,14 @@ fn draw_arrival(draws: &mut Draws, b: &Behaviour, id: u64, scheduled: Instant, s
 
 /// An open-model party: fresh users, one search, sockets closed.
 async fn open_party(worker: Arc<WorkerCtx>, run: Arc<RunCtx>, arrival: Arrival) {
-    let users = match run.users.take(arrival.spec.size as usize).await {
+    let taken = tokio::select! {
+        taken = run.users.take(arrival.spec.size as usize) => taken.map_err(|k| (Endpoint::CreateUsers, k)),
+        () = run.abort.cancelled() => Err((Endpoint::Run, ErrorKind::Unfinished)),
+    };
+    let users = match taken {
         Ok(users) => users,
-        Err(kind) => {
-            no_users(&worker, &arrival, kind);
+        Err((endpoint, kind)) => {
+            no_users(&worker, &arrival, endpoint, kind);
             return;
         }
     };
@@ -666,7 +700,7 @@ async fn open_party(worker: Arc<WorkerCtx>, run: Arc<RunCtx>, arrival: Arrival) 
 }
 
 /// Records a party that could not get accounts: one error outcome per member.
-fn no_users(worker: &WorkerCtx, arrival: &Arrival, kind: ErrorKind) {
+fn no_users(worker: &WorkerCtx, arrival: &Arrival, endpoint: Endpoint, kind: ErrorKind) {
     let lag = Instant::now().saturating_duration_since(arrival.scheduled);
     worker.recorder.arrival(arrival.id, arrival.spec.size, lag);
     for member in 0..arrival.spec.size {
@@ -675,7 +709,7 @@ fn no_users(worker: &WorkerCtx, arrival: &Arrival, kind: ErrorKind) {
                 arrival: arrival.id,
                 member: u16::try_from(member).unwrap_or(u16::MAX),
                 outcome: Outcome::Error,
-                error: Some((Endpoint::CreateUsers, kind)),
+                error: Some((endpoint, kind)),
                 session: None,
                 answered: None,
                 found: Vec::new(),
@@ -709,11 +743,16 @@ impl Slot {
             () = self.over.cancelled() => return,
         }
         let size = self.spec.size as usize;
-        let users = match self.run.users.take(size).await {
+        let taken = tokio::select! {
+            taken = self.run.users.take(size) => taken,
+            // Arrivals ended while waiting for accounts: this party never arrived.
+            () = self.over.cancelled() => return,
+        };
+        let users = match taken {
             Ok(users) => users,
             Err(kind) => {
                 let arrival = self.next_arrival();
-                no_users(&self.worker, &arrival, kind);
+                no_users(&self.worker, &arrival, Endpoint::CreateUsers, kind);
                 return;
             }
         };
@@ -733,7 +772,12 @@ impl Slot {
             let end = player::search(&self.worker, &self.run, &mut party, &arrival).await;
             let mut wait = self.think;
             if let SearchEnd::Matched { .. } = end {
-                wait += self.plan.population.behaviour.match_length.unwrap_or_default();
+                wait += self
+                    .plan
+                    .population
+                    .behaviour
+                    .match_length
+                    .unwrap_or_default();
             }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}

@@ -17,7 +17,11 @@ use crate::scenario::{MmrDistribution, Population, RateProfile};
 enum Source {
     Profile,
     /// A rate set at run time: `rate` from active time `t0`, where the cumulative mass was `m0`.
-    Constant { t0: f64, m0: f64, rate: f64 },
+    Constant {
+        t0: f64,
+        m0: f64,
+        rate: f64,
+    },
 }
 
 /// The arrival times of an open model.
@@ -114,7 +118,11 @@ pub fn profile_time_of_mass(profile: &RateProfile, mut m: f64) -> Option<f64> {
         let len = s.length.as_secs_f64();
         let mass = (s.from + s.to) / 2.0 * len;
         if m <= mass && mass > 0.0 {
-            let slope = if len > 0.0 { (s.to - s.from) / len } else { 0.0 };
+            let slope = if len > 0.0 {
+                (s.to - s.from) / len
+            } else {
+                0.0
+            };
             let tau = if slope.abs() < 1e-12 {
                 m / s.from
             } else {
@@ -158,8 +166,8 @@ impl Draws {
 
     /// Draws one party.
     pub fn party(&mut self, population: &Population) -> PartySpec {
-        let mode = pick(&mut self.rng, &population.modes, |m| m.weight)
-            .unwrap_or(&population.modes[0]);
+        let mode =
+            pick(&mut self.rng, &population.modes, |m| m.weight).unwrap_or(&population.modes[0]);
         let size = pick(&mut self.rng, &mode.party_sizes, |(_, w)| *w).map_or(1, |(s, _)| *s);
         let mmr = population.mmr.map(|d| draw_mmr(&mut self.rng, d));
         let region = pick(&mut self.rng, &population.regions, |(_, w)| *w).map(|(r, _)| r.clone());
@@ -272,7 +280,11 @@ mod tests {
         assert_eq!(a, b, "same seed, same schedule");
         assert_ne!(a, c);
         // 20,000 expected; the standard deviation is √20000 ≈ 141.
-        assert!((a.len() as f64 - 20_000.0).abs() < 5.0 * 141.0, "{}", a.len());
+        assert!(
+            (a.len() as f64 - 20_000.0).abs() < 5.0 * 141.0,
+            "{}",
+            a.len()
+        );
         let gaps: Vec<f64> = a.windows(2).map(|w| w[1] - w[0]).collect();
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
         assert!((mean - 0.005).abs() < 0.0002, "{mean}");
@@ -351,10 +363,23 @@ mod tests {
         let fives = parties.iter().filter(|p| p.game_mode == "5v5").count();
         assert!((fives as i64 - 1000).abs() < 120, "{fives}");
         assert!(parties.iter().all(|p| p.region.as_deref() == Some("eu")));
-        assert!(parties.iter().all(|p| (1000..=2000).contains(&p.mmr.unwrap_or(0))));
-        let mean = parties.iter().map(|p| f64::from(p.mmr.unwrap_or(0))).sum::<f64>() / 4000.0;
+        assert!(
+            parties
+                .iter()
+                .all(|p| (1000..=2000).contains(&p.mmr.unwrap_or(0)))
+        );
+        let mean = parties
+            .iter()
+            .map(|p| f64::from(p.mmr.unwrap_or(0)))
+            .sum::<f64>()
+            / 4000.0;
         assert!((mean - 1500.0).abs() < 10.0, "{mean}");
         assert!(parties.iter().any(|p| p.size == 5));
-        assert!(parties.iter().filter(|p| p.game_mode == "1v1").all(|p| p.size == 1));
+        assert!(
+            parties
+                .iter()
+                .filter(|p| p.game_mode == "1v1")
+                .all(|p| p.size == 1)
+        );
     }
 }

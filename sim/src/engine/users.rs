@@ -240,7 +240,11 @@ impl UserPool {
                 Ok(())
             }
             Err(err) => {
-                recorder.call(Endpoint::CreateUsers, started.elapsed(), Err(ErrorKind::of(&err)));
+                recorder.call(
+                    Endpoint::CreateUsers,
+                    started.elapsed(),
+                    Err(ErrorKind::of(&err)),
+                );
                 Err(err)
             }
         }

@@ -82,7 +82,8 @@ pub fn decode(text: &str) -> Result<Histogram<u64>, MetricsError> {
         .map_err(|e| MetricsError::Histogram(format!("{e:?}")))?;
     // Normalize to our bounds so later merges never need to resize.
     let mut out = new_histogram();
-    out.add(&h).map_err(|e| MetricsError::Merge(format!("{e:?}")))?;
+    out.add(&h)
+        .map_err(|e| MetricsError::Merge(format!("{e:?}")))?;
     Ok(out)
 }
 

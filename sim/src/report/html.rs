@@ -70,33 +70,46 @@ pre{{background:#f6f8fa;padding:12px;overflow:auto}} svg{{display:block;margin:8
             .collect(),
     })
     .collect::<Vec<_>>();
-    h.push_str(&chart("Pairing latency of players matched each second (ms)", &latency));
+    h.push_str(&chart(
+        "Pairing latency of players matched each second (ms)",
+        &latency,
+    ));
 
     let throughput = vec![
         Line {
             name: "target arrivals/s",
             color: "#8c959f",
-            points: (0..series.len()).map(|i| (t(i), series[i].target_rate)).collect(),
+            points: (0..series.len())
+                .map(|i| (t(i), series[i].target_rate))
+                .collect(),
         },
         Line {
             name: "arrivals/s",
             color: "#0969da",
-            points: (0..series.len()).map(|i| (t(i), series[i].arrivals as f64)).collect(),
+            points: (0..series.len())
+                .map(|i| (t(i), series[i].arrivals as f64))
+                .collect(),
         },
         Line {
             name: "matched players/s",
             color: "#1a7f37",
-            points: (0..series.len()).map(|i| (t(i), series[i].matched as f64)).collect(),
+            points: (0..series.len())
+                .map(|i| (t(i), series[i].matched as f64))
+                .collect(),
         },
         Line {
             name: "timed out/s",
             color: "#bf8700",
-            points: (0..series.len()).map(|i| (t(i), series[i].timed_out as f64)).collect(),
+            points: (0..series.len())
+                .map(|i| (t(i), series[i].timed_out as f64))
+                .collect(),
         },
         Line {
             name: "errors/s",
             color: "#cf222e",
-            points: (0..series.len()).map(|i| (t(i), series[i].errors as f64)).collect(),
+            points: (0..series.len())
+                .map(|i| (t(i), series[i].errors as f64))
+                .collect(),
         },
     ];
     h.push_str(&chart("Throughput", &throughput));
@@ -119,7 +132,9 @@ pre{{background:#f6f8fa;padding:12px;overflow:auto}} svg{{display:block;margin:8
         Line {
             name: "failed matches/s",
             color: "#bf8700",
-            points: (0..series.len()).map(|i| (t(i), series[i].failed as f64)).collect(),
+            points: (0..series.len())
+                .map(|i| (t(i), series[i].failed as f64))
+                .collect(),
         },
     ];
     h.push_str(&chart("DSMC claims", &claims));
@@ -130,9 +145,10 @@ pre{{background:#f6f8fa;padding:12px;overflow:auto}} svg{{display:block;margin:8
             let until = f
                 .until_ms
                 .map_or("end".to_owned(), |u| format!("{:.1}s", u as f64 / 1000.0));
-            let state = f.error.clone().unwrap_or_else(|| {
-                if f.applied { "applied" } else { "not applied" }.to_owned()
-            });
+            let state = f
+                .error
+                .clone()
+                .unwrap_or_else(|| if f.applied { "applied" } else { "not applied" }.to_owned());
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td>{:.1}s</td><td>{}</td><td>{}</td></tr>",

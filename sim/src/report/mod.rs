@@ -293,7 +293,8 @@ impl RunReport {
             claims: self.claims,
         };
         self.thresholds = thresholds::evaluate(&self.threshold_limits, &view, false);
-        self.passed = self.thresholds.iter().all(ThresholdResult::passed) && self.invariants.passed();
+        self.passed =
+            self.thresholds.iter().all(ThresholdResult::passed) && self.invariants.passed();
     }
 
     /// The thresholds that failed.
@@ -317,10 +318,11 @@ impl RunReport {
             path: name.clone(),
             source,
         })?;
-        let report: RunReport = serde_json::from_slice(&text).map_err(|source| ReportError::Json {
-            path: name.clone(),
-            source,
-        })?;
+        let report: RunReport =
+            serde_json::from_slice(&text).map_err(|source| ReportError::Json {
+                path: name.clone(),
+                source,
+            })?;
         if report.format != REPORT_FORMAT {
             return Err(ReportError::Format {
                 path: name,
@@ -408,7 +410,11 @@ impl RunReport {
                 }
             }
             for f in &r.faults {
-                if !out.faults.iter().any(|x| x.id == f.id && x.at_ms == f.at_ms) {
+                if !out
+                    .faults
+                    .iter()
+                    .any(|x| x.id == f.id && x.at_ms == f.at_ms)
+                {
                     out.faults.push(f.clone());
                 }
             }

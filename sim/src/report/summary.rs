@@ -58,7 +58,14 @@ pub fn render(report: &RunReport) -> String {
     let _ = writeln!(
         s,
         "  players    {} in {} parties: matched {}, timed out {}, cancelled {}, failed {} ({} claim), errors {}",
-        report.players, report.arrivals, o.matched, o.timed_out, o.cancelled, o.failed, o.failed_claim, o.error
+        report.players,
+        report.arrivals,
+        o.matched,
+        o.timed_out,
+        o.cancelled,
+        o.failed,
+        o.failed_claim,
+        o.error
     );
     let _ = writeln!(s, "  pairing    {}", pct(&report.pairing));
     match &report.claims {
@@ -100,15 +107,18 @@ pub fn render(report: &RunReport) -> String {
         );
         for (name, e) in &report.endpoints {
             let l = &e.latency;
+            // Errors that are not timed calls (a closed socket, a missing `found`) have no
+            // latency to show.
+            let lat = |v: f64| if e.calls == 0 { "-".to_owned() } else { ms(v) };
             let _ = writeln!(
                 s,
                 "  {:<15} {:>9} {:>8} {:>9} {:>9} {:>9}",
                 name,
                 e.calls,
                 e.errors,
-                ms(l.p50_ms),
-                ms(l.p99_ms),
-                ms(l.max_ms)
+                lat(l.p50_ms),
+                lat(l.p99_ms),
+                lat(l.max_ms)
             );
         }
     }

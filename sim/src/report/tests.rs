@@ -28,7 +28,11 @@ fn plan() -> Plan {
 fn matched(r: &Recorder, arrival: u64, latency_ms: u64) {
     r.arrival(arrival, 1, Duration::ZERO);
     r.pairing(Duration::from_millis(latency_ms));
-    r.call(Endpoint::Matchmaking, Duration::from_millis(latency_ms), Ok(()));
+    r.call(
+        Endpoint::Matchmaking,
+        Duration::from_millis(latency_ms),
+        Ok(()),
+    );
     r.finish(
         PlayerRecord {
             arrival,
@@ -42,6 +46,7 @@ fn matched(r: &Recorder, arrival: u64, latency_ms: u64) {
             }),
             found: Vec::new(),
             found_at_ms: Some(arrival * 10),
+            answered_at_ms: Some(arrival * 10),
             dsmc_server: None,
         },
         None,
@@ -134,7 +139,10 @@ fn merged_reports_equal_one_big_run() {
     assert!(a.passed);
     assert!(!b.passed);
     assert!(!merged.passed);
-    let failed: Vec<_> = merged.failed_thresholds().map(|t| t.name.as_str()).collect();
+    let failed: Vec<_> = merged
+        .failed_thresholds()
+        .map(|t| t.name.as_str())
+        .collect();
     assert_eq!(failed, vec!["pairing_p95"]);
     assert!(RunReport::merge(&[]).is_err());
     let mut other = a.clone();
@@ -155,14 +163,22 @@ fn junit_has_a_case_per_threshold_and_one_for_invariants() {
     report.passed = false;
     let xml = junit::render(&report);
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sim\" tests=\"4\" failures=\"3\""), "{xml}");
-    assert!(xml.contains("<testsuite name=\"sim.unit\" tests=\"4\" failures=\"3\""), "{xml}");
-    assert!(xml.contains("<testcase classname=\"sim.unit.thresholds\" name=\"pairing_p95 &lt;= 1s\""), "{xml}");
+    assert!(
+        xml.contains("<testsuite name=\"sim.unit\" tests=\"4\" failures=\"3\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase classname=\"sim.unit.thresholds\" name=\"pairing_p95 &lt;= 1s\""),
+        "{xml}"
+    );
     assert!(
         xml.contains("<failure type=\"threshold\" message=\"timeout_rate was 33.333% (1 of 3), above the limit of 20%\">"),
         "{xml}"
     );
     assert!(
-        xml.contains("<failure type=\"threshold\" message=\"min_matched: 2 players matched, fewer than 3\">"),
+        xml.contains(
+            "<failure type=\"threshold\" message=\"min_matched: 2 players matched, fewer than 3\">"
+        ),
         "{xml}"
     );
     assert!(
@@ -170,7 +186,10 @@ fn junit_has_a_case_per_threshold_and_one_for_invariants() {
         "{xml}"
     );
     assert_eq!(xml.matches("<testcase ").count(), 4);
-    assert_eq!(junit::escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+    assert_eq!(
+        junit::escape("a<b & \"c\"\u{1}"),
+        "a&lt;b &amp; &quot;c&quot;"
+    );
 }
 
 #[test]
@@ -179,7 +198,10 @@ fn summary_and_html_mention_what_matters() {
     let text = summary::render(&report);
     assert!(text.starts_with("sim: unit — PASS"), "{text}");
     assert!(text.contains("PASS  pairing_p95 <= 1s"), "{text}");
-    assert!(text.contains("invariants PASS (11 players, 10 sessions)"), "{text}");
+    assert!(
+        text.contains("invariants PASS (11 players, 10 sessions)"),
+        "{text}"
+    );
     let page = html::render(&report);
     assert!(page.starts_with("<!doctype html>"));
     assert_eq!(page.matches("<svg ").count(), 3);

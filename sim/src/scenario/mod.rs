@@ -40,7 +40,10 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     #[error("{}", render_problems(.file, .problems))]
-    Invalid { file: String, problems: Vec<Problem> },
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
 }
 
 impl ScenarioError {
@@ -96,7 +99,7 @@ pub enum TargetPlan {
     /// fakes and the matchmaker in this process.
     Embedded(EmbeddedPlan),
     /// A fakes (or a live AGS namespace) and a matchmaker reached over HTTP.
-    Urls(UrlsPlan),
+    Urls(Box<UrlsPlan>),
 }
 
 impl TargetPlan {
@@ -534,7 +537,11 @@ fn required_table<'n>(t: &mut Table<'n>, p: &mut Problems<'_>, key: &str) -> Opt
     t.opt_table(p, key)
 }
 
-fn read_run(mut t: Table<'_>, population: Option<&Population>, p: &mut Problems<'_>) -> Option<RunPlan> {
+fn read_run(
+    mut t: Table<'_>,
+    population: Option<&Population>,
+    p: &mut Problems<'_>,
+) -> Option<RunPlan> {
     let duration = match t.opt_duration(p, "duration") {
         Some((d, span)) if d.is_zero() => {
             p.push(&span, t.field("duration"), "must be positive");
@@ -549,13 +556,16 @@ fn read_run(mut t: Table<'_>, population: Option<&Population>, p: &mut Problems<
         }
     };
     let seed = t.opt_u64(p, "seed").map_or(1, |(s, _)| s);
-    let drain = t.opt_duration(p, "drain").map(|(d, _)| d).unwrap_or_else(|| {
-        let b = population.map(|pop| &pop.behaviour);
-        let bound = b.map_or(Duration::from_secs(120), |b| {
-            b.request_timeout + b.found_grace + b.linger
+    let drain = t
+        .opt_duration(p, "drain")
+        .map(|(d, _)| d)
+        .unwrap_or_else(|| {
+            let b = population.map(|pop| &pop.behaviour);
+            let bound = b.map_or(Duration::from_secs(120), |b| {
+                b.request_timeout + b.found_grace + b.linger
+            });
+            bound + Duration::from_secs(5)
         });
-        bound + Duration::from_secs(5)
-    });
     let workers = match t.opt_u64(p, "workers") {
         Some((w, span)) if !(1..=256).contains(&w) => {
             p.push(&span, t.field("workers"), "must be between 1 and 256");
@@ -618,7 +628,9 @@ fn read_target(mut t: Table<'_>, base: &Path, p: &mut Problems<'_>) -> Option<Ta
                 })
             })
         }
-        Some(("urls", _)) => read_urls(&mut t, base, source_addresses, p).map(TargetPlan::Urls),
+        Some(("urls", _)) => {
+            read_urls(&mut t, base, source_addresses, p).map(|u| TargetPlan::Urls(Box::new(u)))
+        }
         Some((other, span)) => {
             p.push(
                 &span,
@@ -646,7 +658,11 @@ fn read_source_addresses(t: &mut Table<'_>, p: &mut Problems<'_>) -> SourceAddre
                 match &item.value {
                     Value::String(s) => match s.parse() {
                         Ok(ip) => list.push(ip),
-                        Err(_) => p.push(&item.span, format!("{field}[{i}]"), format!("{s:?} is not an IP address")),
+                        Err(_) => p.push(
+                            &item.span,
+                            format!("{field}[{i}]"),
+                            format!("{s:?} is not an IP address"),
+                        ),
                     },
                     other => p.push(
                         &item.span,
@@ -720,7 +736,11 @@ fn read_url(t: &mut Table<'_>, p: &mut Problems<'_>, key: &str) -> Option<Url> {
     match Url::parse(&text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
         Ok(_) => {
-            p.push(&span, t.field(key), "must be an http or https URL with a host");
+            p.push(
+                &span,
+                t.field(key),
+                "must be an http or https URL with a host",
+            );
             None
         }
         Err(err) => {
@@ -749,7 +769,9 @@ fn read_urls(
 ) -> Option<UrlsPlan> {
     let fakes = read_url(t, p, "fakes");
     let matchmaker = read_url(t, p, "matchmaker");
-    let namespace = t.opt_str(p, "namespace").map_or_else(|| "matchbench".to_owned(), |(n, _)| n);
+    let namespace = t
+        .opt_str(p, "namespace")
+        .map_or_else(|| "matchbench".to_owned(), |(n, _)| n);
     let player_client = read_client(t, p, "player_client").unwrap_or(ClientCredentials {
         id: "matchbench-player".to_owned(),
         secret: None,
@@ -766,7 +788,11 @@ fn read_urls(
     let insecure_tls = t.opt_bool(p, "insecure_tls").unwrap_or(false);
     for key in ["fleet", "matchmaker_config"] {
         if let Some(node) = t.node(key) {
-            p.push(&node.span, t.field(key), "only an embedded target takes this");
+            p.push(
+                &node.span,
+                t.field(key),
+                "only an embedded target takes this",
+            );
         }
     }
     Some(UrlsPlan {
@@ -875,15 +901,28 @@ fn read_population(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Population>
     })
 }
 
-fn positive_rate(t: &mut Table<'_>, p: &mut Problems<'_>, key: &str, allow_zero: bool) -> Option<f64> {
+fn positive_rate(
+    t: &mut Table<'_>,
+    p: &mut Problems<'_>,
+    key: &str,
+    allow_zero: bool,
+) -> Option<f64> {
     match t.opt_f64(p, key) {
         Some((r, span)) if r < 0.0 || (!allow_zero && r == 0.0) => {
-            let what = if allow_zero { "must not be negative" } else { "must be positive" };
+            let what = if allow_zero {
+                "must not be negative"
+            } else {
+                "must be positive"
+            };
             p.push(&span, t.field(key), format!("{what} (arrivals per second)"));
             None
         }
         Some((r, span)) if r > 1_000_000.0 => {
-            p.push(&span, t.field(key), "must be at most 1000000 arrivals per second");
+            p.push(
+                &span,
+                t.field(key),
+                "must be at most 1000000 arrivals per second",
+            );
             None
         }
         Some((r, _)) => Some(r),
@@ -896,7 +935,12 @@ fn positive_rate(t: &mut Table<'_>, p: &mut Problems<'_>, key: &str, allow_zero:
     }
 }
 
-fn required_duration(t: &mut Table<'_>, p: &mut Problems<'_>, key: &str, positive: bool) -> Option<Duration> {
+fn required_duration(
+    t: &mut Table<'_>,
+    p: &mut Problems<'_>,
+    key: &str,
+    positive: bool,
+) -> Option<Duration> {
     match t.opt_duration(p, key) {
         Some((d, span)) if positive && d.is_zero() => {
             p.push(&span, t.field(key), "must be positive");
@@ -921,10 +965,12 @@ fn read_arrival(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<ArrivalPlan> {
         return None;
     };
     let plan = match kind.as_str() {
-        "constant" | "poisson" => positive_rate(&mut t, p, "rate", false).map(|rate| ArrivalPlan::Open {
-            profile: RateProfile::constant(rate),
-            poisson: kind == "poisson",
-        }),
+        "constant" | "poisson" => {
+            positive_rate(&mut t, p, "rate", false).map(|rate| ArrivalPlan::Open {
+                profile: RateProfile::constant(rate),
+                poisson: kind == "poisson",
+            })
+        }
         "ramp" => {
             let from = match t.opt_f64(p, "from") {
                 Some((r, span)) if r < 0.0 => {
@@ -954,7 +1000,11 @@ fn read_arrival(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<ArrivalPlan> {
                         s.finish(p);
                         match (to, over) {
                             (Some(to), Some(over)) => {
-                                segments.push(RateSegment { length: over, from: rate, to });
+                                segments.push(RateSegment {
+                                    length: over,
+                                    from: rate,
+                                    to,
+                                });
                                 rate = to;
                             }
                             _ => ok = false,
@@ -984,9 +1034,17 @@ fn read_arrival(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<ArrivalPlan> {
                 (Some(base), Some(peak), Some(at), Some(length)) => {
                     let mut segments = Vec::new();
                     if !at.is_zero() {
-                        segments.push(RateSegment { length: at, from: base, to: base });
+                        segments.push(RateSegment {
+                            length: at,
+                            from: base,
+                            to: base,
+                        });
                     }
-                    segments.push(RateSegment { length, from: peak, to: peak });
+                    segments.push(RateSegment {
+                        length,
+                        from: peak,
+                        to: peak,
+                    });
                     segments.push(RateSegment {
                         length: Duration::from_secs(1),
                         from: base,
@@ -1014,8 +1072,12 @@ fn read_arrival(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<ArrivalPlan> {
                     None
                 }
             };
-            let ramp_up = t.opt_duration(p, "ramp_up").map_or(Duration::ZERO, |(d, _)| d);
-            let think = t.opt_duration(p, "think").map_or(Duration::ZERO, |(d, _)| d);
+            let ramp_up = t
+                .opt_duration(p, "ramp_up")
+                .map_or(Duration::ZERO, |(d, _)| d);
+            let think = t
+                .opt_duration(p, "think")
+                .map_or(Duration::ZERO, |(d, _)| d);
             players.map(|players| ArrivalPlan::Closed {
                 players,
                 ramp_up,
@@ -1055,9 +1117,11 @@ fn read_mode(node: &Node, path: &str, p: &mut Problems<'_>) -> Option<ModeMix> {
     let name = t.opt_str(p, "name");
     match &name {
         None if !t.has("name") => t.missing(p, "name"),
-        Some((n, span)) if n.is_empty() || n.contains(char::is_whitespace) => {
-            p.push(span, t.field("name"), "must be non-empty and without spaces")
-        }
+        Some((n, span)) if n.is_empty() || n.contains(char::is_whitespace) => p.push(
+            span,
+            t.field("name"),
+            "must be non-empty and without spaces",
+        ),
         _ => {}
     }
     let weight = read_weight(&mut t, p);
@@ -1158,12 +1222,19 @@ fn read_mmr(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<MmrDistribution> {
                     None
                 }
             };
-            let min = t.opt_u64(p, "min").map_or(0, |(v, _)| v.min(u64::from(u32::MAX)) as u32);
+            let min = t
+                .opt_u64(p, "min")
+                .map_or(0, |(v, _)| v.min(u64::from(u32::MAX)) as u32);
             let max = t
                 .opt_u64(p, "max")
                 .map_or(u32::MAX, |(v, _)| v.min(u64::from(u32::MAX)) as u32);
             match (mean, stddev) {
-                (Some(mean), Some(stddev)) => Some(MmrDistribution::Normal { mean, stddev, min, max }),
+                (Some(mean), Some(stddev)) => Some(MmrDistribution::Normal {
+                    mean,
+                    stddev,
+                    min,
+                    max,
+                }),
                 _ => None,
             }
         }
@@ -1205,7 +1276,11 @@ fn read_behaviour(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Behaviour> {
             "pkce" => b.login = LoginFlow::Pkce,
             "password" => b.login = LoginFlow::Password,
             other => {
-                p.push(&span, t.field("login"), format!("unknown login {other:?}: expected \"pkce\" or \"password\""));
+                p.push(
+                    &span,
+                    t.field("login"),
+                    format!("unknown login {other:?}: expected \"pkce\" or \"password\""),
+                );
                 ok = false;
             }
         }
@@ -1237,7 +1312,10 @@ fn read_behaviour(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Behaviour> {
                 p.push(
                     &node.span,
                     t.field("match_length"),
-                    format!("expected a duration string or \"forever\", found {}", other.type_name()),
+                    format!(
+                        "expected a duration string or \"forever\", found {}",
+                        other.type_name()
+                    ),
                 );
                 ok = false;
             }
@@ -1248,7 +1326,9 @@ fn read_behaviour(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Behaviour> {
         let after = required_duration(&mut c, p, "after", false);
         c.finish(p);
         match (probability, after) {
-            (Some(probability), Some(after)) => b.cancel = Some(CancelBehaviour { probability, after }),
+            (Some(probability), Some(after)) => {
+                b.cancel = Some(CancelBehaviour { probability, after })
+            }
             _ => ok = false,
         }
     }
@@ -1278,7 +1358,9 @@ fn read_behaviour(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Behaviour> {
             None if r.has("max") => None,
             None => Some(1),
         };
-        let delay = r.opt_duration(p, "delay").map_or(Duration::from_secs(1), |(d, _)| d);
+        let delay = r
+            .opt_duration(p, "delay")
+            .map_or(Duration::from_secs(1), |(d, _)| d);
         r.finish(p);
         match max {
             Some(max) => b.retry_on_timeout = Some(RetryBehaviour { max, delay }),
@@ -1321,7 +1403,9 @@ fn read_thresholds(mut t: Table<'_>, p: &mut Problems<'_>) -> Thresholds {
 
 /// Checks a fault object with the fakes' own parser, so `sim check` catches what the control
 /// API would refuse mid-run.
-fn check_fault(body: &serde_json::Map<String, serde_json::Value>) -> Result<(), fakes::faults::FieldError> {
+fn check_fault(
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), fakes::faults::FieldError> {
     fakes::faults::model::parse_fault(serde_json::Value::Object(body.clone())).map(|_| ())
 }
 
@@ -1338,7 +1422,11 @@ fn read_faults(items: &[Node], run: Option<&RunPlan>, p: &mut Problems<'_>) -> V
         let at = required_duration(&mut t, p, "at", false);
         let duration = match t.opt_duration(p, "duration") {
             Some((d, span)) if d.is_zero() => {
-                p.push(&span, t.field("duration"), "must be positive (omit it to last until the end)");
+                p.push(
+                    &span,
+                    t.field("duration"),
+                    "must be positive (omit it to last until the end)",
+                );
                 None
             }
             Some((d, _)) => Some(d),
@@ -1354,7 +1442,11 @@ fn read_faults(items: &[Node], run: Option<&RunPlan>, p: &mut Problems<'_>) -> V
         }
         let kind = body.get("kind").and_then(|k| k.as_str()).map(str::to_owned);
         if kind.is_none() {
-            p.push(&t.span, join(&path, "kind"), "missing (required: the fault's kind, as the fakes' control API names it)");
+            p.push(
+                &t.span,
+                join(&path, "kind"),
+                "missing (required: the fault's kind, as the fakes' control API names it)",
+            );
         } else if let Err(err) = check_fault(&body) {
             // Point at the key the fakes named, else at the step.
             let top = err.field.split(['.', '[']).next().unwrap_or_default();
@@ -1362,7 +1454,11 @@ fn read_faults(items: &[Node], run: Option<&RunPlan>, p: &mut Problems<'_>) -> V
                 .iter()
                 .find(|e| e.key == top)
                 .map_or(item.span.clone(), |e| e.key_span.clone());
-            let field = if err.field.is_empty() { path.clone() } else { join(&path, &err.field) };
+            let field = if err.field.is_empty() {
+                path.clone()
+            } else {
+                join(&path, &err.field)
+            };
             p.push(&span, field, err.message);
         }
         if let (Some(at), Some(run)) = (at, run) {

@@ -11,7 +11,6 @@
 use std::ops::Range;
 use std::time::Duration;
 
-
 /// One value and the bytes it was written in.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
@@ -98,7 +97,8 @@ impl Value {
 
 /// Parses `text` into a tree of [`Node`]s; a syntax error comes back with its byte span.
 pub(crate) fn parse(text: &str) -> Result<Node, (Option<Range<usize>>, String)> {
-    let doc = toml_edit::ImDocument::parse(text).map_err(|err| (err.span(), err.message().to_owned()))?;
+    let doc =
+        toml_edit::ImDocument::parse(text).map_err(|err| (err.span(), err.message().to_owned()))?;
     let root = doc.as_table();
     Ok(table_node(root, 0..0))
 }
@@ -156,12 +156,9 @@ fn value_node(value: &toml_edit::Value, fallback: Range<usize>) -> Node {
         toml_edit::Value::Float(f) => Value::Float(*f.value()),
         toml_edit::Value::Boolean(b) => Value::Boolean(*b.value()),
         toml_edit::Value::Datetime(d) => Value::Datetime(d.value().to_string()),
-        toml_edit::Value::Array(array) => Value::Array(
-            array
-                .iter()
-                .map(|v| value_node(v, span.clone()))
-                .collect(),
-        ),
+        toml_edit::Value::Array(array) => {
+            Value::Array(array.iter().map(|v| value_node(v, span.clone())).collect())
+        }
         toml_edit::Value::InlineTable(table) => {
             let mut entries = Vec::new();
             for (key, v) in table.iter() {
@@ -215,7 +212,12 @@ impl<'t> Problems<'t> {
             + 1
     }
 
-    pub fn push(&mut self, span: &Range<usize>, field: impl Into<String>, message: impl Into<String>) {
+    pub fn push(
+        &mut self,
+        span: &Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let line = self.line_of(span.start);
         self.list.push(Problem {
             line,
@@ -400,7 +402,11 @@ impl<'n> Table<'n> {
     }
 
     /// An array (of values or of tables).
-    pub fn opt_array(&mut self, p: &mut Problems<'_>, key: &str) -> Option<(&'n [Node], Range<usize>)> {
+    pub fn opt_array(
+        &mut self,
+        p: &mut Problems<'_>,
+        key: &str,
+    ) -> Option<(&'n [Node], Range<usize>)> {
         let node = self.node(key)?;
         match &node.value {
             Value::Array(items) => Some((items, node.span.clone())),

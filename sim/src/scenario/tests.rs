@@ -101,9 +101,15 @@ min_matched = 100
         panic!("urls target");
     };
     assert_eq!(urls.namespace, "game");
-    assert_eq!(urls.accounts.as_deref(), Some(Path::new("dir/accounts.csv")));
+    assert_eq!(
+        urls.accounts.as_deref(),
+        Some(Path::new("dir/accounts.csv"))
+    );
     assert_eq!(urls.source_addresses, SourceAddresses::Count(4));
-    assert_eq!(urls.game_client.as_ref().map(|c| c.id.as_str()), Some("srv"));
+    assert_eq!(
+        urls.game_client.as_ref().map(|c| c.id.as_str()),
+        Some("srv")
+    );
     let ArrivalPlan::Open { profile, poisson } = &plan.population.arrival else {
         panic!("open");
     };
@@ -111,7 +117,10 @@ min_matched = 100
     assert_eq!(profile.segments.len(), 2);
     assert_eq!(profile.rate_at(15.0), 50.0);
     assert_eq!(profile.expected(60.0), 1500.0 + 1800.0);
-    assert_eq!(plan.population.modes[1].party_sizes, vec![(1, 0.5), (5, 0.5)]);
+    assert_eq!(
+        plan.population.modes[1].party_sizes,
+        vec![(1, 0.5), (5, 0.5)]
+    );
     assert_eq!(plan.population.regions[1], ("eu-west-1".to_owned(), 1.0));
     let b = &plan.population.behaviour;
     assert_eq!(b.match_length, None);
@@ -141,13 +150,19 @@ fn unknown_keys_are_refused_with_line_and_field() {
         ]
     );
     assert!(text.contains("t.toml:2: speed: unknown key"), "{text}");
-    assert!(text.contains("t.toml:5: run.durashun: unknown key"), "{text}");
+    assert!(
+        text.contains("t.toml:5: run.durashun: unknown key"),
+        "{text}"
+    );
 }
 
 #[test]
 fn wrong_types_name_what_was_expected() {
     let (list, text) = problems("version = 1\n[run]\nduration = 10\nseed = \"abc\"\n");
-    assert_eq!(list, vec![(3, "run.duration".to_owned()), (4, "run.seed".to_owned())]);
+    assert_eq!(
+        list,
+        vec![(3, "run.duration".to_owned()), (4, "run.seed".to_owned())]
+    );
     assert!(
         text.contains("t.toml:3: run.duration: expected a duration string such as \"500ms\""),
         "{text}"
@@ -172,9 +187,15 @@ fn bad_thresholds_are_refused() {
             (11, "thresholds.latency".to_owned()),
         ]
     );
-    assert!(text.contains("thresholds.timeout_rate: must be between 0 and 1"), "{text}");
+    assert!(
+        text.contains("thresholds.timeout_rate: must be between 0 and 1"),
+        "{text}"
+    );
     assert!(text.contains("\"fast\" is not a duration"), "{text}");
-    assert!(text.contains("thresholds.min_matched: must not be negative"), "{text}");
+    assert!(
+        text.contains("thresholds.min_matched: must not be negative"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -193,10 +214,15 @@ fn bad_arrival_models_are_refused() {
     let (list, text) = problems(&format!(
         "{MINIMAL}[population.arrival]\nkind = \"ramp\"\nstages = [{{ to = 10 }}]\n"
     ));
-    assert_eq!(list, vec![(8, "population.arrival.stages[0].over".to_owned())]);
+    assert_eq!(
+        list,
+        vec![(8, "population.arrival.stages[0].over".to_owned())]
+    );
     assert!(text.contains("missing (required)"), "{text}");
 
-    let (list, _) = problems(&format!("{MINIMAL}[population.arrival]\nkind = \"closed\"\n"));
+    let (list, _) = problems(&format!(
+        "{MINIMAL}[population.arrival]\nkind = \"closed\"\n"
+    ));
     assert_eq!(list, vec![(6, "population.arrival.players".to_owned())]);
 }
 
@@ -244,18 +270,28 @@ fn syntax_errors_point_at_their_line() {
 fn missing_sections_and_fields() {
     let (list, _) = problems("name = \"x\"\n");
     assert_eq!(list, vec![(1, "version".to_owned()), (1, "run".to_owned())]);
-    let (list, _) = problems(&format!("{MINIMAL}[target]\nkind = \"urls\"\nfakes = \"ftp://x\"\n"));
+    let (list, _) = problems(&format!(
+        "{MINIMAL}[target]\nkind = \"urls\"\nfakes = \"ftp://x\"\n"
+    ));
     assert_eq!(
         list,
-        vec![(6, "target.matchmaker".to_owned()), (8, "target.fakes".to_owned())]
+        vec![
+            (6, "target.matchmaker".to_owned()),
+            (8, "target.fakes".to_owned())
+        ]
     );
 }
 
 #[test]
 fn fault_after_the_run_is_refused() {
-    let (list, text) = problems(&format!("{MINIMAL}[[faults]]\nat = \"30s\"\nkind = \"outage\"\n"));
+    let (list, text) = problems(&format!(
+        "{MINIMAL}[[faults]]\nat = \"30s\"\nkind = \"outage\"\n"
+    ));
     assert_eq!(list, vec![(6, "faults[0].at".to_owned())]);
-    assert!(text.contains("is not before the end of arrivals (10s)"), "{text}");
+    assert!(
+        text.contains("is not before the end of arrivals (10s)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -265,7 +301,10 @@ fn fault_objects_are_checked_by_the_fakes_rules() {
     ));
     assert_eq!(
         list,
-        vec![(9, "faults[0].unreachable".to_owned()), (12, "faults[1].kind".to_owned())]
+        vec![
+            (9, "faults[0].unreachable".to_owned()),
+            (12, "faults[1].kind".to_owned())
+        ]
     );
     assert!(text.contains("must be between 0 and 1"), "{text}");
     assert!(text.contains("unknown kind `teleport`"), "{text}");

@@ -33,11 +33,15 @@ fn check_refuses_a_broken_scenario_with_exit_2_naming_file_line_and_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let name = file.display().to_string();
     assert!(
-        stderr.contains(&format!("{name}:5: population.arrival.kind: unknown arrival model \"zigzag\"")),
+        stderr.contains(&format!(
+            "{name}:5: population.arrival.kind: unknown arrival model \"zigzag\""
+        )),
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("{name}:7: thresholds.timeout_rate: must be between 0 and 1")),
+        stderr.contains(&format!(
+            "{name}:7: thresholds.timeout_rate: must be between 0 and 1"
+        )),
         "{stderr}"
     );
     // `run` refuses it the same way, before starting anything.
@@ -59,12 +63,19 @@ fn check_accepts_every_shipped_scenario() {
     let mut args = vec!["check"];
     args.extend(files.iter().map(String::as_str));
     let out = sim(&args);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_impossible_threshold_exits_1_naming_it() {
-    let fakes = fakes::spawn(fakes::FakesConfig::default()).await.expect("fakes");
+    let fakes = fakes::spawn(fakes::FakesConfig::default())
+        .await
+        .expect("fakes");
     let base: url::Url = fakes.base_url().parse().expect("url");
     let mm = double::spawn(&base, Duration::from_secs(5), 0).await;
     let dir = temp_dir("threshold");
@@ -121,16 +132,30 @@ error_rate = 0
     .expect("join");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stderr.contains("sim: threshold pairing_p50 failed: pairing_p50 was"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("sim: threshold pairing_p50 failed: pairing_p50 was"),
+        "{stderr}"
+    );
     assert!(stdout.contains("FAIL  pairing_p50 <= 1us"), "{stdout}");
     assert!(stdout.contains("PASS  error_rate <= 0%"), "{stdout}");
-    assert!(stdout.contains("invariants PASS (4 players, 2 sessions)"), "{stdout}");
+    assert!(
+        stdout.contains("invariants PASS (4 players, 2 sessions)"),
+        "{stdout}"
+    );
     // Headless because stdout is not a terminal: progress lines on stdout.
     assert!(stdout.contains("matched"), "{stdout}");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(xml.contains("name=\"pairing_p50 &lt;= 1us\""), "{xml}");
-    assert!(std::fs::read_to_string(&html).expect("html").contains("<svg"));
+    assert!(
+        std::fs::read_to_string(&html)
+            .expect("html")
+            .contains("<svg")
+    );
 
     // Merging a failing report with itself still fails, on the same threshold.
     let r = report.display().to_string();

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use accelbyte::client::{AbClient, Config};
-use accelbyte::models::dsmc::{CreateSessionRequest, MatchPartyMember, MatchingAlly, MatchingParty};
+use accelbyte::models::dsmc::{
+    CreateSessionRequest, MatchPartyMember, MatchingAlly, MatchingParty,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -157,7 +159,11 @@ fn caller(headers: &HeaderMap) -> Option<String> {
     claims.get("sub")?.as_str().map(str::to_owned)
 }
 
-async fn matchmaking(State(state): State<DoubleState>, headers: HeaderMap, _body: Bytes) -> Response {
+async fn matchmaking(
+    State(state): State<DoubleState>,
+    headers: HeaderMap,
+    _body: Bytes,
+) -> Response {
     let Some(user) = caller(&headers) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -258,12 +264,22 @@ async fn make_match(state: &DoubleState, users: &[String]) -> Answer {
         region: String::new(),
         session_id: session_id.clone(),
     };
-    if let Err(e) = s.game.dsmc().register_session(&token, &s.namespace, &register).await {
+    if let Err(e) = s
+        .game
+        .dsmc()
+        .register_session(&token, &s.namespace, &register)
+        .await
+    {
         return fail(e.to_string());
     }
     let mut claimed = Err(String::new());
     for _ in 0..20 {
-        match s.game.dsmc().claim_server(&token, &s.namespace, &session_id).await {
+        match s
+            .game
+            .dsmc()
+            .claim_server(&token, &s.namespace, &session_id)
+            .await
+        {
             Ok(()) => {
                 claimed = Ok(());
                 break;
@@ -279,10 +295,19 @@ async fn make_match(state: &DoubleState, users: &[String]) -> Answer {
         }
     }
     if let Err(why) = claimed {
-        let _ = s.game.dsmc().admin_delete_session(&token, &s.namespace, &session_id).await;
+        let _ = s
+            .game
+            .dsmc()
+            .admin_delete_session(&token, &s.namespace, &session_id)
+            .await;
         return fail(why);
     }
-    let session = match s.game.dsmc().get_session(&token, &s.namespace, &session_id).await {
+    let session = match s
+        .game
+        .dsmc()
+        .get_session(&token, &s.namespace, &session_id)
+        .await
+    {
         Ok(session) => session.session,
         Err(e) => return fail(e.to_string()),
     };

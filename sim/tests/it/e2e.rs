@@ -93,7 +93,10 @@ min_matched = 20
     assert_eq!(report.endpoints["login"].calls, 20);
     assert_eq!(report.endpoints["lobby_connect"].calls, 20);
     assert_eq!(report.endpoints["matchmaking"].calls, 20);
-    assert_eq!(report.counters.verified, 20, "every matched party checked DSMC");
+    assert_eq!(
+        report.counters.verified, 20,
+        "every matched party checked DSMC"
+    );
     let claims = report.claims.expect("claims read from the embedded fakes");
     assert_eq!((claims.attempted, claims.failed()), (10, 0));
     assert_eq!(report.invariants.players, 20);
@@ -131,7 +134,10 @@ timeout_rate = 0.5
     assert_eq!(report.endpoints["matchmaking"].calls, 3);
     assert!(!report.passed, "a 100% timeout rate breaks the 50% limit");
     assert_eq!(
-        report.failed_thresholds().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        report
+            .failed_thresholds()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
         vec!["timeout_rate"]
     );
 
@@ -182,7 +188,12 @@ claim_failure_rate = 0.5
     assert_eq!(report.faults.len(), 1);
     assert!(report.faults[0].applied, "{:?}", report.faults[0]);
     assert_eq!(report.faults[0].id, "sim-1");
-    assert_eq!(report.outcomes.failed, 4, "{}", sim::report::summary::render(&report));
+    assert_eq!(
+        report.outcomes.failed,
+        4,
+        "{}",
+        sim::report::summary::render(&report)
+    );
     assert_eq!(report.outcomes.failed_claim, 4);
     let claims = report.claims.expect("claims");
     assert_eq!(claims.attempted, 2);
@@ -216,7 +227,9 @@ match_length = "forever"
         let wait_for = |phase: Phase| {
             let mut rx = probe.clone();
             async move {
-                rx.wait_for(|s| s.phase == phase).await.expect("engine alive");
+                rx.wait_for(|s| s.phase == phase)
+                    .await
+                    .expect("engine alive");
             }
         };
         wait_for(Phase::Running).await;
@@ -226,7 +239,10 @@ match_length = "forever"
         tokio::time::sleep(Duration::from_millis(500)).await;
         let later = snapshots.borrow_and_update().arrived;
         commands.send(EngineCommand::Resume).await.expect("resume");
-        commands.send(EngineCommand::SetRate(40.0)).await.expect("rate");
+        commands
+            .send(EngineCommand::SetRate(40.0))
+            .await
+            .expect("rate");
         wait_for(Phase::Running).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         commands.send(EngineCommand::Stop).await.expect("stop");
@@ -235,8 +251,15 @@ match_length = "forever"
     let started = std::time::Instant::now();
     let report = engine.run(CancellationToken::new()).await.expect("run");
     let (arrived, later) = driver.await.expect("driver");
-    assert!(later <= arrived + 2, "paused arrivals: {arrived} then {later}");
+    assert!(
+        later <= arrived + 2,
+        "paused arrivals: {arrived} then {later}"
+    );
     assert!(started.elapsed() < Duration::from_secs(20), "stopped early");
     assert!(report.players > 0);
-    assert!(report.invariants.violations.is_empty(), "{:?}", report.invariants);
+    assert!(
+        report.invariants.violations.is_empty(),
+        "{:?}",
+        report.invariants
+    );
 }

@@ -24,7 +24,11 @@ fn every_scenario_parses_and_says_what_it_answers() {
             "{} must open with a comment naming its question, got {first:?}",
             path.display()
         );
-        assert!(text.contains('?'), "{}: the opening comment asks a question", path.display());
+        assert!(
+            text.contains('?'),
+            "{}: the opening comment asks a question",
+            path.display()
+        );
         names.push(plan.name.clone());
     }
     names.sort();
@@ -38,7 +42,10 @@ fn every_scenario_parses_and_says_what_it_answers() {
         "soak",
         "steady-1v1",
     ] {
-        assert!(names.iter().any(|n| n == required), "missing scenario {required}: {names:?}");
+        assert!(
+            names.iter().any(|n| n == required),
+            "missing scenario {required}: {names:?}"
+        );
     }
 }
 
@@ -47,6 +54,9 @@ fn smoke_is_a_short_embedded_ci_run() {
     let plan = Plan::from_file(&dir().join("smoke.toml")).expect("smoke parses");
     assert!(matches!(plan.target, TargetPlan::Embedded(_)));
     let bound = plan.run.duration + plan.run.drain;
-    assert!(bound.as_secs() < 20, "smoke must finish in under 20 s, bound {bound:?}");
+    assert!(
+        bound.as_secs() < 20,
+        "smoke must finish in under 20 s, bound {bound:?}"
+    );
     assert!(plan.thresholds.min_matched.is_some());
 }
