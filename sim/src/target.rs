@@ -2,8 +2,7 @@
 //! credentials, and — for an embedded target — starting them in this process.
 //!
 //! Owns the embedded seam: [`start_embedded_matchmaker`] is the one place that starts the
-//! `matchmaker` crate in-process; until that crate offers `spawn`, it answers
-//! [`TargetError::EmbeddedMatchmakerUnavailable`]. Tests and benches can pass their own
+//! `matchmaker` crate in-process (in-memory store). Tests and benches can pass their own
 //! [`MatchmakerStarter`] (any server that speaks the tutorial's HTTP contract).
 //!
 //! Also owns reading the fakes' claim counters (directly from an embedded fakes, over
@@ -38,11 +37,6 @@ pub const FIRST_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 /// Why the target could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error(
-        "embedded matchmaker not available: this build does not start the matchmaker in-process yet; \
-         run a matchmaker and use a scenario with [target] kind = \"urls\""
-    )]
-    EmbeddedMatchmakerUnavailable,
     #[error("embedded matchmaker: {0}")]
     Matchmaker(String),
     #[error("embedded fakes: {0}")]
@@ -110,48 +104,45 @@ pub fn default_matchmaker_starter() -> MatchmakerStarter {
 }
 
 /// **The embedded seam.** Starts the `matchmaker` crate in this process against the embedded
-/// fakes, with an in-memory store.
-///
-/// Not wired yet, so the `matchmaker` crate stays out of this crate's dependencies while it
-/// changes. To wire it, add `matchmaker.workspace = true` to `sim/Cargo.toml` and make this
-/// body (checked against `matchmaker::spawn` as it stands; the scenario's
-/// `[target.matchmaker] modes` are the matchmaker's `GameModeSpec`s):
-///
-/// ```text
-/// let ags = accelbyte::client::Config::new(
-///     config.fakes_base_url.clone(),
-///     config.game_client.id.clone(),
-///     config.game_client.secret.clone(),
-///     config.namespace.clone(),
-/// );
-/// let mut mm = matchmaker::Config::new(ags); // in-memory store, tutorial 1v1
-/// if let Some(modes) = config.settings.get("modes") {
-///     let specs: Vec<matchmaker::config::GameModeSpec> = modes.clone().try_into()
-///         .map_err(|e: toml::de::Error| TargetError::Matchmaker(e.to_string()))?;
-///     mm.default_mode = specs.first().map(|s| s.name.clone()).unwrap_or_default();
-///     mm.modes = matchmaker::config::Modes::from_specs(specs)
-///         .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-/// }
-/// let handle = matchmaker::spawn(mm).await
-///     .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-/// Ok(Box::new(EmbeddedHandle(handle)))
-/// ```
-///
-/// with
-///
-/// ```text
-/// struct EmbeddedHandle(matchmaker::Handle);
-/// impl EmbeddedMatchmaker for EmbeddedHandle {
-///     fn url(&self) -> Url {
-///         Url::parse(&format!("{}/matchmaking", self.0.base_url())).expect("an http url")
-///     }
-/// }
-/// ```
+/// fakes, with an in-memory store. The scenario's `[target.matchmaker] modes` are the
+/// matchmaker's `GameModeSpec`s; the first is the default mode.
 pub async fn start_embedded_matchmaker(
     config: EmbeddedMatchmakerConfig,
 ) -> Result<Box<dyn EmbeddedMatchmaker>, TargetError> {
-    let _ = config;
-    Err(TargetError::EmbeddedMatchmakerUnavailable)
+    let ags = accelbyte::client::Config::new(
+        config.fakes_base_url.clone(),
+        config.game_client.id.clone(),
+        config.game_client.secret.clone(),
+        config.namespace.clone(),
+    );
+    let mut mm = matchmaker::Config::new(ags);
+    if let Some(modes) = config.settings.get("modes") {
+        let specs: Vec<matchmaker::config::GameModeSpec> = modes
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| TargetError::Matchmaker(e.to_string()))?;
+        mm.default_mode = specs.first().map(|s| s.name.clone()).unwrap_or_default();
+        mm.modes = matchmaker::config::Modes::from_specs(specs)
+            .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+    }
+    let handle = matchmaker::spawn(mm)
+        .await
+        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+    let url = Url::parse(&format!("{}/matchmaking", handle.base_url()))
+        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+    Ok(Box::new(EmbeddedHandle { url, _handle: handle }))
+}
+
+/// The in-process matchmaker; dropping it drains and stops the service.
+struct EmbeddedHandle {
+    url: Url,
+    _handle: matchmaker::Handle,
+}
+
+impl EmbeddedMatchmaker for EmbeddedHandle {
+    fn url(&self) -> Url {
+        self.url.clone()
+    }
 }
 
 /// How the target is started.

@@ -105,7 +105,6 @@ impl EngineError {
         matches!(
             self,
             EngineError::DoesNotFit(_)
-                | EngineError::Target(TargetError::EmbeddedMatchmakerUnavailable)
                 | EngineError::Target(TargetError::Accounts { .. })
                 | EngineError::Target(TargetError::AccountsIo { .. })
         )
