@@ -130,7 +130,10 @@ pub async fn start_embedded_matchmaker(
         .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
     let url = Url::parse(&format!("{}/matchmaking", handle.base_url()))
         .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-    Ok(Box::new(EmbeddedHandle { url, _handle: handle }))
+    Ok(Box::new(EmbeddedHandle {
+        url,
+        _handle: handle,
+    }))
 }
 
 /// The in-process matchmaker; dropping it drains and stops the service.
