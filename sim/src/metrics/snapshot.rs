@@ -15,6 +15,9 @@ use crate::outcome::Outcome;
 use crate::scenario::Thresholds;
 use crate::thresholds::{self, ResultView, ThresholdResult};
 
+/// Seconds looked back when deciding whether the generator is saturated now.
+pub const SATURATION_WINDOW_S: usize = 5;
+
 /// Seconds of series a snapshot carries.
 pub const SERIES_WINDOW: usize = 300;
 
@@ -101,9 +104,11 @@ pub struct MetricsSnapshot {
     pub claims: Option<ClaimCounts>,
     pub errors_by: Vec<ErrorCount>,
     pub thresholds: Vec<ThresholdResult>,
-    /// Players are starting later than scheduled: the load generator, not the system, is the
-    /// bottleneck, and latencies understate nothing but the offered load is not met.
+    /// Players started more than 50 ms later than scheduled in the last
+    /// [`SATURATION_WINDOW_S`] seconds: the load generator, not the system, is the bottleneck,
+    /// and the offered load is not met.
     pub saturated: bool,
+    /// Largest start lag over the same window.
     pub max_lag_ms: f64,
 }
 
@@ -160,7 +165,15 @@ impl Collector {
                 claims: p.claims,
             })
             .collect();
-        let max_lag_us = totals.max_lag_us.max(open.max_lag_us);
+        // Saturation is judged on the last few seconds, so the banner clears once the generator
+        // keeps up again; the whole run's figure is in the report.
+        let recent = &self.series[self.series.len().saturating_sub(SATURATION_WINDOW_S)..];
+        let recent_lagged =
+            open.counters.lagged_starts + recent.iter().map(|p| p.lagged_starts).sum::<u64>();
+        let recent_max_lag_ms = recent
+            .iter()
+            .map(|p| p.max_lag_ms)
+            .fold(open.max_lag_us as f64 / 1000.0, f64::max);
         MetricsSnapshot {
             elapsed_ms: u64::try_from(ctx.elapsed.as_millis()).unwrap_or(u64::MAX),
             phase: ctx.phase,
@@ -185,8 +198,8 @@ impl Collector {
             claims: self.claims,
             errors_by,
             thresholds: thresholds::evaluate(ctx.thresholds, &view, true),
-            saturated: totals.counters.lagged_starts + open.counters.lagged_starts > 0,
-            max_lag_ms: max_lag_us as f64 / 1000.0,
+            saturated: recent_lagged > 0,
+            max_lag_ms: recent_max_lag_ms,
         }
     }
 }
@@ -194,4 +207,47 @@ impl Collector {
 /// Whether a lag counts as saturation (for callers that measure lag themselves).
 pub fn is_saturated(lag: Duration) -> bool {
     lag > SATURATION_LAG
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Thresholds;
+
+    fn snapshot(collector: &Collector) -> MetricsSnapshot {
+        collector.snapshot(&LiveContext {
+            elapsed: Duration::from_secs(1),
+            phase: Phase::Running,
+            active_faults: &[],
+            target_rate: 1.0,
+            thresholds: &Thresholds::default(),
+        })
+    }
+
+    #[test]
+    fn saturation_clears_once_the_generator_keeps_up_again() {
+        let (mut collector, recorders) = Collector::new(1);
+        recorders[0].arrival(1, 1, Duration::from_millis(120));
+        collector.drain();
+        let late = snapshot(&collector);
+        assert!(late.saturated);
+        assert!((late.max_lag_ms - 120.0).abs() < 1.0, "{}", late.max_lag_ms);
+
+        collector.close_second(1.0, Vec::new());
+        for n in 0..SATURATION_WINDOW_S as u64 {
+            recorders[0].arrival(2 + n, 1, Duration::from_millis(1));
+            collector.drain();
+            assert!(
+                snapshot(&collector).saturated,
+                "still inside the window after {n} s"
+            );
+            collector.close_second(1.0, Vec::new());
+        }
+        let caught_up = snapshot(&collector);
+        assert!(
+            !caught_up.saturated,
+            "late starts older than the window no longer count"
+        );
+        assert!(caught_up.max_lag_ms < 50.0);
+    }
 }
