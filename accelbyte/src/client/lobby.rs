@@ -542,21 +542,16 @@ impl AbClient {
             message: message.to_owned(),
             topic: topic.to_owned(),
         };
-        let request = self
-            .request(
-                Method::POST,
-                &[
-                    "notification",
-                    "namespaces",
-                    namespace,
-                    "users",
-                    user_id,
-                    "freeform",
-                ],
-                Auth::Bearer(bearer),
-            )?
-            .json(&body);
-        send_empty(request, StatusCode::NO_CONTENT).await
+        let path = [
+            "notification",
+            "namespaces",
+            namespace,
+            "users",
+            user_id,
+            "freeform",
+        ];
+        self.post_notification(bearer, &path, &body, StatusCode::NO_CONTENT)
+            .await
     }
 
     /// `POST /notification/namespaces/{namespace}/freeform` (202): every connected user of the
@@ -572,14 +567,9 @@ impl AbClient {
             message: message.to_owned(),
             topic: topic.to_owned(),
         };
-        let request = self
-            .request(
-                Method::POST,
-                &["notification", "namespaces", namespace, "freeform"],
-                Auth::Bearer(bearer),
-            )?
-            .json(&body);
-        send_empty(request, StatusCode::ACCEPTED).await
+        let path = ["notification", "namespaces", namespace, "freeform"];
+        self.post_notification(bearer, &path, &body, StatusCode::ACCEPTED)
+            .await
     }
 
     /// `POST /lobby/v1/admin/notification/namespaces/{namespace}/users/{userId}/freeform/notify`
@@ -592,29 +582,10 @@ impl AbClient {
         topic: &str,
         message: &str,
     ) -> Result<()> {
-        let body = AdminFreeFormNotificationRequest {
-            message: message.to_owned(),
-            topic_name: topic.to_owned(),
-        };
-        let request = self
-            .request(
-                Method::POST,
-                &[
-                    "lobby",
-                    "v1",
-                    "admin",
-                    "notification",
-                    "namespaces",
-                    namespace,
-                    "users",
-                    user_id,
-                    "freeform",
-                    "notify",
-                ],
-                Auth::Bearer(bearer),
-            )?
-            .json(&body);
-        send_empty(request, StatusCode::NO_CONTENT).await
+        let body = admin_body(topic, message);
+        let path = admin_path(namespace, &["users", user_id, "freeform", "notify"]);
+        self.post_notification(bearer, &path, &body, StatusCode::NO_CONTENT)
+            .await
     }
 
     /// `POST /lobby/v1/admin/notification/namespaces/{namespace}/freeform/notify` (202).
@@ -625,27 +596,10 @@ impl AbClient {
         topic: &str,
         message: &str,
     ) -> Result<()> {
-        let body = AdminFreeFormNotificationRequest {
-            message: message.to_owned(),
-            topic_name: topic.to_owned(),
-        };
-        let request = self
-            .request(
-                Method::POST,
-                &[
-                    "lobby",
-                    "v1",
-                    "admin",
-                    "notification",
-                    "namespaces",
-                    namespace,
-                    "freeform",
-                    "notify",
-                ],
-                Auth::Bearer(bearer),
-            )?
-            .json(&body);
-        send_empty(request, StatusCode::ACCEPTED).await
+        let body = admin_body(topic, message);
+        let path = admin_path(namespace, &["freeform", "notify"]);
+        self.post_notification(bearer, &path, &body, StatusCode::ACCEPTED)
+            .await
     }
 
     /// `POST /lobby/v1/admin/notification/namespaces/{namespace}/bulkUsers/freeform/notify`
@@ -663,24 +617,45 @@ impl AbClient {
             topic_name: topic.to_owned(),
             user_ids: user_ids.iter().map(|id| id.as_ref().to_owned()).collect(),
         };
+        let path = admin_path(namespace, &["bulkUsers", "freeform", "notify"]);
+        self.post_notification(bearer, &path, &body, StatusCode::NO_CONTENT)
+            .await
+    }
+
+    /// The one way every notification route is called: a Bearer POST of a JSON body whose
+    /// answer is an empty `expected` status.
+    async fn post_notification(
+        &self,
+        bearer: &str,
+        path: &[&str],
+        body: &impl serde::Serialize,
+        expected: StatusCode,
+    ) -> Result<()> {
         let request = self
-            .request(
-                Method::POST,
-                &[
-                    "lobby",
-                    "v1",
-                    "admin",
-                    "notification",
-                    "namespaces",
-                    namespace,
-                    "bulkUsers",
-                    "freeform",
-                    "notify",
-                ],
-                Auth::Bearer(bearer),
-            )?
-            .json(&body);
-        send_empty(request, StatusCode::NO_CONTENT).await
+            .request(Method::POST, path, Auth::Bearer(bearer))?
+            .json(body);
+        send_empty(request, expected).await
+    }
+}
+
+/// `lobby/v1/admin/notification/namespaces/{namespace}/` followed by `tail`.
+fn admin_path<'a>(namespace: &'a str, tail: &[&'a str]) -> Vec<&'a str> {
+    let mut path = vec![
+        "lobby",
+        "v1",
+        "admin",
+        "notification",
+        "namespaces",
+        namespace,
+    ];
+    path.extend_from_slice(tail);
+    path
+}
+
+fn admin_body(topic: &str, message: &str) -> AdminFreeFormNotificationRequest {
+    AdminFreeFormNotificationRequest {
+        message: message.to_owned(),
+        topic_name: topic.to_owned(),
     }
 }
 
