@@ -29,6 +29,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print the built-in seed (a starting point for --seed).
     DefaultSeed,
+    /// One lobby shard process (started by `serve --lobby-shards`, not by hand).
+    #[command(hide = true)]
+    LobbyShard(fakes::lobby::cluster::ShardArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +60,14 @@ struct ServeArgs {
     /// Directory the TLS certificate is written to (default: the system temp dir).
     #[arg(long, env = "FAKES_CERT_DIR")]
     cert_dir: Option<PathBuf>,
+    /// Hold lobby WebSockets in this many shard processes (each up to ~19,000 sockets under a
+    /// 20,000 open-files limit) behind the same base URL; 0 keeps them in this process.
+    /// Needs --redis.
+    #[arg(long, env = "FAKES_LOBBY_SHARDS", default_value_t = 0)]
+    lobby_shards: usize,
+    /// Redis URL of the bus between this process and its lobby shards.
+    #[arg(long, env = "FAKES_REDIS")]
+    redis: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,6 +87,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(serve(args)),
+        Command::LobbyShard(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(fakes::lobby::cluster::run_shard(args)),
     }
 }
 
@@ -128,8 +143,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )?,
         None => tokio::task::spawn_blocking(SigningKey::generate).await??,
     };
+    let cluster = lobby_cluster(&args)?;
     let files = raise_open_files_limit();
     let state = AppState::new(config, key);
+    let primary = match &cluster {
+        Some(cluster) => Some(fakes::lobby::cluster::Primary::start(state.clone(), cluster).await?),
+        None => None,
+    };
     let listener = fakes::server::bind(args.addr)
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
@@ -158,6 +178,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cert.as_ref().map(|c| c.cert_path.as_path()),
         files,
     );
+    if let Some(primary) = &primary {
+        let pids: Vec<String> = primary
+            .shard_pids()
+            .iter()
+            .map(|pid| pid.map_or_else(|| "?".to_owned(), |p| p.to_string()))
+            .collect();
+        println!(
+            "  lobby shards  {} processes hold the WebSockets (pids {})",
+            pids.len(),
+            pids.join(", ")
+        );
+        println!();
+    }
     let faults = state.faults.list();
     if !faults.faults.is_empty() {
         println!(
@@ -169,9 +202,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     match cert {
         Some(cert) => fakes::tls::serve_tls(listener, state, &cert, shutdown).await?,
-        None => fakes::server::serve(listener, state, shutdown).await?,
+        None => fakes::server::serve_with(listener, state, primary, shutdown).await?,
     }
     Ok(())
+}
+
+/// The lobby shards asked for, if any.
+fn lobby_cluster(args: &ServeArgs) -> anyhow::Result<Option<fakes::lobby::cluster::ClusterConfig>> {
+    if args.lobby_shards == 0 {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        !args.tls,
+        "--lobby-shards works with plain HTTP only (the primary reads each request head to route it)"
+    );
+    let redis_url = args
+        .redis
+        .clone()
+        .context("--lobby-shards needs --redis URL (the bus between the processes)")?;
+    Ok(Some(fakes::lobby::cluster::ClusterConfig {
+        shards: args.lobby_shards,
+        redis_url,
+        command: fakes::lobby::cluster::ShardCommand {
+            program: std::env::current_exe().context("cannot find this program to start shards")?,
+            args: vec!["lobby-shard".to_owned()],
+        },
+    }))
 }
 
 /// Reads a fault file; errors name the file and the field.

@@ -1,13 +1,18 @@
 //! Binding and serving: a listener with a deep accept backlog, plain HTTP or TLS, graceful
 //! shutdown, and [`spawn`] — the one way tests, benches and the sim start a fakes instance.
+//! Connections come through [`crate::accept`], which survives descriptor exhaustion and, with
+//! lobby shards, hands lobby sockets to them.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::accept::{self, Dispatch};
 use crate::keys::SigningKey;
+use crate::lobby::cluster::{ClusterConfig, Primary};
 use crate::state::{AppState, FakesConfig};
 
 /// Accept backlog: the default 128 overflows under connection bursts and stalls clients 1–2 s.
@@ -32,11 +37,20 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = crate::app::router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
+    serve_with(listener, state, None, shutdown).await
+}
+
+/// [`serve`], handing lobby sockets to `lobby_shards` when given.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    lobby_shards: Option<Arc<Primary>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = crate::app::router(state.clone());
+    let dispatch = lobby_shards.map(|p| p as Arc<dyn Dispatch>);
+    let accepted = accept::start(listener, dispatch, Arc::clone(&state.accept))?;
+    axum::serve(accepted, app.into_make_service())
     .with_graceful_shutdown(shutdown)
     .await
 }
@@ -46,6 +60,8 @@ pub async fn serve(
 pub struct Handle {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// The lobby shards, when started with them.
+    pub lobby_shards: Option<Arc<Primary>>,
     cancel: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -74,18 +90,35 @@ impl Drop for Handle {
 
 /// Starts fakes on 127.0.0.1 with an ephemeral port; returns once it accepts connections.
 pub async fn spawn(config: FakesConfig) -> anyhow::Result<Handle> {
+    spawn_with(config, None).await
+}
+
+/// [`spawn`], with the lobby's sockets held by shard processes when `lobby_shards` is given
+/// (returns once every shard is connected).
+pub async fn spawn_with(
+    config: FakesConfig,
+    lobby_shards: Option<ClusterConfig>,
+) -> anyhow::Result<Handle> {
     let key = tokio::task::spawn_blocking(SigningKey::process_default).await??;
     let state = AppState::new(config, key);
+    let primary = match &lobby_shards {
+        Some(cluster) => Some(Primary::start(state.clone(), cluster).await?),
+        None => None,
+    };
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
-    let task = tokio::spawn(serve(listener, state.clone(), async move {
-        stop.cancelled().await
-    }));
+    let task = tokio::spawn(serve_with(
+        listener,
+        state.clone(),
+        primary.clone(),
+        async move { stop.cancelled().await },
+    ));
     Ok(Handle {
         addr,
         state,
+        lobby_shards: primary,
         cancel,
         task: Some(task),
     })

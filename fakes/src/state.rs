@@ -3,10 +3,12 @@
 
 use std::sync::{Arc, Weak};
 
+use crate::accept::AcceptStats;
 use crate::dsmc::fleet::{Fleet, FleetConfig};
 use crate::faults::{Context, FaultFile, Faults};
 use crate::iam::store::IamStore;
 use crate::keys::{KeyRing, SigningKey};
+use crate::lobby::cluster::ShardBoard;
 use crate::lobby::hub::Hub;
 use crate::seed::Seed;
 use crate::sessionbrowser::store::SessionStore;
@@ -51,6 +53,10 @@ pub struct Shared {
     pub dsmc: Fleet,
     pub faults: Faults,
     pub requests: RequestStats,
+    /// The accept loop's counters.
+    pub accept: Arc<AcceptStats>,
+    /// The lobby shards' own counters (empty without shards).
+    pub lobby_shards: ShardBoard,
 }
 
 /// A cheap-clone handle to [`Shared`], the axum state of every route.
@@ -87,6 +93,8 @@ impl AppState {
             dsmc: Fleet::new(config.fleet.clone()),
             faults,
             requests: RequestStats::new(),
+            accept: Arc::default(),
+            lobby_shards: ShardBoard::default(),
             config,
         }));
         state

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::dsmc::fleet::{ClaimFailures, RegionUsage, RegisterFailures};
 use crate::faults::{KINDS, Service};
+use crate::lobby::cluster::ShardStats;
 use crate::state::AppState;
 
 type Routes = HashMap<Box<str>, AtomicU64>;
@@ -112,6 +113,17 @@ pub struct StatsReport {
     /// Fleet usage per region now.
     pub fleet: Vec<RegionUsage>,
     pub lobby: LobbyReport,
+    /// The accept loop: connections taken, and failures for lack of descriptors.
+    pub accept: AcceptReport,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AcceptReport {
+    pub accepted: u64,
+    /// `accept` failed for lack of descriptors or memory (`EMFILE` and kin); the loop backed off.
+    pub resource_errors: u64,
+    /// Lobby connections handed to shard processes.
+    pub handed_to_shards: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,6 +176,8 @@ pub struct LobbyReport {
     pub frames_received: u64,
     pub error_frames_sent: u64,
     pub notifications: NotificationReport,
+    /// Per lobby shard process (empty when the lobby runs in this process).
+    pub shards: Vec<ShardStats>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -187,7 +201,9 @@ pub fn report(state: &AppState) -> StatsReport {
     }
     let (configured, active) = state.faults.counts();
     let fleet = state.dsmc.stats();
-    let lobby = state.lobby.stats();
+    let mut lobby = state.lobby.stats();
+    state.lobby_shards.add_to(&mut lobby);
+    let accept = &state.accept;
     StatsReport {
         uptime_s: state.requests.uptime_s(),
         requests: RequestReport {
@@ -237,6 +253,12 @@ pub fn report(state: &AppState) -> StatsReport {
                 fault_delayed: lobby.notifications_fault_delayed,
                 fault_duplicated: lobby.notifications_fault_duplicated,
             },
+            shards: state.lobby_shards.snapshot(),
+        },
+        accept: AcceptReport {
+            accepted: accept.accepted.load(Ordering::Relaxed),
+            resource_errors: accept.resource_errors.load(Ordering::Relaxed),
+            handed_to_shards: accept.handed_off.load(Ordering::Relaxed),
         },
     }
 }
@@ -415,6 +437,17 @@ pub fn prometheus(state: &AppState) -> String {
     for region in &r.fleet {
         out.sample("fakes_fleet_free", &[("region", &region.name)], region.free);
     }
+
+    out.family(
+        "fakes_accept_resource_errors_total",
+        "counter",
+        "accept() failures for lack of descriptors or memory (the loop backs off).",
+    );
+    out.sample(
+        "fakes_accept_resource_errors_total",
+        &[],
+        r.accept.resource_errors,
+    );
 
     let l = &r.lobby;
     out.family(

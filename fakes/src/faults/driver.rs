@@ -39,7 +39,7 @@ const IDLE: Duration = Duration::from_secs(1);
 /// Close for a revoked user's socket (Unity SDK `DisconnectTokenRevokedCode`).
 pub const CLOSE_TOKEN_REVOKED: Close = Close {
     code: 4020,
-    reason: "token revoked",
+    reason: std::borrow::Cow::Borrowed("token revoked"),
 };
 
 /// Reason sent with injected disconnects.
@@ -250,7 +250,7 @@ fn disconnect_tick(state: &AppState) {
                 user_id,
                 Close {
                     code,
-                    reason: INJECTED_DISCONNECT_REASON,
+                    reason: std::borrow::Cow::Borrowed(INJECTED_DISCONNECT_REASON),
                 },
             );
         }

@@ -25,6 +25,7 @@
 //!
 //! No lock is held across an `.await`: every operation here is synchronous.
 
+use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -63,19 +64,19 @@ const SHARDS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Close {
     pub code: u16,
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
 }
 
 impl Close {
     /// A newer connection of the same user took over.
     pub const MULTIPLE_SESSIONS: Close = Close {
         code: CLOSE_MULTIPLE_SESSIONS,
-        reason: "multiple sessions",
+        reason: Cow::Borrowed("multiple sessions"),
     };
     /// The registry entry vanished without a reason (should not happen; kept total).
     pub const UNKNOWN: Close = Close {
         code: CLOSE_UNKNOWN,
-        reason: "unknown error",
+        reason: Cow::Borrowed("unknown error"),
     };
 }
 
@@ -919,7 +920,7 @@ mod tests {
         let mut conn = hub.connect(NS, "u1");
         let close = Close {
             code: 4000,
-            reason: "server shutting down",
+            reason: Cow::Borrowed("server shutting down"),
         };
         assert!(hub.disconnect(NS, "u1", close.clone()));
         assert_eq!(conn.next().await, Outbound::Close(close));

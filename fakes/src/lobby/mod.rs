@@ -11,6 +11,7 @@
 //! it never reads IAM's user records, so notifications to users IAM does not know are queued
 //! like any other.
 
+pub mod cluster;
 pub mod hub;
 pub mod notify;
 pub mod ws;

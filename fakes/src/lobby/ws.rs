@@ -13,6 +13,7 @@
 //!
 //! Every `messageNotif` comes from the hub's single send path; this module only writes them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use accelbyte::frame::{self, Frame, FrameError};
@@ -28,6 +29,7 @@ use axum::routing::get;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorShape};
+use crate::lobby::cluster::shard::{RemoteFeed, ShardCounters};
 use crate::lobby::hub::{CHANNEL_CAPACITY, Close, Connection, Hub, Outbound};
 use crate::state::AppState;
 
@@ -98,34 +100,104 @@ async fn upgrade(
     };
     let namespace = caller.namespace().to_owned();
     let envelope = wants_envelope(&headers);
+    configure(ws).on_upgrade(move |socket| async move {
+        let conn = state.lobby.connect(&namespace, &user_id);
+        serve_socket(
+            socket,
+            Feed::Local(conn),
+            Counts::Hub(state.lobby.clone()),
+            envelope,
+        )
+        .await;
+    })
+}
+
+/// The socket limits every lobby WebSocket gets, in this process or a shard.
+pub(crate) fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER_BYTES)
         // 0 = write each frame straight through; we flush every message anyway.
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| async move {
-            let conn = state.lobby.connect(&namespace, &user_id);
-            Session {
-                socket,
-                hub: state.lobby.clone(),
-                envelope,
-                sequence: 0,
-            }
-            .run(conn)
-            .await;
-        })
+}
+
+/// Greets and serves one upgraded socket until either side closes.
+pub(crate) async fn serve_socket(socket: WebSocket, feed: Feed, counts: Counts, envelope: bool) {
+    Session {
+        socket,
+        counts,
+        envelope,
+        sequence: 0,
+    }
+    .run(feed)
+    .await;
+}
+
+/// Where a socket's outbound frames come from: this process's hub, or (in a lobby shard) the
+/// primary's hub over the bus.
+pub(crate) enum Feed {
+    Local(Connection),
+    Remote(RemoteFeed),
+}
+
+impl Feed {
+    async fn next(&mut self) -> Outbound {
+        match self {
+            Feed::Local(conn) => conn.next().await,
+            Feed::Remote(remote) => remote.next().await,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        match self {
+            Feed::Local(conn) => conn.pending(),
+            Feed::Remote(remote) => remote.pending(),
+        }
+    }
+
+    /// Pulls more of the user's backlog; `true` while some remains. A shard's feed has none
+    /// to pull: the primary relays the backlog as fast as the bus takes it.
+    fn pump(&self) -> bool {
+        match self {
+            Feed::Local(conn) => conn.pump(),
+            Feed::Remote(_) => false,
+        }
+    }
+}
+
+/// Where a socket's own counters go.
+#[derive(Clone)]
+pub(crate) enum Counts {
+    Hub(Hub),
+    Shard(Arc<ShardCounters>),
+}
+
+impl Counts {
+    fn frame_received(&self) {
+        match self {
+            Counts::Hub(hub) => hub.count_frame_received(),
+            Counts::Shard(counters) => counters.frame_received(),
+        }
+    }
+
+    fn error_frame(&self) {
+        match self {
+            Counts::Hub(hub) => hub.count_error_frame(),
+            Counts::Shard(counters) => counters.error_frame(),
+        }
+    }
 }
 
 /// Both envelope headers present (their values are fixed by the Unreal SDK; we only check
 /// that the client asked).
-fn wants_envelope(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_envelope(headers: &HeaderMap) -> bool {
     headers.contains_key(ENVELOPE_START_HEADER) && headers.contains_key(ENVELOPE_END_HEADER)
 }
 
 /// One open socket.
 struct Session {
     socket: WebSocket,
-    hub: Hub,
+    counts: Counts,
     envelope: bool,
     /// Frames this connection has sent (`connectNotif` is number 1).
     sequence: u64,
@@ -140,9 +212,9 @@ enum Next {
 }
 
 impl Session {
-    /// Greets, then serves until either side closes. The [`Connection`] unregisters itself
+    /// Greets, then serves until either side closes. A local [`Connection`] unregisters itself
     /// when dropped at the end, so cleanup also runs if this task is cancelled.
-    async fn run(mut self, mut conn: Connection) {
+    async fn run(mut self, mut conn: Feed) {
         let greeting = self.connect_notif();
         if self.send_text(greeting).await.is_err() {
             return;
@@ -204,7 +276,7 @@ impl Session {
             Message::Binary(bytes) => match Utf8Bytes::try_from(bytes) {
                 Ok(text) => text,
                 Err(_) => {
-                    self.hub.count_frame_received();
+                    self.counts.frame_received();
                     let error = ErrorNotif {
                         id: None,
                         code: ERROR_MALFORMED_FRAME,
@@ -217,7 +289,7 @@ impl Session {
             // read, after which the stream ends.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Next::Continue,
         };
-        self.hub.count_frame_received();
+        self.counts.frame_received();
         self.on_text(frame::strip_envelope(text.as_str())).await
     }
 
@@ -258,7 +330,7 @@ impl Session {
     }
 
     async fn send_error(&mut self, error: ErrorNotif) -> Next {
-        self.hub.count_error_frame();
+        self.counts.error_frame();
         match self.send_text(error.to_frame().encode()).await {
             Ok(()) => Next::Continue,
             Err(_) => Next::Stop,
@@ -281,7 +353,7 @@ impl Session {
     async fn close(mut self, close: Close) {
         let frame = CloseFrame {
             code: close.code,
-            reason: Utf8Bytes::from_static(close.reason),
+            reason: Utf8Bytes::from(close.reason.into_owned()),
         };
         if self.socket.send(Message::Close(Some(frame))).await.is_err() {
             return;

@@ -795,3 +795,173 @@ async fn lobby_healthz_answers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["healthy"], true);
 }
+
+/// The same lobby with its sockets held by shard processes behind the one base URL.
+mod sharded {
+    use super::*;
+    use crate::redis::TestRedis;
+    use fakes::lobby::cluster::{ClusterConfig, ShardCommand};
+
+    async fn start_sharded(redis: &TestRedis, shards: usize) -> Handle {
+        let cluster = ClusterConfig {
+            shards,
+            redis_url: redis.url.clone(),
+            command: ShardCommand {
+                program: env!("CARGO_BIN_EXE_fakes").into(),
+                args: vec!["lobby-shard".to_owned()],
+            },
+        };
+        fakes::server::spawn_with(fakes::FakesConfig::default(), Some(cluster))
+            .await
+            .expect("fakes starts with lobby shards")
+    }
+
+    fn handed_off(handle: &Handle) -> u64 {
+        handle
+            .state
+            .accept
+            .handed_off
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn next_close(ws: &mut Ws) -> u16 {
+        loop {
+            match next_message(ws).await {
+                Message::Close(Some(frame)) => return frame.code.into(),
+                Message::Close(None) => panic!("close without a code"),
+                _ => continue,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn shards_hold_the_sockets_and_the_hub_still_decides() {
+        let redis = TestRedis::start();
+        let handle = start_sharded(&redis, 2).await;
+        let primary = handle.lobby_shards.clone().expect("shards running");
+        assert_eq!(primary.live_shards(), 2);
+        let (user1, token1) = player(&handle, PLAYER1);
+        let (user2, token2) = player(&handle, PLAYER2);
+        let game = common::game_token(&handle);
+
+        // Queued while offline, delivered in order after connectNotif.
+        for i in 0..3 {
+            let body = json!({"topic": "NOTIF", "message": format!("queued {i}")});
+            let (status, _) = post(&handle, &user_path(&user2), Some(&game), body).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }
+        let mut ws1 = connect(&handle, &token1).await;
+        let mut ws2 = connect(&handle, &token2).await;
+        assert_eq!(handed_off(&handle), 2, "both upgrades went to shards");
+        for i in 0..3 {
+            let notif = next_notif(&mut ws2).await;
+            assert_eq!(
+                (notif.to.as_str(), notif.payload.as_str()),
+                (user2.as_str(), format!("queued {i}").as_str())
+            );
+        }
+
+        // Live delivery, through the primary's hub and the bus.
+        let body = json!({"topic": "NOTIF", "message": "found 127.0.0.1 7777"});
+        let (status, _) = post(&handle, &user_path(&user1), Some(&game), body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let notif = next_notif(&mut ws1).await;
+        assert_eq!(
+            (notif.to.as_str(), notif.payload.as_str()),
+            (user1.as_str(), "found 127.0.0.1 7777")
+        );
+
+        // Broadcast reaches both shards' sockets once each.
+        let body = json!({"topic": "ANNOUNCE", "message": "hello"});
+        let path = format!("/notification/namespaces/{NAMESPACE}/freeform");
+        let (status, _) = post(&handle, &path, Some(&game), body).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(next_notif(&mut ws1).await.payload, "hello");
+        assert_eq!(next_notif(&mut ws2).await.payload, "hello");
+
+        // The shard answers frames as a single process does.
+        send_text(&mut ws1, "type: offlineNotificationRequest\nid: req-7").await;
+        assert_eq!(
+            next_text(&mut ws1).await,
+            "type: offlineNotificationResponse\nid: req-7\ncode: 0"
+        );
+        send_text(&mut ws1, "type: messageNotif\n0123456789abcdef01234567").await;
+        let error = next_frame(&mut ws1).await;
+        assert_eq!(error.message_type(), "errorNotif");
+
+        // A second socket of user 1 (on the other, less-loaded shard) replaces the first: 4041.
+        let mut again = connect(&handle, &token1).await;
+        assert_eq!(next_close(&mut ws1).await, 4041);
+        let body = json!({"topic": "NOTIF", "message": "to the new socket"});
+        post(&handle, &user_path(&user1), Some(&game), body).await;
+        assert_eq!(next_notif(&mut again).await.payload, "to the new socket");
+
+        // Refusals stay the primary's, byte for byte.
+        let (status, body) = refused(ws_request(&handle, "/lobby/", Some("not-a-token"))).await;
+        assert_eq!(status, 401);
+        assert!(body.is_object(), "{body}");
+        assert_eq!(handed_off(&handle), 3, "the refused upgrade was not handed off");
+
+        // The shards' own counters reach /_fakes/stats.
+        assert!(
+            common::eventually(WAIT, || {
+                let stats = fakes::stats::report(&handle.state);
+                stats.lobby.frames_received >= 2
+                    && stats.lobby.error_frames_sent >= 1
+                    && stats.lobby.shards.len() == 2
+            })
+            .await,
+            "shard counters reach the primary's stats"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_shard_takes_only_its_own_sockets() {
+        let redis = TestRedis::start();
+        let handle = start_sharded(&redis, 2).await;
+        let primary = handle.lobby_shards.clone().expect("shards running");
+        let (user1, token1) = player(&handle, PLAYER1);
+        let (user2, token2) = player(&handle, PLAYER2);
+        let game = common::game_token(&handle);
+        // Least-loaded placement: user 1 on shard 0, user 2 on shard 1.
+        let mut ws1 = connect(&handle, &token1).await;
+        let mut ws2 = connect(&handle, &token2).await;
+
+        let pid = primary.shard_pids()[0].expect("shard 0 pid");
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        // User 1's socket ends with the process.
+        let ended = tokio::time::timeout(WAIT, async {
+            loop {
+                match ws1.next().await {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the dead shard's socket closed");
+        assert!(
+            common::eventually(WAIT, || primary.live_shards() == 1).await,
+            "the primary noticed"
+        );
+        assert!(
+            common::eventually(WAIT, || !handle.state.lobby.is_connected(NAMESPACE, &user1)).await,
+            "the hub unregistered the dead shard's user"
+        );
+
+        // User 2 on the surviving shard is untouched.
+        let body = json!({"topic": "NOTIF", "message": "still here"});
+        post(&handle, &user_path(&user2), Some(&game), body).await;
+        assert_eq!(next_notif(&mut ws2).await.payload, "still here");
+
+        // User 1 reconnects (to the live shard) and gets what was sent meanwhile.
+        let body = json!({"topic": "NOTIF", "message": "while you were away"});
+        post(&handle, &user_path(&user1), Some(&game), body).await;
+        let mut back = connect(&handle, &token1).await;
+        assert_eq!(next_notif(&mut back).await.payload, "while you were away");
+    }
+}

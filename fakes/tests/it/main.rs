@@ -5,6 +5,7 @@ mod dsmc;
 mod faults;
 mod iam;
 mod lobby;
+mod redis;
 mod sessionbrowser;
 mod tls;
 mod tutorial;
