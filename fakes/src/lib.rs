@@ -15,7 +15,6 @@
 //!
 //! Invariant: wire types come from the `accelbyte` crate; nothing here invents a field name.
 
-pub mod accept;
 pub mod app;
 pub mod auth;
 pub mod control;

@@ -1,7 +1,8 @@
 //! Binding and serving: a listener with a deep accept backlog, plain HTTP or TLS, graceful
 //! shutdown, and [`spawn`] — the one way tests, benches and the sim start a fakes instance.
-//! Connections come through [`crate::accept`], which survives descriptor exhaustion and, with
-//! lobby shards, hands lobby sockets to them.
+//! Connections come through [`serving::accept`], which survives descriptor exhaustion, refuses
+//! connections past a cap with 503 + `Retry-After` and, with lobby shards, hands lobby sockets
+//! to them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,25 +11,33 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::accept::{self, Dispatch};
 use crate::keys::SigningKey;
 use crate::lobby::cluster::{ClusterConfig, Primary};
 use crate::state::{AppState, FakesConfig};
+use serving::{AcceptOptions, Dispatch, Refusal};
 
-/// Accept backlog: the default 128 overflows under connection bursts and stalls clients 1–2 s.
-pub const LISTEN_BACKLOG: u32 = 4096;
+pub use serving::{LISTEN_BACKLOG, bind};
 
-/// Binds `addr` with [`LISTEN_BACKLOG`] and `SO_REUSEADDR`.
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+/// Descriptors kept out of the connection cap for outgoing calls, lobby shard links, the bus
+/// and files.
+const DESCRIPTOR_RESERVE: u64 = 512;
+
+/// The accept options for `state`: a connection cap under the open-files limit, refused in
+/// the AGS REST error shape.
+fn accept_options(lobby_shards: Option<Arc<Primary>>) -> AcceptOptions {
+    let body = serde_json::json!({
+        "errorCode": accelbyte::models::error::codes::TOO_MANY_REQUESTS,
+        "errorMessage": "fakes is at its connection limit; retry later",
+    });
+    AcceptOptions {
+        max_connections: serving::default_connection_cap(DESCRIPTOR_RESERVE, 16_384),
+        refusal: Refusal {
+            retry_after_secs: 1,
+            content_type: "application/json",
+            body: body.to_string().into(),
+        },
+        dispatch: lobby_shards.map(|p| p as Arc<dyn Dispatch>),
+    }
 }
 
 /// Serves plain HTTP on `listener` until `shutdown` completes.
@@ -48,11 +57,11 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = crate::app::router(state.clone());
-    let dispatch = lobby_shards.map(|p| p as Arc<dyn Dispatch>);
-    let accepted = accept::start(listener, dispatch, Arc::clone(&state.accept))?;
+    let options = accept_options(lobby_shards);
+    let accepted = serving::accept::start(listener, options, Arc::clone(&state.accept))?;
     axum::serve(accepted, app.into_make_service())
-    .with_graceful_shutdown(shutdown)
-    .await
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// A running fakes instance; dropping it stops the server.

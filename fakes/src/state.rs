@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, Weak};
 
-use crate::accept::AcceptStats;
 use crate::dsmc::fleet::{Fleet, FleetConfig};
 use crate::faults::{Context, FaultFile, Faults};
 use crate::iam::store::IamStore;
@@ -54,7 +53,7 @@ pub struct Shared {
     pub faults: Faults,
     pub requests: RequestStats,
     /// The accept loop's counters.
-    pub accept: Arc<AcceptStats>,
+    pub accept: Arc<serving::AcceptStats>,
     /// The lobby shards' own counters (empty without shards).
     pub lobby_shards: ShardBoard,
 }

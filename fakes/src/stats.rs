@@ -120,8 +120,12 @@ pub struct StatsReport {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AcceptReport {
     pub accepted: u64,
+    /// HTTP connections open now.
+    pub open: usize,
     /// `accept` failed for lack of descriptors or memory (`EMFILE` and kin); the loop backed off.
     pub resource_errors: u64,
+    /// Connections refused with 503 + `Retry-After` at the connection cap.
+    pub refused_over_cap: u64,
     /// Lobby connections handed to shard processes.
     pub handed_to_shards: u64,
 }
@@ -256,9 +260,11 @@ pub fn report(state: &AppState) -> StatsReport {
             shards: state.lobby_shards.snapshot(),
         },
         accept: AcceptReport {
-            accepted: accept.accepted.load(Ordering::Relaxed),
-            resource_errors: accept.resource_errors.load(Ordering::Relaxed),
-            handed_to_shards: accept.handed_off.load(Ordering::Relaxed),
+            accepted: accept.accepted(),
+            open: accept.open(),
+            resource_errors: accept.resource_errors(),
+            refused_over_cap: accept.refused_over_cap(),
+            handed_to_shards: accept.handed_off(),
         },
     }
 }
@@ -448,6 +454,12 @@ pub fn prometheus(state: &AppState) -> String {
         &[],
         r.accept.resource_errors,
     );
+    out.family(
+        "fakes_accept_refused_total",
+        "counter",
+        "Connections refused with 503 + Retry-After at the connection cap.",
+    );
+    out.sample("fakes_accept_refused_total", &[], r.accept.refused_over_cap);
 
     let l = &r.lobby;
     out.family(

@@ -40,8 +40,7 @@ use crate::pipeline::Pipeline;
 use crate::store::{AnyStore, MemoryStore, RedisStore, Store as _, StoreError};
 use crate::waiters::Waiters;
 
-/// Accept backlog: the default 128 overflows under connection bursts and stalls clients 1–2 s.
-pub const LISTEN_BACKLOG: u32 = 4096;
+pub use serving::LISTEN_BACKLOG;
 
 /// How long [`spawn`] waits for the service to become ready.
 const SPAWN_READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -78,6 +77,8 @@ struct Shared {
     pipeline: Pipeline,
     metrics: Arc<Metrics>,
     waiters: Arc<Waiters>,
+    /// The accept loop's counters (connections, refusals at the cap, descriptor exhaustion).
+    accept: Arc<serving::AcceptStats>,
     /// Set when shutdown starts: not ready, no new tickets.
     draining: CancellationToken,
     /// Set once matches in flight are done: held requests answer 503.
@@ -154,6 +155,7 @@ impl AppState {
                 pipeline,
                 metrics,
                 waiters,
+                accept: Arc::default(),
                 draining: CancellationToken::new(),
                 release_waiters: CancellationToken::new(),
                 background,
@@ -184,6 +186,10 @@ impl AppState {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    pub fn accept_stats(&self) -> &Arc<serving::AcceptStats> {
+        &self.inner.accept
     }
 
     pub fn waiters(&self) -> &Arc<Waiters> {
@@ -237,17 +243,27 @@ impl AppState {
     }
 }
 
-/// Binds `addr` with a [`LISTEN_BACKLOG`]-deep accept queue.
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+pub use serving::bind;
+
+/// Descriptors kept out of the connection cap for the pooled calls to AGS, Redis and files.
+const DESCRIPTOR_RESERVE: u64 = 512;
+
+/// Connections past the cap are refused at once with 503 + `Retry-After`, in AGS's REST
+/// error shape.
+fn accept_options() -> serving::AcceptOptions {
+    let body = serde_json::json!({
+        "errorCode": accelbyte::models::error::codes::TOO_MANY_REQUESTS,
+        "errorMessage": "the matchmaker is at its connection limit; retry later",
+    });
+    serving::AcceptOptions {
+        max_connections: serving::default_connection_cap(DESCRIPTOR_RESERVE, 16_384),
+        refusal: serving::Refusal {
+            retry_after_secs: 1,
+            content_type: "application/json",
+            body: body.to_string().into(),
+        },
+        dispatch: None,
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains (see the module docs)
@@ -259,7 +275,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stop_accepting = CancellationToken::new();
     let app = crate::http::router(state.clone());
-    let server = axum::serve(listener, app)
+    let accepted =
+        serving::accept::start(listener, accept_options(), Arc::clone(state.accept_stats()))?;
+    let server = axum::serve(accepted, app)
         .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
         .into_future();
     let drain = async {

@@ -189,6 +189,9 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` on 429 and 503 answers, in seconds.
+pub const RETRY_AFTER_SECS: &str = "1";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = RestError {
@@ -201,6 +204,15 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // Overload and outages: tell clients when to come back rather than let them hammer.
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            || self.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         response
     }
@@ -791,9 +803,27 @@ async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics().render(&depths),
+        state.metrics().render(&depths) + &accept_metrics(state.accept_stats()),
     )
         .into_response()
+}
+
+/// The accept loop's figures in the Prometheus text format.
+fn accept_metrics(accept: &serving::AcceptStats) -> String {
+    format!(
+        "# HELP matchmaker_connections_open HTTP connections open now.\n\
+         # TYPE matchmaker_connections_open gauge\n\
+         matchmaker_connections_open {}\n\
+         # HELP matchmaker_connections_refused_total Connections refused with 503 + Retry-After at the connection cap.\n\
+         # TYPE matchmaker_connections_refused_total counter\n\
+         matchmaker_connections_refused_total {}\n\
+         # HELP matchmaker_accept_resource_errors_total accept() failures for lack of descriptors or memory (the loop backs off).\n\
+         # TYPE matchmaker_accept_resource_errors_total counter\n\
+         matchmaker_accept_resource_errors_total {}\n",
+        accept.open(),
+        accept.refused_over_cap(),
+        accept.resource_errors()
+    )
 }
 
 async fn not_found() -> ApiError {

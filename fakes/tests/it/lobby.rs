@@ -817,11 +817,7 @@ mod sharded {
     }
 
     fn handed_off(handle: &Handle) -> u64 {
-        handle
-            .state
-            .accept
-            .handed_off
-            .load(std::sync::atomic::Ordering::Relaxed)
+        handle.state.accept.handed_off()
     }
 
     async fn next_close(ws: &mut Ws) -> u16 {
@@ -900,7 +896,11 @@ mod sharded {
         let (status, body) = refused(ws_request(&handle, "/lobby/", Some("not-a-token"))).await;
         assert_eq!(status, 401);
         assert!(body.is_object(), "{body}");
-        assert_eq!(handed_off(&handle), 3, "the refused upgrade was not handed off");
+        assert_eq!(
+            handed_off(&handle),
+            3,
+            "the refused upgrade was not handed off"
+        );
 
         // The shards' own counters reach /_fakes/stats.
         assert!(

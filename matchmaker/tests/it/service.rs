@@ -783,3 +783,53 @@ async fn the_binary_serves_the_tutorial_client_and_stops_on_sigterm() {
         .expect("wait");
     assert!(exit.success(), "clean exit: {exit}");
 }
+
+/// Past `max_waiting` held requests a new one is refused at once with 429, the AGS error shape
+/// and `Retry-After`, and nothing is queued for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_early_with_retry_after() {
+    let fakes = stack::fakes().await;
+    let mut config = stack::config(&fakes);
+    config.http.max_waiting = 1;
+    let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
+    let api = Api::new(mm.base_url());
+    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
+    let p2 = login(&fakes, "player2", "Player2Pass!").await;
+    let held = {
+        let api = api.clone();
+        let token = p1.account.token.clone();
+        tokio::spawn(async move { api.matchmaking(&token, None).await })
+    };
+    assert!(p1.next("searching", SOON).await.is_some());
+    // `searching` goes out as the ticket is queued, just before the request starts waiting.
+    let deadline = tokio::time::Instant::now() + SOON;
+    while metric(&api.metrics().await, "matchmaker_waiting_requests") < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "never held");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/matchmaking", mm.base_url()))
+        .bearer_auth(&p2.token)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["errorCode"], 20007, "{body}");
+    let text = api.metrics().await;
+    let created: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("matchmaker_tickets_created_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(created, 1.0, "only the held request made a ticket");
+    held.abort();
+}

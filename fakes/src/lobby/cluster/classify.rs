@@ -149,6 +149,9 @@ mod tests {
     fn an_unfinished_head_waits_unless_the_request_line_decides() {
         assert_eq!(head("GET /lobby/ HTTP/1.1\r\nHost: x\r\n"), None);
         assert_eq!(head("POST /matchmaking HTTP/1.1\r\nHo"), Some(Head::Other));
-        assert_eq!(head("GET /iam/v3/oauth/authorize?a=b HTTP/1.1\r\n"), Some(Head::Other));
+        assert_eq!(
+            head("GET /iam/v3/oauth/authorize?a=b HTTP/1.1\r\n"),
+            Some(Head::Other)
+        );
     }
 }

@@ -44,7 +44,10 @@ pub async fn send(
         // short write would desynchronise the link, so treat it as broken.
         Ok(n) if n == body.len() => Ok(()),
         Ok(n) => Err((
-            io::Error::new(io::ErrorKind::WriteZero, format!("short handoff write: {n}")),
+            io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short handoff write: {n}"),
+            ),
             stream,
         )),
         Err(error) => Err((error, stream)),
@@ -119,7 +122,10 @@ mod tests {
 
         let (a, b) = UnixStream::pair().expect("pair");
         let server = server.into_std().expect("into std");
-        send(&a, 42, server).await.map_err(|(e, _)| e).expect("send");
+        send(&a, 42, server)
+            .await
+            .map_err(|(e, _)| e)
+            .expect("send");
         let (id, moved) = recv(&b).await.expect("recv").expect("one connection");
         assert_eq!(id, 42);
         moved.set_nonblocking(true).expect("nonblocking");

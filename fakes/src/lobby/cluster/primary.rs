@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
+use serving::{Dispatch, Dispatched};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::process::{Child, Command};
@@ -19,7 +20,6 @@ use tokio::sync::mpsc;
 
 use super::classify::{self, Head};
 use super::{Channels, ClusterConfig, Down, Up, handoff};
-use crate::accept::{Dispatch, Dispatched};
 use crate::lobby::hub::{CHANNEL_CAPACITY, Hub, Outbound};
 use crate::state::AppState;
 
@@ -390,7 +390,9 @@ async fn listen(primary: Weak<Primary>, pubsub: redis::aio::PubSub) {
     }
     if let Some(primary) = primary.upgrade() {
         primary.bus_alive.store(false, Ordering::Relaxed);
-        tracing::error!("lobby: the bus subscription ended; new lobby sockets stay in this process");
+        tracing::error!(
+            "lobby: the bus subscription ended; new lobby sockets stay in this process"
+        );
     }
 }
 

@@ -136,7 +136,10 @@ struct ConnId(u64);
 /// Runs one shard until the primary goes away.
 pub async fn run_shard(args: ShardArgs) -> anyhow::Result<()> {
     if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
-        tracing::warn!("lobby shard {}: cannot raise open files: {error}", args.index);
+        tracing::warn!(
+            "lobby shard {}: cannot raise open files: {error}",
+            args.index
+        );
     }
     let channels = Channels::new(args.prefix.clone());
     let client = redis::Client::open(args.redis.as_str()).context("lobby shard: redis url")?;
@@ -195,7 +198,12 @@ pub async fn run_shard(args: ShardArgs) -> anyhow::Result<()> {
         loop {
             tick.tick().await;
             let stats = stats_state.counters.snapshot();
-            stats_state.publish(&Up::Stats { shard: index, stats }).await;
+            stats_state
+                .publish(&Up::Stats {
+                    shard: index,
+                    stats,
+                })
+                .await;
         }
     });
 
@@ -215,14 +223,16 @@ async fn accept_handoffs(link: &UnixStream, router: Router) -> anyhow::Result<()
         let stream = tokio::net::TcpStream::from_std(stream)?;
         let router = router.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnId(id));
-                let router = router.clone();
-                async move {
-                    use tower::ServiceExt;
-                    router.oneshot(request.map(axum::body::Body::new)).await
-                }
-            });
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnId(id));
+                    let router = router.clone();
+                    async move {
+                        use tower::ServiceExt;
+                        router.oneshot(request.map(axum::body::Body::new)).await
+                    }
+                },
+            );
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, service)
