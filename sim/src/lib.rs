@@ -31,5 +31,6 @@ pub mod outcome;
 pub mod player;
 pub mod report;
 pub mod scenario;
+pub mod stack;
 pub mod target;
 pub mod thresholds;

@@ -55,6 +55,22 @@ enum Command {
         /// The scenario whose `[target]` to serve.
         file: PathBuf,
     },
+    /// A process of a multi-process stack (started by this program, not by hand).
+    #[command(hide = true, subcommand)]
+    Internal(Internal),
+}
+
+/// The stack's child processes (see `sim::stack`).
+#[derive(Subcommand, Debug)]
+enum Internal {
+    /// One lobby shard of the embedded fakes.
+    LobbyShard(fakes::lobby::cluster::ShardArgs),
+    /// One matchmaker replica on Redis.
+    MatchmakerReplica {
+        /// The replica's spec (JSON).
+        #[arg(long)]
+        spec: String,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -138,6 +154,34 @@ fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::Merge(args) => merge(args),
         Command::Stack { file } => stack(&file),
+        Command::Internal(internal) => run_internal(internal),
+    }
+}
+
+/// Runs one child process of a multi-process stack until its parent goes away.
+fn run_internal(internal: Internal) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sim internal: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = runtime.block_on(async {
+        match internal {
+            Internal::LobbyShard(args) => fakes::lobby::cluster::run_shard(args).await,
+            Internal::MatchmakerReplica { spec } => sim::stack::replica::run(&spec).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sim internal: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -109,6 +109,23 @@ pub fn default_matchmaker_starter() -> MatchmakerStarter {
 pub async fn start_embedded_matchmaker(
     config: EmbeddedMatchmakerConfig,
 ) -> Result<Box<dyn EmbeddedMatchmaker>, TargetError> {
+    let mm = matchmaker_config(&config)?;
+    let handle = matchmaker::spawn(mm)
+        .await
+        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+    let url = Url::parse(&format!("{}/matchmaking", handle.base_url()))
+        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+    Ok(Box::new(EmbeddedHandle {
+        url,
+        _handle: handle,
+    }))
+}
+
+/// The matchmaker configuration of an embedded target (in-memory store): AGS is the embedded
+/// fakes, and the scenario's `[target.matchmaker] modes` are the game modes.
+pub fn matchmaker_config(
+    config: &EmbeddedMatchmakerConfig,
+) -> Result<matchmaker::Config, TargetError> {
     let ags = accelbyte::client::Config::new(
         config.fakes_base_url.clone(),
         config.game_client.id.clone(),
@@ -125,15 +142,7 @@ pub async fn start_embedded_matchmaker(
         mm.modes = matchmaker::config::Modes::from_specs(specs)
             .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
     }
-    let handle = matchmaker::spawn(mm)
-        .await
-        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-    let url = Url::parse(&format!("{}/matchmaking", handle.base_url()))
-        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-    Ok(Box::new(EmbeddedHandle {
-        url,
-        _handle: handle,
-    }))
+    Ok(mm)
 }
 
 /// The in-process matchmaker; dropping it drains and stops the service.

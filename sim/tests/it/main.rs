@@ -4,3 +4,4 @@ mod cli;
 mod double;
 mod e2e;
 mod scenarios;
+mod stack;

@@ -1,0 +1,191 @@
+//! Matchmaker replicas as child processes of the stack, all on one Redis: the same matchmaker
+//! an embedded target runs (its configuration comes from the same place,
+//! [`crate::target::matchmaker_config`]), but each in its own process, as they would be
+//! deployed — so each has its own descriptors and can fail on its own.
+//!
+//! The parent re-runs its own program with a hidden subcommand and a JSON spec. The child
+//! binds an ephemeral loopback port, waits until it is ready, prints `READY <url>` on stdout,
+//! and serves until SIGTERM — or until its stdin closes, which is how it learns that the
+//! parent died (no orphaned replicas after a crash).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use url::Url;
+
+use crate::scenario::ClientCredentials;
+use crate::target::EmbeddedMatchmakerConfig;
+
+/// How long a replica may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The line a ready replica prints before its URL.
+const READY: &str = "READY ";
+
+/// Everything a replica process needs, passed as JSON on its command line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicaSpec {
+    pub index: usize,
+    pub fakes_base_url: String,
+    pub namespace: String,
+    pub game_client_id: String,
+    pub game_client_secret: Option<String>,
+    /// The scenario's `[target.matchmaker]` table, as TOML text.
+    pub settings_toml: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+}
+
+impl ReplicaSpec {
+    /// The spec of replica `index` of an embedded target.
+    pub fn new(
+        index: usize,
+        embedded: &EmbeddedMatchmakerConfig,
+        redis_url: &str,
+        redis_prefix: &str,
+    ) -> Self {
+        Self {
+            index,
+            fakes_base_url: embedded.fakes_base_url.to_string(),
+            namespace: embedded.namespace.clone(),
+            game_client_id: embedded.game_client.id.clone(),
+            game_client_secret: embedded.game_client.secret.clone(),
+            settings_toml: embedded.settings.to_string(),
+            redis_url: redis_url.to_owned(),
+            redis_prefix: redis_prefix.to_owned(),
+        }
+    }
+
+    fn matchmaker_config(&self) -> anyhow::Result<matchmaker::Config> {
+        let settings: toml::Table =
+            toml::from_str(&self.settings_toml).context("replica spec: settings")?;
+        let embedded = EmbeddedMatchmakerConfig {
+            fakes_base_url: Url::parse(&self.fakes_base_url).context("replica spec: fakes url")?,
+            namespace: self.namespace.clone(),
+            iam_client: ClientCredentials {
+                id: String::new(),
+                secret: None,
+            },
+            game_client: ClientCredentials {
+                id: self.game_client_id.clone(),
+                secret: self.game_client_secret.clone(),
+            },
+            settings,
+        };
+        let mut config = crate::target::matchmaker_config(&embedded)?;
+        let mut redis = matchmaker::store::RedisConfig::new(&self.redis_url);
+        redis.prefix = self.redis_prefix.clone();
+        config.redis = Some(redis);
+        Ok(config)
+    }
+}
+
+/// A replica process; dropping it kills the process.
+#[derive(Debug)]
+pub struct Replica {
+    pub index: usize,
+    /// Where players POST their matchmaking request.
+    pub url: Url,
+    child: Child,
+}
+
+impl Replica {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Whether the process has exited (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+/// Starts replica `spec.index` as `program args… --spec JSON` and waits until it is ready.
+pub async fn spawn(program: &Path, args: &[String], spec: &ReplicaSpec) -> anyhow::Result<Replica> {
+    let json = serde_json::to_string(spec)?;
+    let mut child = Command::new(program)
+        .args(args)
+        .arg("--spec")
+        .arg(json)
+        // Held open by us: the replica exits when it closes (we died).
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start matchmaker replica {}", spec.index))?;
+    let stdout = child.stdout.take().context("replica stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(READY_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.strip_prefix(READY) {
+                return anyhow::Ok(Some(Url::parse(url.trim())?));
+            }
+        }
+        Ok(None)
+    })
+    .await;
+    let url = match ready {
+        Ok(Ok(Some(url))) => url,
+        Ok(Ok(None)) => anyhow::bail!(
+            "matchmaker replica {} exited before it was ready ({:?})",
+            spec.index,
+            child.wait().await.ok()
+        ),
+        Ok(Err(error)) => return Err(error.context(format!("replica {}", spec.index))),
+        Err(_) => anyhow::bail!(
+            "matchmaker replica {} not ready within {READY_TIMEOUT:?}",
+            spec.index
+        ),
+    };
+    // Keep draining stdout so the replica never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Replica {
+        index: spec.index,
+        url,
+        child,
+    })
+}
+
+/// The replica process's body: serve until SIGTERM or until stdin closes.
+pub async fn run(spec_json: &str) -> anyhow::Result<()> {
+    let spec: ReplicaSpec = serde_json::from_str(spec_json).context("replica spec")?;
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let config = spec.matchmaker_config()?;
+    let listener = matchmaker::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let addr = listener.local_addr()?;
+    let state = matchmaker::AppState::start(config).await?;
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    while let Err(reasons) = state.readiness().await {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "replica {} not ready: {}",
+            spec.index,
+            reasons.join("; ")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("{READY}http://{addr}/matchmaking");
+    let shutdown = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        let parent_gone = async { while !matches!(stdin.read(&mut buf).await, Ok(0) | Err(_)) {} };
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = parent_gone => {}
+            () = term => {}
+        }
+    };
+    matchmaker::serve(listener, state, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The multi-process embedded stack over real sockets and processes: fakes here with its lobby
+//! sockets in two shard processes, two matchmaker replica processes on a private Redis, and two
+//! players who log in, connect, and send their requests to different replicas.
+
+use std::time::Duration;
+
+use accelbyte::client::{AbClient, Config, LobbyOptions};
+use sim::scenario::ClientCredentials;
+use sim::stack::{MultiStack, StackLayout};
+use sim::target::{EmbeddedMatchmakerConfig, builtin};
+use url::Url;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn matchmaker_template() -> EmbeddedMatchmakerConfig {
+    EmbeddedMatchmakerConfig {
+        fakes_base_url: Url::parse("http://127.0.0.1:1").expect("placeholder"),
+        namespace: builtin::NAMESPACE.to_owned(),
+        iam_client: ClientCredentials {
+            id: builtin::IAM_CLIENT.0.to_owned(),
+            secret: Some(builtin::IAM_CLIENT.1.to_owned()),
+        },
+        game_client: ClientCredentials {
+            id: builtin::GAME_CLIENT.0.to_owned(),
+            secret: Some(builtin::GAME_CLIENT.1.to_owned()),
+        },
+        settings: toml::Table::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_and_replicas_pair_two_players_across_processes() {
+    let layout = StackLayout {
+        lobby_shards: 2,
+        replicas: 2,
+    };
+    let stack = MultiStack::start(
+        layout,
+        fakes::FakesConfig::default(),
+        matchmaker_template(),
+        std::path::Path::new(env!("CARGO_BIN_EXE_sim")),
+        None,
+    )
+    .await
+    .expect("the stack starts");
+    let urls = stack.matchmaker_urls();
+    assert_eq!(urls.len(), 2);
+    let roles: Vec<String> = stack.processes().into_iter().map(|p| p.role).collect();
+    assert_eq!(
+        roles,
+        [
+            "lobby-shard-0",
+            "lobby-shard-1",
+            "matchmaker-0",
+            "matchmaker-1",
+            "redis"
+        ]
+    );
+
+    let base = Url::parse(&stack.fakes.base_url()).expect("base url");
+    let client = AbClient::new(Config::new(
+        base,
+        builtin::PLAYER_CLIENT,
+        None,
+        builtin::NAMESPACE,
+    ))
+    .expect("client");
+    let mut players = Vec::new();
+    for (user, password) in [("player1", "Player1Pass!"), ("player2", "Player2Pass!")] {
+        let token = client.login_user(user, password).await.expect("PKCE login");
+        let lobby = client
+            .connect_lobby(&token.access_token, &LobbyOptions::default())
+            .await
+            .expect("lobby connects");
+        players.push((token.access_token, lobby));
+    }
+    assert_eq!(
+        stack.fakes.state.accept.handed_off(),
+        2,
+        "both lobby sockets live in shards"
+    );
+
+    let http = reqwest::Client::new();
+    let requests: Vec<_> = players
+        .iter()
+        .zip(&urls)
+        .map(|((token, _), url)| {
+            let request = http.post(url.clone()).bearer_auth(token).send();
+            tokio::spawn(async move {
+                let response = request.await.expect("the replica answers");
+                let status = response.status();
+                let body: serde_json::Value = response.json().await.expect("json");
+                (status, body)
+            })
+        })
+        .collect();
+    let mut servers = Vec::new();
+    for request in requests {
+        let (status, body) = tokio::time::timeout(WAIT, request)
+            .await
+            .expect("answered in time")
+            .expect("request task");
+        assert_eq!(status, 200, "{body}");
+        servers.push(body["server"].clone());
+    }
+    assert_eq!(servers[0], servers[1], "one match across two replicas");
+
+    for (_, lobby) in &mut players {
+        let found = tokio::time::timeout(
+            WAIT,
+            lobby.wait_message(|m| m.payload.starts_with("found ")),
+        )
+        .await
+        .expect("found in time")
+        .expect("found over the shard's socket");
+        assert!(
+            found
+                .payload
+                .contains(servers[0]["ip"].as_str().expect("ip"))
+        );
+    }
+}
