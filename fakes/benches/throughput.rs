@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Knobs (environment): `BENCH_SECONDS` (per phase, default 5), `BENCH_CONCURRENCY` (default
-//! 64), `BENCH_SOCKETS` (default 5000).
+//! 64), `BENCH_SOCKETS` (default 5000), `BENCH_LOBBY_SHARDS` (default 0: lobby sockets in the
+//! fakes process; N: in N shard processes, with a private `redis-server` as their bus — memory
+//! is then reported for the primary and the shards separately).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -39,18 +41,61 @@ fn env_or(name: &str, default: u64) -> u64 {
 struct Fakes {
     child: tokio::process::Child,
     base: String,
+    _redis: Option<tokio::process::Child>,
+}
+
+/// A private redis-server for the shards' bus.
+async fn start_redis() -> anyhow::Result<(tokio::process::Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = tokio::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok((child, format!("redis://127.0.0.1:{port}")))
+}
+
+fn rss_kib_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Fakes {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start(shards: u64) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let fleet = std::env::temp_dir().join(format!("matchbench-bench-fleet-{port}.toml"));
         std::fs::write(&fleet, "[[regions]]\nname = \"bench\"\nservers = 50000\n")?;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fakes"))
+        let redis = if shards > 0 {
+            Some(start_redis().await?)
+        } else {
+            None
+        };
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_fakes"));
+        command
             .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--fleet"])
-            .arg(&fleet)
+            .arg(&fleet);
+        if let Some((_, url)) = &redis {
+            command.args(["--lobby-shards", &shards.to_string(), "--redis", url]);
+        }
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -71,18 +116,24 @@ impl Fakes {
         Ok(Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            _redis: redis.map(|(child, _)| child),
         })
     }
 
     fn rss_kib(&self) -> u64 {
+        self.child.id().map_or(0, rss_kib_of)
+    }
+
+    /// RSS of the lobby shard processes (the fakes process's children).
+    fn shards_rss_kib(&self) -> u64 {
         let Some(pid) = self.child.id() else { return 0 };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .map(rss_kib_of)
+            .sum()
     }
 }
 
@@ -195,8 +246,9 @@ async fn main() -> anyhow::Result<()> {
     let seconds = Duration::from_secs(env_or("BENCH_SECONDS", 5));
     let concurrency = env_or("BENCH_CONCURRENCY", 64);
     let sockets = env_or("BENCH_SOCKETS", 5000);
+    let shards = env_or("BENCH_LOBBY_SHARDS", 0);
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let fakes = Fakes::start().await?;
+    let fakes = Fakes::start(shards).await?;
     let base = fakes.base.clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -227,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. lobby sockets: connect, measure the server's memory per socket
     let rss_before = fakes.rss_kib();
+    let shards_rss_before = fakes.shards_rss_kib();
     let mut tokens = Vec::with_capacity(sockets as usize);
     for (_, name, pass) in users.iter().take(sockets as usize) {
         tokens.push(password_grant(&http, &base, name, pass).await?);
@@ -259,12 +312,28 @@ async fn main() -> anyhow::Result<()> {
     let connect_elapsed = connect_start.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await; // let allocations settle before reading RSS
     let rss_after = fakes.rss_kib();
+    let shards_rss_after = fakes.shards_rss_kib();
+    if shards > 0 {
+        rows.push((
+            format!("lobby shards' memory per socket ({shards} shards)"),
+            format!(
+                "{:.1} KiB  (RSS {} → {} KiB in all shards)",
+                shards_rss_after.saturating_sub(shards_rss_before) as f64 / sockets as f64,
+                shards_rss_before,
+                shards_rss_after
+            ),
+        ));
+    }
     rows.push((
         "lobby connects/s (sequential, one client)".into(),
         format!("{:.0}", sockets as f64 / connect_elapsed.as_secs_f64()),
     ));
     rows.push((
-        "fakes memory per lobby WebSocket".into(),
+        if shards > 0 {
+            "primary's memory per lobby WebSocket (hub + relay)".into()
+        } else {
+            "fakes memory per lobby WebSocket".into()
+        },
         format!(
             "{:.1} KiB  (RSS {} → {} KiB for {sockets} sockets)",
             (rss_after.saturating_sub(rss_before)) as f64 / sockets as f64,

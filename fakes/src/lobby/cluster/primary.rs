@@ -39,11 +39,19 @@ struct Link {
     pid: Option<u32>,
 }
 
+/// What a shard says about one of its connections. One byte: a channel of these costs a
+/// relay 32 bytes of buffer, not 32 bus messages' worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Opened,
+    Closed,
+}
+
 /// A handed-over connection's event inbox.
 #[derive(Debug)]
 struct RelayEntry {
     shard: usize,
-    events: mpsc::Sender<Up>,
+    events: mpsc::Sender<Lifecycle>,
 }
 
 type Relays = Arc<Mutex<HashMap<u64, RelayEntry>>>;
@@ -235,7 +243,7 @@ impl Primary {
                 };
                 let namespace = caller.namespace().to_owned();
                 let user_id = user_id.to_owned();
-                tokio::spawn(relay.run(namespace, user_id, inbox));
+                tokio::spawn(relay.run(namespace.into(), user_id.into(), inbox));
                 None
             }
             Err((error, std_stream)) => {
@@ -268,38 +276,49 @@ struct Relay {
 }
 
 impl Relay {
-    async fn run(mut self, namespace: String, user_id: String, mut inbox: mpsc::Receiver<Up>) {
+    async fn run(
+        mut self,
+        namespace: Box<str>,
+        user_id: Box<str>,
+        mut inbox: mpsc::Receiver<Lifecycle>,
+    ) {
         let opened = tokio::time::timeout(OPEN_TIMEOUT, async {
             loop {
                 match inbox.recv().await {
-                    Some(Up::Opened { .. }) => return true,
-                    Some(Up::Closed { .. }) | None => return false,
-                    Some(Up::Stats { .. }) => {}
+                    Some(Lifecycle::Opened) => return true,
+                    Some(Lifecycle::Closed) | None => return false,
                 }
             }
         })
         .await;
         if matches!(opened, Ok(true)) {
-            self.serve(&namespace, &user_id, &mut inbox).await;
+            Box::pin(self.serve(&namespace, &user_id, &mut inbox)).await;
         }
         self.relays.lock().remove(&self.id);
         self.link.open.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Relays until the socket closes or the hub closes it.
-    async fn serve(&mut self, namespace: &str, user_id: &str, inbox: &mut mpsc::Receiver<Up>) {
+    async fn serve(
+        &mut self,
+        namespace: &str,
+        user_id: &str,
+        inbox: &mut mpsc::Receiver<Lifecycle>,
+    ) {
         let mut conn = self.hub.connect(namespace, user_id);
         let mut backlog_left = conn.pump();
         loop {
             tokio::select! {
                 biased;
                 event = inbox.recv() => match event {
-                    Some(Up::Closed { .. }) | None => return,
-                    Some(_) => {}
+                    Some(Lifecycle::Closed) | None => return,
+                    Some(Lifecycle::Opened) => {}
                 },
                 outbound = conn.next() => match outbound {
                     Outbound::Frame(text) => {
-                        self.publish(&Down::Frame { c: self.id, text }).await;
+                        // Boxed: the bus call's future is large, and inlined it would sit in
+                        // every idle relay's state (100,000 of them at launch scale).
+                        Box::pin(self.publish(&Down::Frame { c: self.id, text })).await;
                         if backlog_left && conn.pending() <= CHANNEL_CAPACITY / 2 {
                             backlog_left = conn.pump();
                         }
@@ -310,7 +329,7 @@ impl Relay {
                             code: close.code,
                             reason: close.reason.into_owned(),
                         };
-                        self.publish(&message).await;
+                        Box::pin(self.publish(&message)).await;
                         return;
                     }
                 },
@@ -376,13 +395,18 @@ async fn listen(primary: Weak<Primary>, pubsub: redis::aio::PubSub) {
         };
         match up {
             Up::Opened { c } | Up::Closed { c } => {
+                let event = if matches!(up, Up::Opened { .. }) {
+                    Lifecycle::Opened
+                } else {
+                    Lifecycle::Closed
+                };
                 let events = primary
                     .relays
                     .lock()
                     .get(&c)
                     .map(|entry| entry.events.clone());
                 if let Some(events) = events {
-                    let _ = events.try_send(up);
+                    let _ = events.try_send(event);
                 }
             }
             Up::Stats { shard, stats } => primary.state.lobby_shards.record(shard, stats),

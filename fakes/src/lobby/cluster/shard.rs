@@ -78,18 +78,34 @@ impl ShardCounters {
     }
 }
 
+/// What a socket's channel carries: 24 bytes, so a channel's first buffer block (32 slots,
+/// allocated per connection) stays under 1 KiB.
+pub(crate) enum ToSocket {
+    Frame(Box<str>),
+    Close(u16, Box<str>),
+}
+
+impl From<Down> for ToSocket {
+    fn from(down: Down) -> Self {
+        match down {
+            Down::Frame { text, .. } => ToSocket::Frame(text.into_boxed_str()),
+            Down::Close { code, reason, .. } => ToSocket::Close(code, reason.into_boxed_str()),
+        }
+    }
+}
+
 /// A socket's frames as the primary relays them.
 pub(crate) struct RemoteFeed {
-    rx: mpsc::Receiver<Down>,
+    rx: mpsc::Receiver<ToSocket>,
 }
 
 impl RemoteFeed {
     pub(crate) async fn next(&mut self) -> Outbound {
         match self.rx.recv().await {
-            Some(Down::Frame { text, .. }) => Outbound::Frame(text),
-            Some(Down::Close { code, reason, .. }) => Outbound::Close(Close {
+            Some(ToSocket::Frame(text)) => Outbound::Frame(text.into()),
+            Some(ToSocket::Close(code, reason)) => Outbound::Close(Close {
                 code,
-                reason: reason.into(),
+                reason: String::from(reason).into(),
             }),
             // The shard is shutting down.
             None => Outbound::Close(Close::UNKNOWN),
@@ -102,7 +118,7 @@ impl RemoteFeed {
 }
 
 /// Open sockets by connection id.
-type Sockets = Arc<Mutex<HashMap<u64, mpsc::Sender<Down>>>>;
+type Sockets = Arc<Mutex<HashMap<u64, mpsc::Sender<ToSocket>>>>;
 
 #[derive(Clone)]
 struct ShardState {
@@ -184,7 +200,7 @@ pub async fn run_shard(args: ShardArgs) -> anyhow::Result<()> {
             let tx = sockets.lock().get(&c).cloned();
             // A frame for a socket that closed meanwhile is lost, as on the wire.
             if let Some(tx) = tx
-                && tx.try_send(down).is_err()
+                && tx.try_send(down.into()).is_err()
             {
                 counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
             }
