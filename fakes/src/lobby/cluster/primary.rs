@@ -282,16 +282,8 @@ impl Relay {
         user_id: Box<str>,
         mut inbox: mpsc::Receiver<Lifecycle>,
     ) {
-        let opened = tokio::time::timeout(OPEN_TIMEOUT, async {
-            loop {
-                match inbox.recv().await {
-                    Some(Lifecycle::Opened) => return true,
-                    Some(Lifecycle::Closed) | None => return false,
-                }
-            }
-        })
-        .await;
-        if matches!(opened, Ok(true)) {
+        let opened = tokio::time::timeout(OPEN_TIMEOUT, inbox.recv()).await;
+        if matches!(opened, Ok(Some(Lifecycle::Opened))) {
             Box::pin(self.serve(&namespace, &user_id, &mut inbox)).await;
         }
         self.relays.lock().remove(&self.id);
