@@ -75,6 +75,9 @@ pub struct EngineOptions {
     pub shard: Option<ShardSpec>,
     /// The open-files limit to plan against (`None`: read the process's).
     pub open_files: Option<u64>,
+    /// Snapshots carry exact histograms ([`crate::metrics::Mergeable`]) for a parent process
+    /// that merges the snapshots of several workers.
+    pub mergeable_snapshots: bool,
 }
 
 impl Default for EngineOptions {
@@ -84,6 +87,7 @@ impl Default for EngineOptions {
             snapshot_every: Duration::from_millis(250),
             shard: None,
             open_files: None,
+            mergeable_snapshots: false,
         }
     }
 }
@@ -108,6 +112,29 @@ impl EngineError {
                 | EngineError::Target(TargetError::Accounts { .. })
                 | EngineError::Target(TargetError::AccountsIo { .. })
         )
+    }
+}
+
+/// What every player of a run recorded, for an invariant check over several processes.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Outcomes {
+    /// `(arrival, party size)` of every search that started.
+    pub started: Vec<(u64, u16)>,
+    pub records: Vec<PlayerRecord>,
+    pub releases: Vec<crate::outcome::Release>,
+}
+
+impl Outcomes {
+    /// Appends another process's outcomes.
+    pub fn extend(&mut self, other: Outcomes) {
+        self.started.extend(other.started);
+        self.records.extend(other.records);
+        self.releases.extend(other.releases);
+    }
+
+    /// The invariant check over all of them.
+    pub fn check(&self) -> invariants::InvariantReport {
+        invariants::check(&self.started, &self.records, &self.releases)
     }
 }
 
@@ -150,6 +177,17 @@ impl Engine {
 
     /// Runs to the end (or until `shutdown`, which drains like [`EngineCommand::Stop`]).
     pub async fn run(self, shutdown: CancellationToken) -> Result<RunReport, EngineError> {
+        self.run_with_outcomes(shutdown)
+            .await
+            .map(|(report, _)| report)
+    }
+
+    /// [`run`](Self::run), also handing back what every player recorded (for a parent that
+    /// checks invariants over several processes).
+    pub async fn run_with_outcomes(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(RunReport, Outcomes), EngineError> {
         self.snapshots.send_replace(MetricsSnapshot {
             phase: Phase::Preparing,
             ..MetricsSnapshot::default()
@@ -164,7 +202,7 @@ impl Engine {
         self,
         target: &Target,
         shutdown: CancellationToken,
-    ) -> Result<RunReport, EngineError> {
+    ) -> Result<(RunReport, Outcomes), EngineError> {
         let plan = Arc::clone(&self.plan);
         let workers_n = plan.run.workers;
         let (mut collector, recorders) = Collector::new(workers_n);
@@ -246,7 +284,7 @@ impl Engine {
 
         let start = Instant::now();
         let run = Arc::new(RunCtx {
-            matchmaker_url: target.matchmaker_url.clone(),
+            matchmakers: target.matchmaker_urls.clone(),
             namespace: target.namespace.clone(),
             behaviour: plan.population.behaviour.clone(),
             lobby: LobbyOptions::default(),
@@ -388,13 +426,13 @@ impl Engine {
                         next_second += Duration::from_secs(1);
                     }
                     let active = fault_state.active();
-                    self.snapshots.send_replace(collector.snapshot(&LiveContext {
+                    publish(&self.snapshots, self.options.mergeable_snapshots, &collector, &LiveContext {
                         elapsed: start.elapsed(),
                         phase: lp.phase,
                         active_faults: &active,
                         target_rate: lp.target_rate(),
                         thresholds: &plan.thresholds,
-                    }));
+                    });
                 }
                 () = tokio::time::sleep_until(next_wall.unwrap_or(far)), if next_wall.is_some() => {
                     lp.spawn_due();
@@ -438,16 +476,39 @@ impl Engine {
             warnings,
         );
         let active: Vec<String> = Vec::new();
-        self.snapshots
-            .send_replace(collector.snapshot(&LiveContext {
+        publish(
+            &self.snapshots,
+            self.options.mergeable_snapshots,
+            &collector,
+            &LiveContext {
                 elapsed,
                 phase: Phase::Finished,
                 active_faults: &active,
                 target_rate: 0.0,
                 thresholds: &plan.thresholds,
-            }));
-        Ok(report)
+            },
+        );
+        let outcomes = Outcomes {
+            started: std::mem::take(&mut collector.started),
+            records: std::mem::take(&mut collector.records),
+            releases: std::mem::take(&mut collector.releases),
+        };
+        Ok((report, outcomes))
     }
+}
+
+/// Publishes a snapshot, with exact histograms when a merging parent wants them.
+fn publish(
+    snapshots: &watch::Sender<MetricsSnapshot>,
+    mergeable: bool,
+    collector: &Collector,
+    ctx: &LiveContext<'_>,
+) {
+    let mut snapshot = collector.snapshot(ctx);
+    if mergeable {
+        snapshot.mergeable = Some(collector.mergeable());
+    }
+    snapshots.send_replace(snapshot);
 }
 
 /// Users to create before arrivals start.
@@ -620,7 +681,16 @@ impl Loop {
             specs.push(spec);
         }
         let slots = specs.len() as u64;
-        let ids = Arc::new(AtomicU64::new(0));
+        // Search ids of the closed model are drawn per process; with shards, each takes every
+        // n-th id from its own index so ids stay unique across the processes of one run.
+        let (first_id, id_stride) = self
+            .shard
+            .map_or((0, 1), |s| (u64::from(s.index), u64::from(s.count.max(1))));
+        let ids = Arc::new(Ids {
+            next: AtomicU64::new(0),
+            first: first_id,
+            stride: id_stride,
+        });
         for (i, spec) in specs.into_iter().enumerate() {
             let i = i as u64;
             if self.shard.is_some_and(|s| !s.owns(i)) {
@@ -731,8 +801,15 @@ struct Slot {
     think: Duration,
     pause: watch::Receiver<bool>,
     over: CancellationToken,
-    ids: Arc<AtomicU64>,
+    ids: Arc<Ids>,
     draws: Draws,
+}
+
+/// The closed model's search ids: `first + k * stride` for k = 0, 1, …
+struct Ids {
+    next: AtomicU64,
+    first: u64,
+    stride: u64,
 }
 
 impl Slot {
@@ -788,7 +865,8 @@ impl Slot {
     }
 
     fn next_arrival(&mut self) -> Arrival {
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let k = self.ids.next.fetch_add(1, Ordering::Relaxed);
+        let id = self.ids.first + k * self.ids.stride;
         draw_arrival(
             &mut self.draws,
             &self.plan.population.behaviour,

@@ -3,4 +3,6 @@
 mod cli;
 mod double;
 mod e2e;
+mod failover;
 mod scenarios;
+mod workers;
