@@ -282,7 +282,7 @@ fn run(args: RunArgs) -> ExitCode {
         (None, None) => sim::workers::count::workers_for(&plan, limit.unwrap_or(1024)),
     };
     if processes > 1 {
-        return run_workers(args, plan, processes, headless);
+        return run_workers(args, plan, processes, headless, limit);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -470,7 +470,13 @@ fn write_outputs(report: &RunReport, outputs: &Outputs) -> anyhow::Result<()> {
 
 /// `sim run` with worker processes: hosts an embedded target here, starts `processes` workers
 /// (this binary, `sim worker`), shows their merged figures, and writes the merged report.
-fn run_workers(args: RunArgs, plan: Plan, processes: usize, headless: bool) -> ExitCode {
+fn run_workers(
+    args: RunArgs,
+    plan: Plan,
+    processes: usize,
+    headless: bool,
+    limit: Option<u64>,
+) -> ExitCode {
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(err) => {
@@ -497,6 +503,16 @@ fn run_workers(args: RunArgs, plan: Plan, processes: usize, headless: bool) -> E
         );
         // An embedded target lives here; the workers reach it over its URLs.
         let hosted_embedded = matches!(plan.target, TargetPlan::Embedded(_));
+        if hosted_embedded {
+            // This process holds the servers' end of every player's sockets.
+            let peak = sim::workers::count::peak_players(&plan);
+            let room = sim::limits::capacity(limit.unwrap_or(1024), 2, 1).players;
+            if peak > room {
+                eprintln!(
+                    "sim: WARNING the embedded target in this process has room for about {room} players at once (2 open files each) but the scenario may hold {peak}; run the target elsewhere (urls target) if searches fail to connect"
+                );
+            }
+        }
         let hosted = match &plan.target {
             TargetPlan::Embedded(_) => {
                 match sim::target::Target::start(&plan.target, &Default::default()).await {

@@ -103,6 +103,8 @@ struct Worker {
     pid: u32,
     stdin: Option<ChildStdin>,
     last_heard: Instant,
+    /// It has sent its first snapshot.
+    reporting: bool,
     finished: Option<(RunReport, Outcomes)>,
     exited: bool,
 }
@@ -184,6 +186,7 @@ pub async fn run(
             child,
             pid,
             last_heard: Instant::now(),
+            reporting: false,
             finished: None,
             exited: false,
         });
@@ -206,6 +209,10 @@ pub async fn run(
                         w.last_heard = Instant::now();
                         match *message {
                             WorkerMessage::Snapshot { snapshot } => {
+                                if !w.reporting {
+                                    w.reporting = true;
+                                    eprintln_held(&format!("sim: worker {index} (pid {}) reporting", w.pid));
+                                }
                                 if let Err(e) = live.update(index, *snapshot) {
                                     return Err(WorkersError::Protocol { index, pid: w.pid, message: e.to_string() });
                                 }

@@ -204,13 +204,18 @@ fn start_two_workers(
         }
     });
     let mut pids = Vec::new();
+    let mut reporting = 0;
     let mut seen = Vec::new();
-    while pids.len() < 2 {
+    // Both started and sending their figures (so both are set up and running players).
+    while pids.len() < 2 || reporting < 2 {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("{e}; output so far:\n{}", seen.join("\n")));
         if let Some(rest) = line.split("started (pid ").nth(1) {
             pids.push(rest.trim_end_matches(')').parse().expect("pid"));
+        }
+        if line.starts_with("sim: worker") && line.ends_with(") reporting") {
+            reporting += 1;
         }
         seen.push(line);
     }
@@ -352,6 +357,53 @@ fn sigterm_drains_every_worker_into_one_report() {
     assert!(output.contains("interrupted, draining"), "{output}");
     for pid in &pids {
         assert!(gone(*pid), "worker pid {pid} outlived the run");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn workers_die_with_a_parent_that_is_killed_outright() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use nix::unistd::Pid;
+
+    // Orphans are handed to this process, so it can see how they ended.
+    nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
+    let dir = temp_dir("orphans");
+    let (mut child, pids, _rx) = start_two_workers(&dir, &[]);
+    // Stopped workers cannot notice anything themselves, and a parent killed outright cleans
+    // nothing up: only the kernel's parent-death signal can end them, with SIGKILL. (Without
+    // it, the orphaned process group's SIGHUP would.)
+    for pid in &pids {
+        kill(Pid::from_raw(*pid as i32), Signal::SIGSTOP).expect("stop worker");
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill parent");
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for pid in &pids {
+        let status = loop {
+            match waitpid(Pid::from_raw(*pid as i32), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => {
+                    // Not yet handed over, or not yet dead.
+                    assert!(
+                        Instant::now() < deadline,
+                        "worker pid {pid} outlived its parent: {:?} {:?}",
+                        waitpid(Pid::from_raw(*pid as i32), Some(WaitPidFlag::WNOHANG)),
+                        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(WaitStatus::Stopped(..) | WaitStatus::Continued(..)) => {}
+                Ok(status) => break status,
+                Err(e) => panic!("waitpid {pid}: {e}"),
+            }
+        };
+        assert_eq!(
+            status,
+            WaitStatus::Signaled(Pid::from_raw(*pid as i32), Signal::SIGKILL, false),
+            "worker pid {pid}"
+        );
     }
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
