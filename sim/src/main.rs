@@ -574,7 +574,8 @@ fn run_workers(
         let (commands, commands_rx) = tokio::sync::mpsc::channel(64);
         let shutdown = CancellationToken::new();
         tokio::spawn(on_interrupt(shutdown.clone()));
-        let header = sim::dashboard::Header::from_plan(&plan);
+        let mut header = sim::dashboard::Header::from_plan(&plan);
+        header.target = format!("{}, {processes} worker processes", header.target);
         let progress_every = plan.run.progress_every;
         let mut printer = if headless {
             tokio::spawn(progress(snapshots, true, progress_every))

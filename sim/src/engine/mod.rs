@@ -256,7 +256,10 @@ impl Engine {
             None => None,
         };
         let users = match (&target.accounts, &game_token) {
-            (Some(accounts), _) => UserPool::fixed(accounts.clone(), recorders[0].clone()),
+            (Some(accounts), _) => UserPool::fixed(
+                shard_accounts(accounts, self.options.shard),
+                recorders[0].clone(),
+            ),
             (None, Some(token)) => {
                 let pool = UserPool::created(
                     token.client().clone(),
@@ -509,6 +512,20 @@ fn publish(
         snapshot.mergeable = Some(collector.mergeable());
     }
     snapshots.send_replace(snapshot);
+}
+
+/// A shard's share of an accounts file (every n-th line from its index), so no account is
+/// logged in by two processes at once.
+fn shard_accounts(
+    accounts: &[crate::target::Account],
+    shard: Option<ShardSpec>,
+) -> Vec<crate::target::Account> {
+    accounts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|s| s.owns(*i as u64)))
+        .map(|(_, a)| a.clone())
+        .collect()
 }
 
 /// Users to create before arrivals start.
@@ -887,4 +904,32 @@ pub fn describe(plan: &Plan) -> String {
         plan.run.seed,
         plan.run.workers
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Account;
+
+    #[test]
+    fn shards_split_the_accounts_without_overlap() {
+        let accounts: Vec<Account> = (0..7)
+            .map(|i| Account {
+                username: format!("u{i}").into(),
+                password: "p".into(),
+            })
+            .collect();
+        let names = |shard| {
+            shard_accounts(&accounts, shard)
+                .iter()
+                .map(|a| a.username.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(None).len(), 7);
+        assert_eq!(names(Some(ShardSpec { index: 1, count: 3 })), ["u1", "u4"]);
+        assert_eq!(
+            names(Some(ShardSpec { index: 0, count: 3 })),
+            ["u0", "u3", "u6"]
+        );
+    }
 }

@@ -162,6 +162,11 @@ pub async fn run(
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    if !line.starts_with('{') {
+                        // Not a message: something in the worker printed to stdout.
+                        eprintln_held(&format!("worker {index}: {line}"));
+                        continue;
+                    }
                     let event = match WorkerMessage::from_line(&line) {
                         Ok(m) => Event::Message(index, Box::new(m)),
                         Err(e) => Event::Garbled(index, e.to_string()),
