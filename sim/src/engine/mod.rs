@@ -118,6 +118,10 @@ impl EngineError {
 /// What every player of a run recorded, for an invariant check over several processes.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Outcomes {
+    /// When this process's arrivals started (wall clock, microseconds since the Unix epoch):
+    /// the zero of its `*_at_ms` times.
+    #[serde(default)]
+    pub start_unix_us: u64,
     /// `(arrival, party size)` of every search that started.
     pub started: Vec<(u64, u16)>,
     pub records: Vec<PlayerRecord>,
@@ -125,11 +129,32 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
-    /// Appends another process's outcomes.
-    pub fn extend(&mut self, other: Outcomes) {
-        self.started.extend(other.started);
-        self.records.extend(other.records);
-        self.releases.extend(other.releases);
+    /// The outcomes of several processes on one time axis: each process's times (milliseconds
+    /// since its own start) are moved to count from the earliest start, so a server released
+    /// in one process and reused in another is ordered correctly.
+    pub fn combine(parts: Vec<Outcomes>) -> Outcomes {
+        let base = parts.iter().map(|p| p.start_unix_us).min().unwrap_or(0);
+        let mut out = Outcomes {
+            start_unix_us: base,
+            ..Outcomes::default()
+        };
+        for part in parts {
+            let shift = (part.start_unix_us - base + 500) / 1000;
+            out.started.extend(part.started);
+            out.records.extend(part.records.into_iter().map(|mut r| {
+                r.found_at_ms = r.found_at_ms.map(|t| t + shift);
+                r.answered_at_ms = r.answered_at_ms.map(|t| t + shift);
+                r
+            }));
+            out.releases.extend(part.releases.into_iter().map(|mut r| {
+                // 0 means "already released by another process": before anything.
+                if r.at_ms != 0 {
+                    r.at_ms += shift;
+                }
+                r
+            }));
+        }
+        out
     }
 
     /// The invariant check over all of them.
@@ -286,6 +311,11 @@ impl Engine {
         let latest_claims: Arc<Mutex<Option<ClaimCounts>>> = Arc::new(Mutex::new(None));
 
         let start = Instant::now();
+        // The same moment on the wall clock, so a parent can put the times of several
+        // processes on one axis.
+        let start_unix_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let run = Arc::new(RunCtx {
             matchmakers: target.matchmaker_urls.clone(),
             namespace: target.namespace.clone(),
@@ -492,6 +522,7 @@ impl Engine {
             },
         );
         let outcomes = Outcomes {
+            start_unix_us,
             started: std::mem::take(&mut collector.started),
             records: std::mem::take(&mut collector.records),
             releases: std::mem::take(&mut collector.releases),
@@ -931,5 +962,51 @@ mod tests {
             names(Some(ShardSpec { index: 0, count: 3 })),
             ["u0", "u3", "u6"]
         );
+    }
+
+    /// One player of `session` on `server`, told at `at_ms` of its process's clock.
+    fn told(arrival: u64, session: &str, port: u16, at_ms: u64) -> PlayerRecord {
+        let server = crate::outcome::ServerAddr::from_found(&format!("found 127.0.0.1 {port}"))
+            .expect("server");
+        PlayerRecord {
+            arrival,
+            member: 0,
+            outcome: Outcome::Matched,
+            error: None,
+            session: Some(session.into()),
+            answered: Some(server.clone()),
+            found: vec![server],
+            found_at_ms: Some(at_ms),
+            answered_at_ms: Some(at_ms),
+            dsmc_server: None,
+        }
+    }
+
+    #[test]
+    fn outcomes_of_several_processes_share_one_clock() {
+        // Process A starts at 0 and releases session s1 (server 7777) at 100 ms of its clock;
+        // process B starts 50 ms later and hears of s2 on the same server at 60 ms of its clock,
+        // which is 110 ms on A's: after the release, so no reuse.
+        let a = Outcomes {
+            start_unix_us: 1_000_000,
+            started: vec![(0, 1)],
+            records: vec![told(0, "s1", 7777, 20)],
+            releases: vec![crate::outcome::Release {
+                session: "s1".into(),
+                at_ms: 100,
+            }],
+        };
+        let b = |start_unix_us| Outcomes {
+            start_unix_us,
+            started: vec![(1, 1)],
+            records: vec![told(1, "s2", 7777, 60)],
+            releases: Vec::new(),
+        };
+        let combined = Outcomes::combine(vec![a.clone(), b(1_050_000)]);
+        assert_eq!(combined.records[1].found_at_ms, Some(110));
+        assert!(combined.check().passed(), "{:?}", combined.check());
+        // Had B started at the same moment, its 60 ms would be before the release.
+        let same_start = Outcomes::combine(vec![a, b(1_000_000)]);
+        assert_eq!(same_start.check().violations.len(), 1);
     }
 }

@@ -275,22 +275,23 @@ pub async fn run(
             }
         }
     }
-    let mut collected = Collected {
-        reports: Vec::with_capacity(n),
-        outcomes: Outcomes::default(),
-    };
+    let mut reports = Vec::with_capacity(n);
+    let mut outcomes = Vec::with_capacity(n);
     for (index, w) in workers.into_iter().enumerate() {
-        let Some((report, outcomes)) = w.finished else {
+        let Some((report, part)) = w.finished else {
             return Err(WorkersError::Died {
                 index,
                 pid: w.pid,
                 how: "ended".to_owned(),
             });
         };
-        collected.reports.push(report);
-        collected.outcomes.extend(outcomes);
+        reports.push(report);
+        outcomes.push(part);
     }
-    Ok(collected)
+    Ok(Collected {
+        reports,
+        outcomes: Outcomes::combine(outcomes),
+    })
 }
 
 /// Sends a command to every worker still listening.
