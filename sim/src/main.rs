@@ -5,6 +5,12 @@
 //!   optional JSON report, JUnit XML and HTML page. Headless (`--headless`, or whenever stdout is
 //!   not a terminal): a progress line every few seconds.
 //! - `sim merge A.json B.json ...` combines the reports of shards (`--shard i/n`) exactly.
+//! - `sim stack FILE` serves a scenario's embedded target for shards run by hand.
+//!
+//! When the players of a run need more open files than one process may have, `sim run` starts
+//! worker processes (`--workers N`, or as many as the limit asks for): this binary again as the
+//! hidden `sim worker` subcommand, one shard each, merged live into one dashboard and one
+//! report ([`sim::workers`]).
 //!
 //! Exit codes: 0 pass, 1 a threshold or invariant broke, 2 bad scenario or configuration.
 //! This file only parses flags, raises the open-files limit, wires signals and prints; the
@@ -48,6 +54,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Merge the JSON reports of shards into one.
     Merge(MergeArgs),
+    /// One worker process of a `sim run` (started by it; not for people).
+    #[command(hide = true)]
+    Worker(Box<WorkerArgs>),
     /// Serve a scenario's embedded target (fakes and matchmaker in this process) until
     /// interrupted, for `sim run --shard I/N --fakes-url … --matchmaker-url …` processes that
     /// together hold more sockets than one process may open.
@@ -104,15 +113,54 @@ struct RunArgs {
     /// Run only shard `i` of `n` (0-based) of the arrivals; merge the reports afterwards.
     #[arg(long, env = "SIM_SHARD", value_parser = parse_shard, value_name = "I/N")]
     shard: Option<ShardSpec>,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Worker processes to spread the players over (1: everything in this process). By
+    /// default, as many as the open-files limit needs for the scenario's peak population.
+    #[arg(long, env = "SIM_WORKERS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256), conflicts_with = "shard")]
+    workers: Option<u32>,
+    /// With several workers, also write each worker's JSON report here (`worker-I.json`).
+    #[arg(long, value_name = "DIR")]
+    worker_reports: Option<PathBuf>,
+    /// With several workers, a worker silent for this long fails the run.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, hide = true)]
+    worker_stall_timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+struct TargetArgs {
     /// Run against this fakes (or AGS) instead of the scenario's target (needs --matchmaker-url).
     #[arg(long, env = "SIM_FAKES_URL", requires = "matchmaker_url")]
     fakes_url: Option<url::Url>,
-    /// Run against this matchmaking endpoint instead of the scenario's target.
-    #[arg(long, env = "SIM_MATCHMAKER_URL", requires = "fakes_url")]
-    matchmaker_url: Option<url::Url>,
+    /// Run against this matchmaking endpoint instead of the scenario's target; repeat the flag
+    /// or separate URLs with commas for several replicas (players fail over between them).
+    #[arg(
+        long,
+        env = "SIM_MATCHMAKER_URL",
+        requires = "fakes_url",
+        value_delimiter = ','
+    )]
+    matchmaker_url: Vec<url::Url>,
     /// Secret of the game client (with --fakes-url; the fakes' built-in one by default).
     #[arg(long, env = "SIM_GAME_CLIENT_SECRET", hide_env_values = true)]
     game_client_secret: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct WorkerArgs {
+    file: PathBuf,
+    /// This worker's shard, `I/N`.
+    #[arg(long, value_parser = parse_shard)]
+    shard: ShardSpec,
+    /// The `sim run` that started it: the worker exits if that process is gone.
+    #[arg(long)]
+    parent_pid: Option<u32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    #[command(flatten)]
+    target: TargetArgs,
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +203,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => merge(args),
         Command::Stack { file } => stack(&file),
         Command::Internal(internal) => run_internal(internal),
+        Command::Worker(args) => worker(*args),
     }
 }
 
@@ -199,21 +248,34 @@ fn check(files: &[PathBuf]) -> ExitCode {
     ExitCode::from(if bad { EXIT_CONFIG } else { EXIT_PASS })
 }
 
-fn run(args: RunArgs) -> ExitCode {
-    let mut plan = match Plan::from_file(&args.file) {
+/// Reads the scenario and applies the overrides of the command line.
+fn load_plan(
+    file: &Path,
+    seed: Option<u64>,
+    duration: Option<Duration>,
+    target: &TargetArgs,
+) -> Result<Plan, ExitCode> {
+    let mut plan = match Plan::from_file(file) {
         Ok(plan) => plan,
         Err(err) => {
             eprintln!("{err}");
-            return ExitCode::from(EXIT_CONFIG);
+            return Err(ExitCode::from(EXIT_CONFIG));
         }
     };
-    if let Some(seed) = args.seed {
+    if let Some(seed) = seed {
         plan.run.seed = seed;
     }
-    if let Some(duration) = args.duration {
+    if let Some(duration) = duration {
         plan.run.duration = duration;
     }
-    if let (Some(fakes), Some(matchmaker)) = (args.fakes_url.clone(), args.matchmaker_url.clone()) {
+    let args = target;
+    if let Some(fakes) = args.fakes_url.clone() {
+        let mut matchmaker: Vec<url::Url> = Vec::new();
+        for url in &args.matchmaker_url {
+            if !matchmaker.contains(url) {
+                matchmaker.push(url.clone());
+            }
+        }
         plan.target = TargetPlan::Urls(Box::new(UrlsPlan {
             fakes,
             matchmaker,
@@ -235,6 +297,14 @@ fn run(args: RunArgs) -> ExitCode {
             source_addresses: plan.target.source_addresses().clone(),
         }));
     }
+    Ok(plan)
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let plan = match load_plan(&args.file, args.seed, args.duration, &args.target) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
     let limit = match sim::limits::raise_open_files() {
         Ok((soft, hard)) => {
             let embedded = sim::limits::capacity(soft, 4, plan.run.workers).players;
@@ -250,6 +320,14 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     let headless = args.headless || !std::io::stdout().is_terminal();
+    let processes = match (args.workers, args.shard) {
+        (Some(n), _) => n as usize,
+        (None, Some(_)) => 1,
+        (None, None) => sim::workers::count::workers_for(&plan, limit.unwrap_or(1024)),
+    };
+    if processes > 1 {
+        return run_workers(args, plan, processes, headless, limit);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -275,16 +353,7 @@ fn run(args: RunArgs) -> ExitCode {
         let commands = engine.commands();
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("sim: interrupted, draining (press again to quit)");
-                on_signal.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    sim::dashboard::terminal::restore();
-                    std::process::exit(130);
-                }
-            }
-        });
+        tokio::spawn(on_interrupt(on_signal));
         let mut printer = if headless {
             tokio::spawn(progress(snapshots, true, progress_every))
         } else {
@@ -296,7 +365,10 @@ fn run(args: RunArgs) -> ExitCode {
                 progress_every,
             ))
         };
-        let result = engine.run(shutdown).await;
+        let result = engine.run(shutdown).await.map(|mut report| {
+            report.processes = vec![sim::process::ProcessReport::of_self("single")];
+            report
+        });
         if headless {
             printer.abort();
         } else {
@@ -322,6 +394,38 @@ fn run(args: RunArgs) -> ExitCode {
                 EXIT_BREACH
             })
         }
+    }
+}
+
+/// On Ctrl-C or SIGTERM: drain; on a second one: quit at once (worker processes die with
+/// this one).
+async fn on_interrupt(shutdown: CancellationToken) {
+    if interrupted().await {
+        eprintln!("sim: interrupted, draining (press again to quit)");
+        shutdown.cancel();
+        if interrupted().await {
+            sim::dashboard::terminal::restore();
+            std::process::exit(130);
+        }
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM; `false` if neither can be listened for.
+async fn interrupted() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            s = term.recv() => s.is_some(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
     }
 }
 
@@ -408,6 +512,221 @@ fn write_outputs(report: &RunReport, outputs: &Outputs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `sim run` with worker processes: hosts an embedded target here, starts `processes` workers
+/// (this binary, `sim worker`), shows their merged figures, and writes the merged report.
+fn run_workers(
+    args: RunArgs,
+    plan: Plan,
+    processes: usize,
+    headless: bool,
+    limit: Option<u64>,
+) -> ExitCode {
+    let program = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(err) => {
+            eprintln!("sim: cannot find this program to start workers: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("sim: cannot start the runtime: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let outputs = args.outputs.clone();
+    let worker_reports = args.worker_reports.clone();
+    let result = runtime.block_on(async move {
+        eprintln!(
+            "sim: {} — {processes} worker processes",
+            sim::engine::describe(&plan)
+        );
+        // An embedded target lives here; the workers reach it over its URLs.
+        let hosted_embedded = matches!(plan.target, TargetPlan::Embedded(_));
+        if hosted_embedded {
+            // This process holds the servers' end of every player's sockets.
+            let peak = sim::workers::count::peak_players(&plan);
+            let room = sim::limits::capacity(limit.unwrap_or(1024), 2, 1).players;
+            if peak > room {
+                eprintln!(
+                    "sim: WARNING the embedded target in this process has room for about {room} players at once (2 open files each) but the scenario may hold {peak}; run the target elsewhere (urls target) if searches fail to connect"
+                );
+            }
+        }
+        let hosted = match &plan.target {
+            TargetPlan::Embedded(_) => {
+                match sim::target::Target::start(&plan.target, &Default::default()).await {
+                    Ok(target) => Some(target),
+                    Err(err) => return Err((format!("{err}"), EXIT_CONFIG)),
+                }
+            }
+            TargetPlan::Urls(_) => None,
+        };
+        let mut common: Vec<std::ffi::OsString> = vec![args.file.clone().into()];
+        if let Some(seed) = args.seed {
+            common.extend(["--seed".into(), seed.to_string().into()]);
+        }
+        if let Some(d) = args.duration {
+            common.extend(["--duration".into(), format!("{}ms", d.as_millis()).into()]);
+        }
+        let (fakes, matchmakers) = match (&hosted, &args.target.fakes_url) {
+            (Some(t), _) => (Some(t.fakes_url.clone()), t.matchmaker_urls.clone()),
+            (None, Some(f)) => (Some(f.clone()), args.target.matchmaker_url.clone()),
+            (None, None) => (None, Vec::new()),
+        };
+        if let Some(fakes) = fakes {
+            let list = matchmakers
+                .iter()
+                .map(url::Url::as_str)
+                .collect::<Vec<_>>()
+                .join(",");
+            common.extend([
+                "--fakes-url".into(),
+                fakes.to_string().into(),
+                "--matchmaker-url".into(),
+                list.into(),
+            ]);
+        }
+        let mut env = Vec::new();
+        if let Some(secret) = &args.target.game_client_secret {
+            env.push(("SIM_GAME_CLIENT_SECRET".into(), secret.into()));
+        }
+        let parent = std::process::id().to_string();
+        let launch = sim::workers::supervisor::Launch {
+            program,
+            args: (0..processes)
+                .map(|i| {
+                    let mut a: Vec<std::ffi::OsString> = vec!["worker".into()];
+                    a.extend(common.iter().cloned());
+                    a.extend([
+                        "--shard".into(),
+                        format!("{i}/{processes}").into(),
+                        "--parent-pid".into(),
+                        parent.clone().into(),
+                    ]);
+                    a
+                })
+                .collect(),
+            env,
+        };
+        let (snap_tx, snapshots) =
+            tokio::sync::watch::channel(sim::metrics::MetricsSnapshot::default());
+        let (commands, commands_rx) = tokio::sync::mpsc::channel(64);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(on_interrupt(shutdown.clone()));
+        let mut header = sim::dashboard::Header::from_plan(&plan);
+        header.target = format!("{}, {processes} worker processes", header.target);
+        let progress_every = plan.run.progress_every;
+        let mut printer = if headless {
+            tokio::spawn(progress(snapshots, true, progress_every))
+        } else {
+            tokio::spawn(dashboard(
+                header,
+                snapshots,
+                commands,
+                shutdown.clone(),
+                progress_every,
+            ))
+        };
+        let options = sim::workers::supervisor::SupervisorOptions {
+            stall_after: args.worker_stall_timeout,
+            thresholds: plan.thresholds.clone(),
+        };
+        let collected =
+            sim::workers::supervisor::run(launch, options, snap_tx, commands_rx, shutdown).await;
+        if headless {
+            printer.abort();
+        } else {
+            if tokio::time::timeout(Duration::from_secs(2), &mut printer)
+                .await
+                .is_err()
+            {
+                printer.abort();
+                sim::dashboard::terminal::restore();
+            }
+            eprintln!();
+        }
+        if let Some(target) = hosted {
+            target.shutdown().await;
+        }
+        let collected = collected.map_err(|err| {
+            let code = if err.is_config() {
+                EXIT_CONFIG
+            } else {
+                EXIT_BREACH
+            };
+            (err.to_string(), code)
+        })?;
+        if let Some(dir) = &worker_reports {
+            for (i, r) in collected.reports.iter().enumerate() {
+                r.write_json(&dir.join(format!("worker-{i}.json")))
+                    .map_err(|e| (e.to_string(), EXIT_CONFIG))?;
+            }
+        }
+        let mut merged =
+            RunReport::merge(&collected.reports).map_err(|e| (e.to_string(), EXIT_BREACH))?;
+        merged
+            .set_invariants(collected.outcomes.check())
+            .map_err(|e| (e.to_string(), EXIT_BREACH))?;
+        merged
+            .processes
+            .insert(0, sim::process::ProcessReport::of_self("parent"));
+        if hosted_embedded {
+            // The workers saw URLs; the scenario's target is the one this process hosted.
+            merged.scenario.target = "embedded".to_owned();
+        }
+        Ok(merged)
+    });
+    match result {
+        Ok(report) => finish(&report, &outputs),
+        Err((message, code)) => {
+            eprintln!("sim: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `sim worker`: one shard of a `sim run`, reporting to it on stdout.
+fn worker(args: WorkerArgs) -> ExitCode {
+    if !sim::workers::child::die_with_parent(args.parent_pid) {
+        eprintln!("sim: the parent process is gone");
+        return ExitCode::from(EXIT_BREACH);
+    }
+    let plan = match load_plan(&args.file, args.seed, args.duration, &args.target) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let limit = sim::limits::raise_open_files().ok().map(|(soft, _)| soft);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("sim: cannot start the runtime: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let options = EngineOptions {
+        shard: Some(args.shard),
+        open_files: limit,
+        ..EngineOptions::default()
+    };
+    let index = args.shard.index as usize;
+    let exit = runtime.block_on(sim::workers::child::run(plan, options, index));
+    // The stdin reader may still be blocked in a read; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match exit {
+        sim::workers::child::WorkerExit::Reported => ExitCode::from(EXIT_PASS),
+        sim::workers::child::WorkerExit::Config => ExitCode::from(EXIT_CONFIG),
+        sim::workers::child::WorkerExit::Failed => ExitCode::from(EXIT_BREACH),
+    }
+}
+
 fn stack(file: &Path) -> ExitCode {
     let plan = match Plan::from_file(file) {
         Ok(plan) => plan,
@@ -445,11 +764,17 @@ fn stack(file: &Path) -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
+        let matchmakers = target
+            .matchmaker_urls
+            .iter()
+            .map(url::Url::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
         println!("fakes       {}", target.fakes_url);
-        println!("matchmaker  {}", target.matchmaker_url);
+        println!("matchmaker  {matchmakers}");
         println!(
-            "run shards with: sim run FILE --shard I/N --fakes-url {} --matchmaker-url {}",
-            target.fakes_url, target.matchmaker_url
+            "run shards with: sim run FILE --shard I/N --fakes-url {} --matchmaker-url {matchmakers}",
+            target.fakes_url
         );
         let _ = std::io::stdout().flush();
         let _ = tokio::signal::ctrl_c().await;

@@ -171,7 +171,9 @@ impl GameToken {
 /// What all players of the run share.
 #[derive(Debug)]
 pub struct RunCtx {
-    pub matchmaker_url: Url,
+    /// Matchmaker replicas (at least one): a search starts at the one its arrival picks and
+    /// fails over to the next when a connection is refused or times out.
+    pub matchmakers: Vec<Url>,
     pub namespace: String,
     pub behaviour: Behaviour,
     /// Lobby options without a source address (each worker sets its own).
@@ -546,10 +548,10 @@ async fn ask_with_retries(
     loop {
         let answer = match deadline {
             Some(at) => tokio::select! {
-                answer = ask(w, run, token, request) => answer,
+                answer = ask(w, run, token, request, arrival.id) => answer,
                 () = tokio::time::sleep_until(at) => Answer::Cancelled,
             },
-            None => ask(w, run, token, request).await,
+            None => ask(w, run, token, request, arrival.id).await,
         };
         let retry = b.retry_on_timeout.filter(|r| retries < r.max);
         match (answer, retry) {
@@ -568,17 +570,40 @@ async fn ask_with_retries(
     }
 }
 
-/// One matchmaking call.
-async fn ask(w: &WorkerCtx, run: &RunCtx, token: &str, request: &MatchRequest) -> Answer {
+/// One matchmaking call: to the replica `spread` picks, then — only when a connection cannot
+/// be made (refused, or the connect timeout) — to the next, as a client behind a load balancer
+/// would. Each such move counts as a failover of the URL left behind.
+async fn ask(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    token: &str,
+    request: &MatchRequest,
+    spread: u64,
+) -> Answer {
     let started = Instant::now();
-    let sent = w
-        .http
-        .post(run.matchmaker_url.clone())
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .json(request)
-        .timeout(run.behaviour.request_timeout)
-        .send()
-        .await;
+    let n = run.matchmakers.len().max(1);
+    let first = usize::try_from(spread % n as u64).unwrap_or(0);
+    let mut attempt = 0;
+    let sent = loop {
+        let Some(url) = run.matchmakers.get((first + attempt) % n) else {
+            return Answer::Error(ErrorKind::Transport);
+        };
+        let sent = w
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .json(request)
+            .timeout(run.behaviour.request_timeout)
+            .send()
+            .await;
+        match sent {
+            Err(err) if err.is_connect() && attempt + 1 < n => {
+                w.recorder.failover(url);
+                attempt += 1;
+            }
+            sent => break sent,
+        }
+    };
     let answer = match sent {
         Ok(response) => {
             let status = response.status().as_u16();

@@ -255,7 +255,8 @@ enum StatsSource {
 /// The target, ready for players.
 pub struct Target {
     pub fakes_url: Url,
-    pub matchmaker_url: Url,
+    /// Where matchmaking requests go: one URL, or several replicas players fail over between.
+    pub matchmaker_urls: Vec<Url>,
     pub namespace: String,
     pub player_client: ClientCredentials,
     /// Creates users, checks DSMC, releases servers; `None` when the scenario gave none.
@@ -279,7 +280,7 @@ impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Target")
             .field("fakes_url", &self.fakes_url.as_str())
-            .field("matchmaker_url", &self.matchmaker_url.as_str())
+            .field("matchmaker_urls", &self.matchmaker_urls)
             .field("namespace", &self.namespace)
             .field("embedded", &self.embedded)
             .field("sources", &self.sources)
@@ -304,7 +305,7 @@ impl Target {
                 Ok(Target {
                     sources: resolve_sources(&u.source_addresses, &u.fakes),
                     fakes_url: u.fakes.clone(),
-                    matchmaker_url: u.matchmaker.clone(),
+                    matchmaker_urls: u.matchmaker.clone(),
                     namespace: u.namespace.clone(),
                     player_client: u.player_client.clone(),
                     game_client: u.game_client.clone(),
@@ -364,7 +365,7 @@ impl Target {
         .await?;
         Ok(Target {
             sources: resolve_sources(&plan.source_addresses, &fakes_url),
-            matchmaker_url: matchmaker.url(),
+            matchmaker_urls: vec![matchmaker.url()],
             fakes_url,
             namespace: builtin::NAMESPACE.to_owned(),
             player_client: ClientCredentials {

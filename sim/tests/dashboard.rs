@@ -198,6 +198,8 @@ fn snapshot_at(elapsed_ms: u64) -> MetricsSnapshot {
         thresholds: thresholds::evaluate(&th, &view, true),
         saturated: false,
         max_lag_ms: 4.2,
+        failovers: 0,
+        mergeable: None,
         series,
     }
 }

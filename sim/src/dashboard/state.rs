@@ -48,7 +48,14 @@ impl Header {
             drain: plan.run.drain,
             target: match &plan.target {
                 TargetPlan::Embedded(_) => "embedded".to_owned(),
-                TargetPlan::Urls(urls) => format!("urls {}", urls.matchmaker),
+                TargetPlan::Urls(urls) => format!(
+                    "urls {}",
+                    urls.matchmaker
+                        .iter()
+                        .map(url::Url::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             },
             arrival: describe_arrival(plan),
             open_model: matches!(plan.population.arrival, ArrivalPlan::Open { .. }),

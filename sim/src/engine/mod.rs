@@ -75,6 +75,9 @@ pub struct EngineOptions {
     pub shard: Option<ShardSpec>,
     /// The open-files limit to plan against (`None`: read the process's).
     pub open_files: Option<u64>,
+    /// Snapshots carry exact histograms ([`crate::metrics::Mergeable`]) for a parent process
+    /// that merges the snapshots of several workers.
+    pub mergeable_snapshots: bool,
 }
 
 impl Default for EngineOptions {
@@ -84,6 +87,7 @@ impl Default for EngineOptions {
             snapshot_every: Duration::from_millis(250),
             shard: None,
             open_files: None,
+            mergeable_snapshots: false,
         }
     }
 }
@@ -108,6 +112,54 @@ impl EngineError {
                 | EngineError::Target(TargetError::Accounts { .. })
                 | EngineError::Target(TargetError::AccountsIo { .. })
         )
+    }
+}
+
+/// What every player of a run recorded, for an invariant check over several processes.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Outcomes {
+    /// When this process's arrivals started (wall clock, microseconds since the Unix epoch):
+    /// the zero of its `*_at_ms` times.
+    #[serde(default)]
+    pub start_unix_us: u64,
+    /// `(arrival, party size)` of every search that started.
+    pub started: Vec<(u64, u16)>,
+    pub records: Vec<PlayerRecord>,
+    pub releases: Vec<crate::outcome::Release>,
+}
+
+impl Outcomes {
+    /// The outcomes of several processes on one time axis: each process's times (milliseconds
+    /// since its own start) are moved to count from the earliest start, so a server released
+    /// in one process and reused in another is ordered correctly.
+    pub fn combine(parts: Vec<Outcomes>) -> Outcomes {
+        let base = parts.iter().map(|p| p.start_unix_us).min().unwrap_or(0);
+        let mut out = Outcomes {
+            start_unix_us: base,
+            ..Outcomes::default()
+        };
+        for part in parts {
+            let shift = (part.start_unix_us - base + 500) / 1000;
+            out.started.extend(part.started);
+            out.records.extend(part.records.into_iter().map(|mut r| {
+                r.found_at_ms = r.found_at_ms.map(|t| t + shift);
+                r.answered_at_ms = r.answered_at_ms.map(|t| t + shift);
+                r
+            }));
+            out.releases.extend(part.releases.into_iter().map(|mut r| {
+                // 0 means "already released by another process": before anything.
+                if r.at_ms != 0 {
+                    r.at_ms += shift;
+                }
+                r
+            }));
+        }
+        out
+    }
+
+    /// The invariant check over all of them.
+    pub fn check(&self) -> invariants::InvariantReport {
+        invariants::check(&self.started, &self.records, &self.releases)
     }
 }
 
@@ -150,6 +202,17 @@ impl Engine {
 
     /// Runs to the end (or until `shutdown`, which drains like [`EngineCommand::Stop`]).
     pub async fn run(self, shutdown: CancellationToken) -> Result<RunReport, EngineError> {
+        self.run_with_outcomes(shutdown)
+            .await
+            .map(|(report, _)| report)
+    }
+
+    /// [`run`](Self::run), also handing back what every player recorded (for a parent that
+    /// checks invariants over several processes).
+    pub async fn run_with_outcomes(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(RunReport, Outcomes), EngineError> {
         self.snapshots.send_replace(MetricsSnapshot {
             phase: Phase::Preparing,
             ..MetricsSnapshot::default()
@@ -164,7 +227,7 @@ impl Engine {
         self,
         target: &Target,
         shutdown: CancellationToken,
-    ) -> Result<RunReport, EngineError> {
+    ) -> Result<(RunReport, Outcomes), EngineError> {
         let plan = Arc::clone(&self.plan);
         let workers_n = plan.run.workers;
         let (mut collector, recorders) = Collector::new(workers_n);
@@ -218,7 +281,10 @@ impl Engine {
             None => None,
         };
         let users = match (&target.accounts, &game_token) {
-            (Some(accounts), _) => UserPool::fixed(accounts.clone(), recorders[0].clone()),
+            (Some(accounts), _) => UserPool::fixed(
+                shard_accounts(accounts, self.options.shard),
+                recorders[0].clone(),
+            ),
             (None, Some(token)) => {
                 let pool = UserPool::created(
                     token.client().clone(),
@@ -245,8 +311,13 @@ impl Engine {
         let latest_claims: Arc<Mutex<Option<ClaimCounts>>> = Arc::new(Mutex::new(None));
 
         let start = Instant::now();
+        // The same moment on the wall clock, so a parent can put the times of several
+        // processes on one axis.
+        let start_unix_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let run = Arc::new(RunCtx {
-            matchmaker_url: target.matchmaker_url.clone(),
+            matchmakers: target.matchmaker_urls.clone(),
             namespace: target.namespace.clone(),
             behaviour: plan.population.behaviour.clone(),
             lobby: LobbyOptions::default(),
@@ -388,13 +459,13 @@ impl Engine {
                         next_second += Duration::from_secs(1);
                     }
                     let active = fault_state.active();
-                    self.snapshots.send_replace(collector.snapshot(&LiveContext {
+                    publish(&self.snapshots, self.options.mergeable_snapshots, &collector, &LiveContext {
                         elapsed: start.elapsed(),
                         phase: lp.phase,
                         active_faults: &active,
                         target_rate: lp.target_rate(),
                         thresholds: &plan.thresholds,
-                    }));
+                    });
                 }
                 () = tokio::time::sleep_until(next_wall.unwrap_or(far)), if next_wall.is_some() => {
                     lp.spawn_due();
@@ -438,16 +509,54 @@ impl Engine {
             warnings,
         );
         let active: Vec<String> = Vec::new();
-        self.snapshots
-            .send_replace(collector.snapshot(&LiveContext {
+        publish(
+            &self.snapshots,
+            self.options.mergeable_snapshots,
+            &collector,
+            &LiveContext {
                 elapsed,
                 phase: Phase::Finished,
                 active_faults: &active,
                 target_rate: 0.0,
                 thresholds: &plan.thresholds,
-            }));
-        Ok(report)
+            },
+        );
+        let outcomes = Outcomes {
+            start_unix_us,
+            started: std::mem::take(&mut collector.started),
+            records: std::mem::take(&mut collector.records),
+            releases: std::mem::take(&mut collector.releases),
+        };
+        Ok((report, outcomes))
     }
+}
+
+/// Publishes a snapshot, with exact histograms when a merging parent wants them.
+fn publish(
+    snapshots: &watch::Sender<MetricsSnapshot>,
+    mergeable: bool,
+    collector: &Collector,
+    ctx: &LiveContext<'_>,
+) {
+    let mut snapshot = collector.snapshot(ctx);
+    if mergeable {
+        snapshot.mergeable = Some(collector.mergeable());
+    }
+    snapshots.send_replace(snapshot);
+}
+
+/// A shard's share of an accounts file (every n-th line from its index), so no account is
+/// logged in by two processes at once.
+fn shard_accounts(
+    accounts: &[crate::target::Account],
+    shard: Option<ShardSpec>,
+) -> Vec<crate::target::Account> {
+    accounts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|s| s.owns(*i as u64)))
+        .map(|(_, a)| a.clone())
+        .collect()
 }
 
 /// Users to create before arrivals start.
@@ -620,7 +729,16 @@ impl Loop {
             specs.push(spec);
         }
         let slots = specs.len() as u64;
-        let ids = Arc::new(AtomicU64::new(0));
+        // Search ids of the closed model are drawn per process; with shards, each takes every
+        // n-th id from its own index so ids stay unique across the processes of one run.
+        let (first_id, id_stride) = self
+            .shard
+            .map_or((0, 1), |s| (u64::from(s.index), u64::from(s.count.max(1))));
+        let ids = Arc::new(Ids {
+            next: AtomicU64::new(0),
+            first: first_id,
+            stride: id_stride,
+        });
         for (i, spec) in specs.into_iter().enumerate() {
             let i = i as u64;
             if self.shard.is_some_and(|s| !s.owns(i)) {
@@ -731,8 +849,15 @@ struct Slot {
     think: Duration,
     pause: watch::Receiver<bool>,
     over: CancellationToken,
-    ids: Arc<AtomicU64>,
+    ids: Arc<Ids>,
     draws: Draws,
+}
+
+/// The closed model's search ids: `first + k * stride` for k = 0, 1, …
+struct Ids {
+    next: AtomicU64,
+    first: u64,
+    stride: u64,
 }
 
 impl Slot {
@@ -788,7 +913,8 @@ impl Slot {
     }
 
     fn next_arrival(&mut self) -> Arrival {
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let k = self.ids.next.fetch_add(1, Ordering::Relaxed);
+        let id = self.ids.first + k * self.ids.stride;
         draw_arrival(
             &mut self.draws,
             &self.plan.population.behaviour,
@@ -809,4 +935,78 @@ pub fn describe(plan: &Plan) -> String {
         plan.run.seed,
         plan.run.workers
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Account;
+
+    #[test]
+    fn shards_split_the_accounts_without_overlap() {
+        let accounts: Vec<Account> = (0..7)
+            .map(|i| Account {
+                username: format!("u{i}").into(),
+                password: "p".into(),
+            })
+            .collect();
+        let names = |shard| {
+            shard_accounts(&accounts, shard)
+                .iter()
+                .map(|a| a.username.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(None).len(), 7);
+        assert_eq!(names(Some(ShardSpec { index: 1, count: 3 })), ["u1", "u4"]);
+        assert_eq!(
+            names(Some(ShardSpec { index: 0, count: 3 })),
+            ["u0", "u3", "u6"]
+        );
+    }
+
+    /// One player of `session` on `server`, told at `at_ms` of its process's clock.
+    fn told(arrival: u64, session: &str, port: u16, at_ms: u64) -> PlayerRecord {
+        let server = crate::outcome::ServerAddr::from_found(&format!("found 127.0.0.1 {port}"))
+            .expect("server");
+        PlayerRecord {
+            arrival,
+            member: 0,
+            outcome: Outcome::Matched,
+            error: None,
+            session: Some(session.into()),
+            answered: Some(server.clone()),
+            found: vec![server],
+            found_at_ms: Some(at_ms),
+            answered_at_ms: Some(at_ms),
+            dsmc_server: None,
+        }
+    }
+
+    #[test]
+    fn outcomes_of_several_processes_share_one_clock() {
+        // Process A starts at 0 and releases session s1 (server 7777) at 100 ms of its clock;
+        // process B starts 50 ms later and hears of s2 on the same server at 60 ms of its clock,
+        // which is 110 ms on A's: after the release, so no reuse.
+        let a = Outcomes {
+            start_unix_us: 1_000_000,
+            started: vec![(0, 1)],
+            records: vec![told(0, "s1", 7777, 20)],
+            releases: vec![crate::outcome::Release {
+                session: "s1".into(),
+                at_ms: 100,
+            }],
+        };
+        let b = |start_unix_us| Outcomes {
+            start_unix_us,
+            started: vec![(1, 1)],
+            records: vec![told(1, "s2", 7777, 60)],
+            releases: Vec::new(),
+        };
+        let combined = Outcomes::combine(vec![a.clone(), b(1_050_000)]);
+        assert_eq!(combined.records[1].found_at_ms, Some(110));
+        assert!(combined.check().passed(), "{:?}", combined.check());
+        // Had B started at the same moment, its 60 ms would be before the release.
+        let same_start = Outcomes::combine(vec![a, b(1_000_000)]);
+        assert_eq!(same_start.check().violations.len(), 1);
+    }
 }

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::{Endpoint, ErrorKind, FailReason, Outcome, PlayerRecord, Release};
 
-pub use self::snapshot::{LiveContext, MetricsSnapshot, Phase, SeriesPoint};
+pub use self::snapshot::{LiveContext, Mergeable, MetricsSnapshot, Phase, SeriesPoint};
 
 /// Largest value a histogram holds: one hour, in microseconds.
 pub const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
@@ -186,6 +186,9 @@ pub struct Tally {
     pub counters: Counters,
     /// Worst start lag, microseconds.
     pub max_lag_us: u64,
+    /// Matchmaking requests moved to the next matchmaker URL, by the URL that could not be
+    /// reached (rare, so a map is cheap enough).
+    pub failovers: BTreeMap<String, u64>,
 }
 
 impl Default for Tally {
@@ -202,6 +205,7 @@ impl Default for Tally {
             players: 0,
             counters: Counters::default(),
             max_lag_us: 0,
+            failovers: BTreeMap::new(),
         }
     }
 }
@@ -227,6 +231,9 @@ impl Tally {
         self.players += o.players;
         self.counters.add(&o.counters);
         self.max_lag_us = self.max_lag_us.max(o.max_lag_us);
+        for (url, n) in &o.failovers {
+            *self.failovers.entry(url.clone()).or_default() += n;
+        }
     }
 
     /// Back to zero, keeping the histograms' memory.
@@ -242,6 +249,7 @@ impl Tally {
         self.players = 0;
         self.counters = Counters::default();
         self.max_lag_us = 0;
+        self.failovers.clear();
     }
 
     pub fn outcome(&self, o: Outcome) -> u64 {
@@ -377,6 +385,11 @@ impl Recorder {
         });
     }
 
+    /// A matchmaking request left `url` (it could not be reached) for the next matchmaker.
+    pub fn failover(&self, url: &url::Url) {
+        self.with(|d| *d.tally.failovers.entry(url.to_string()).or_default() += 1);
+    }
+
     pub fn release(&self, release: Release) {
         self.with(|d| d.releases.push(release));
     }
@@ -421,7 +434,7 @@ impl ClaimCounts {
 }
 
 /// One second of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SecondPoint {
     /// Seconds since arrivals started.
     pub t: u32,

@@ -39,6 +39,23 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phase least far along of the two (a run of several processes is where its slowest
+    /// process is): preparing, running, paused, draining, finished.
+    pub fn min_by_progress(self, other: Phase) -> Phase {
+        let rank = |p: Phase| match p {
+            Phase::Preparing => 0,
+            Phase::Running => 1,
+            Phase::Paused => 2,
+            Phase::Draining => 3,
+            Phase::Finished => 4,
+        };
+        if rank(other) < rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Preparing => "preparing",
@@ -110,6 +127,27 @@ pub struct MetricsSnapshot {
     pub saturated: bool,
     /// Largest start lag over the same window.
     pub max_lag_ms: f64,
+    /// Matchmaking requests that failed over to another matchmaker URL so far.
+    #[serde(default)]
+    pub failovers: u64,
+    /// Exact histograms for a parent process that merges the snapshots of its workers; only
+    /// filled when the engine is asked to (see [`Collector::mergeable`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mergeable: Option<Mergeable>,
+}
+
+/// Seconds of closed per-second points a mergeable snapshot repeats, so a reader that misses a
+/// few snapshots still sees every second.
+pub const MERGEABLE_SECONDS: usize = 10;
+
+/// What a merging parent needs beyond the figures: the cumulative pairing histogram and the
+/// latest closed seconds with theirs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mergeable {
+    /// Pairing latency over closed seconds (the snapshot's `latency`), exact.
+    pub pairing_hist: String,
+    /// The last [`MERGEABLE_SECONDS`] closed seconds.
+    pub recent_seconds: Vec<super::SecondPoint>,
 }
 
 /// What the engine knows that the collector does not.
@@ -200,6 +238,18 @@ impl Collector {
             thresholds: thresholds::evaluate(ctx.thresholds, &view, true),
             saturated: recent_lagged > 0,
             max_lag_ms: recent_max_lag_ms,
+            failovers: totals.failovers.values().sum::<u64>()
+                + open.failovers.values().sum::<u64>(),
+            mergeable: None,
+        }
+    }
+
+    /// The exact histograms that go with [`snapshot`](Self::snapshot) for a merging parent.
+    pub fn mergeable(&self) -> Mergeable {
+        let start = self.series.len().saturating_sub(MERGEABLE_SECONDS);
+        Mergeable {
+            pairing_hist: super::encode(&self.totals.pairing),
+            recent_seconds: self.series[start..].to_vec(),
         }
     }
 }

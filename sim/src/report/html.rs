@@ -160,6 +160,27 @@ pre{{background:#f6f8fa;padding:12px;overflow:auto}} svg{{display:block;margin:8
         }
         h.push_str("</table>\n");
     }
+    if !report.failovers.is_empty() {
+        h.push_str("<h2>Matchmaker failovers</h2><table><tr><th>unreachable URL</th><th>requests moved on</th></tr>\n");
+        for (url, n) in &report.failovers {
+            let _ = writeln!(h, "<tr><td>{}</td><td>{n}</td></tr>", escape(url));
+        }
+        h.push_str("</table>\n");
+    }
+    if !report.processes.is_empty() {
+        h.push_str("<h2>Processes</h2><table><tr><th>process</th><th>pid</th><th>peak RSS (MiB)</th><th>CPU (s)</th></tr>\n");
+        for p in &report.processes {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td></tr>",
+                escape(&p.role),
+                p.pid,
+                p.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+                p.cpu_seconds
+            );
+        }
+        h.push_str("</table>\n");
+    }
     if !report.invariants.violations.is_empty() {
         h.push_str("<h2>Invariant violations</h2><ul>\n");
         for v in &report.invariants.violations {

@@ -22,6 +22,7 @@ use crate::metrics::{
     self, ClaimCounts, Collector, Counters, MetricsError, Percentiles, SecondPoint,
 };
 use crate::outcome::{Endpoint, Outcome};
+pub use crate::process::ProcessReport;
 use crate::scenario::{ArrivalPlan, Plan, TargetPlan, Thresholds, format_duration};
 use crate::thresholds::{self, ResultView, ThresholdResult};
 
@@ -159,6 +160,13 @@ pub struct RunReport {
     pub threshold_limits: Thresholds,
     pub invariants: InvariantReport,
     pub warnings: Vec<String>,
+    /// Matchmaking requests moved on to the next matchmaker URL, by the URL that could not be
+    /// reached (empty with one URL or when every replica answered).
+    #[serde(default)]
+    pub failovers: BTreeMap<String, u64>,
+    /// Every process of the run (one, or a parent and its workers) with what it cost.
+    #[serde(default)]
+    pub processes: Vec<ProcessReport>,
 }
 
 /// Describes an arrival model in one line.
@@ -277,6 +285,8 @@ impl RunReport {
             threshold_limits: plan.thresholds.clone(),
             invariants,
             warnings,
+            failovers: t.failovers.clone(),
+            processes: Vec::new(),
         };
         report.check_thresholds(&t.pairing);
         report
@@ -295,6 +305,15 @@ impl RunReport {
         self.thresholds = thresholds::evaluate(&self.threshold_limits, &view, false);
         self.passed =
             self.thresholds.iter().all(ThresholdResult::passed) && self.invariants.passed();
+    }
+
+    /// Replaces the invariant check (a parent's check over every worker's outcomes) and
+    /// decides `passed` again.
+    pub fn set_invariants(&mut self, invariants: InvariantReport) -> Result<(), ReportError> {
+        self.invariants = invariants;
+        let pairing = metrics::decode(&self.pairing_histogram)?;
+        self.check_thresholds(&pairing);
+        Ok(())
     }
 
     /// The thresholds that failed.
@@ -423,6 +442,10 @@ impl RunReport {
             out.invariants
                 .violations
                 .extend(r.invariants.violations.iter().cloned());
+            for (url, n) in &r.failovers {
+                *out.failovers.entry(url.clone()).or_default() += n;
+            }
+            out.processes.extend(r.processes.iter().cloned());
             for w in &r.warnings {
                 if !out.warnings.contains(w) {
                     out.warnings.push(w.clone());
@@ -458,7 +481,7 @@ impl RunReport {
     }
 }
 
-fn max_claims(a: &ClaimCounts, b: &ClaimCounts) -> ClaimCounts {
+pub(crate) fn max_claims(a: &ClaimCounts, b: &ClaimCounts) -> ClaimCounts {
     ClaimCounts {
         attempted: a.attempted.max(b.attempted),
         succeeded: a.succeeded.max(b.succeeded),
@@ -469,7 +492,9 @@ fn max_claims(a: &ClaimCounts, b: &ClaimCounts) -> ClaimCounts {
     }
 }
 
-fn add_point(acc: &mut SecondPoint, p: &SecondPoint) {
+/// Adds one shard's second into another's. Every shard follows the whole schedule, so the
+/// target rate is the same in each and is kept, not summed.
+pub(crate) fn add_point(acc: &mut SecondPoint, p: &SecondPoint) {
     acc.arrivals += p.arrivals;
     acc.players += p.players;
     acc.matched += p.matched;
@@ -477,7 +502,7 @@ fn add_point(acc: &mut SecondPoint, p: &SecondPoint) {
     acc.cancelled += p.cancelled;
     acc.failed += p.failed;
     acc.errors += p.errors;
-    acc.target_rate += p.target_rate;
+    acc.target_rate = acc.target_rate.max(p.target_rate);
     acc.searching += p.searching;
     acc.open_sockets += p.open_sockets;
     acc.claims = max_claims(&acc.claims, &p.claims);

@@ -122,6 +122,24 @@ pub fn render(report: &RunReport) -> String {
             );
         }
     }
+    if !report.failovers.is_empty() {
+        let list: Vec<String> = report
+            .failovers
+            .iter()
+            .map(|(url, n)| format!("{url} {n}"))
+            .collect();
+        let _ = writeln!(s, "  failovers  {}", list.join(", "));
+    }
+    for p in &report.processes {
+        let _ = writeln!(
+            s,
+            "  process    {:<10} pid {:<8} peak RSS {:>8.1} MiB  CPU {:>7.2}s",
+            p.role,
+            p.pid,
+            p.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            p.cpu_seconds
+        );
+    }
     if !report.errors.is_empty() {
         let list: Vec<String> = report
             .errors
@@ -224,6 +242,9 @@ pub fn progress_line(snap: &MetricsSnapshot) -> String {
     }
     if !snap.active_faults.is_empty() {
         let _ = write!(line, " | faults: {}", snap.active_faults.join(", "));
+    }
+    if snap.failovers > 0 {
+        let _ = write!(line, " | failovers {}", snap.failovers);
     }
     if snap.saturated {
         let _ = write!(line, " | SATURATED (lag {})", ms(snap.max_lag_ms));

@@ -145,9 +145,10 @@ pub struct UrlsPlan {
     /// Base URL of the fakes (or of AGS): IAM, lobby, DSMC and the control API hang off it.
     #[serde(serialize_with = "url_str")]
     pub fakes: Url,
-    /// The URL the matchmaking request is POSTed to.
-    #[serde(serialize_with = "url_str")]
-    pub matchmaker: Url,
+    /// The URLs the matchmaking request is POSTed to (one or more replicas): players spread
+    /// over them by arrival and fail over to the next when one refuses or times out connecting.
+    #[serde(serialize_with = "urls_str")]
+    pub matchmaker: Vec<Url>,
     pub namespace: String,
     /// The public game client players log in with.
     pub player_client: ClientCredentials,
@@ -162,6 +163,10 @@ pub struct UrlsPlan {
 
 fn url_str<S: serde::Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(url.as_str())
+}
+
+fn urls_str<S: serde::Serializer>(urls: &[Url], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(Url::as_str))
 }
 
 #[derive(Clone, Serialize)]
@@ -750,6 +755,70 @@ fn read_url(t: &mut Table<'_>, p: &mut Problems<'_>, key: &str) -> Option<Url> {
     }
 }
 
+/// A URL or a non-empty array of them, each checked like [`read_url`]; duplicates refused.
+fn read_url_list(t: &mut Table<'_>, p: &mut Problems<'_>, key: &str) -> Option<Vec<Url>> {
+    let Some(node) = t.node(key) else {
+        t.missing(p, key);
+        return None;
+    };
+    let field = t.field(key);
+    let items: Vec<(String, &Node)> = match &node.value {
+        Value::String(_) => vec![(field.clone(), node)],
+        Value::Array(items) if items.is_empty() => {
+            p.push(&node.span, field, "needs at least one URL");
+            return None;
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("{field}[{i}]"), n))
+            .collect(),
+        other => {
+            p.push(
+                &node.span,
+                field,
+                format!(
+                    "expected a URL or an array of URLs, found {}",
+                    other.type_name()
+                ),
+            );
+            return None;
+        }
+    };
+    let mut urls = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (name, item) in items {
+        let Value::String(text) = &item.value else {
+            p.push(
+                &item.span,
+                name,
+                format!("expected a string, found {}", item.value.type_name()),
+            );
+            ok = false;
+            continue;
+        };
+        match Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                if urls.contains(&url) {
+                    p.push(&item.span, name, format!("{text:?} is listed twice"));
+                    ok = false;
+                } else {
+                    urls.push(url);
+                }
+            }
+            Ok(_) => {
+                p.push(&item.span, name, "must be an http or https URL with a host");
+                ok = false;
+            }
+            Err(err) => {
+                p.push(&item.span, name, format!("{text:?} is not a URL: {err}"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(urls)
+}
+
 fn read_client(t: &mut Table<'_>, p: &mut Problems<'_>, key: &str) -> Option<ClientCredentials> {
     let mut c = t.opt_table(p, key)?;
     let id = c.opt_str(p, "id").map(|(id, _)| id);
@@ -768,7 +837,7 @@ fn read_urls(
     p: &mut Problems<'_>,
 ) -> Option<UrlsPlan> {
     let fakes = read_url(t, p, "fakes");
-    let matchmaker = read_url(t, p, "matchmaker");
+    let matchmaker = read_url_list(t, p, "matchmaker");
     let namespace = t
         .opt_str(p, "namespace")
         .map_or_else(|| "matchbench".to_owned(), |(n, _)| n);

@@ -336,3 +336,51 @@ fn secrets_stay_out_of_debug_output() {
     let text = format!("{c:?}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn matchmaker_takes_one_url_or_a_list() {
+    let urls = |value: &str| {
+        let plan = parse(&format!(
+            "{MINIMAL}[target]\nkind = \"urls\"\nfakes = \"http://127.0.0.1:8080\"\nmatchmaker = {value}\n"
+        ))
+        .expect("valid");
+        let TargetPlan::Urls(u) = plan.target else {
+            panic!("urls target");
+        };
+        u.matchmaker.iter().map(Url::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        urls("\"http://127.0.0.1:3000/matchmaking\""),
+        vec!["http://127.0.0.1:3000/matchmaking"]
+    );
+    assert_eq!(
+        urls("[\"http://127.0.0.1:3000/\", \"http://127.0.0.1:3001/\"]"),
+        vec!["http://127.0.0.1:3000/", "http://127.0.0.1:3001/"]
+    );
+}
+
+#[test]
+fn bad_matchmaker_lists_name_the_item() {
+    let target = |value: &str| {
+        format!(
+            "{MINIMAL}[target]\nkind = \"urls\"\nfakes = \"http://127.0.0.1:8080\"\nmatchmaker = {value}\n"
+        )
+    };
+    let (list, text) = problems(&target("[]"));
+    assert_eq!(list, vec![(9, "target.matchmaker".to_owned())]);
+    assert!(text.contains("needs at least one URL"), "{text}");
+    let (list, text) = problems(&target(
+        "[\n  \"http://127.0.0.1:3000/\",\n  \"ftp://x\",\n  3,\n  \"http://127.0.0.1:3000/\",\n]",
+    ));
+    assert_eq!(
+        list,
+        vec![
+            (11, "target.matchmaker[1]".to_owned()),
+            (12, "target.matchmaker[2]".to_owned()),
+            (13, "target.matchmaker[3]".to_owned()),
+        ]
+    );
+    assert!(text.contains("listed twice"), "{text}");
+    let (list, _) = problems(&target("7"));
+    assert_eq!(list, vec![(9, "target.matchmaker".to_owned())]);
+}

@@ -3,5 +3,7 @@
 mod cli;
 mod double;
 mod e2e;
+mod failover;
 mod scenarios;
 mod stack;
+mod workers;
