@@ -63,6 +63,8 @@ enum Command {
     Stack {
         /// The scenario whose `[target]` to serve.
         file: PathBuf,
+        #[command(flatten)]
+        stack: StackArgs,
     },
     /// A process of a multi-process stack (started by this program, not by hand).
     #[command(hide = true, subcommand)]
@@ -125,6 +127,34 @@ struct RunArgs {
     /// With several workers, a worker silent for this long fails the run.
     #[arg(long, default_value = "15s", value_parser = parse_duration, hide = true)]
     worker_stall_timeout: Duration,
+    #[command(flatten)]
+    stack: StackArgs,
+}
+
+/// How an embedded target is spread over processes; by default the open-files budget decides
+/// from the scenario's peak population.
+#[derive(Args, Debug, Clone, Default)]
+struct StackArgs {
+    /// Lobby shard processes of the embedded fakes (0: lobby sockets in the fakes process).
+    #[arg(long, env = "SIM_LOBBY_SHARDS", value_name = "N")]
+    lobby_shards: Option<usize>,
+    /// Matchmaker replica processes on a private Redis (0: one matchmaker in this process).
+    #[arg(long, env = "SIM_REPLICAS", value_name = "N")]
+    replicas: Option<usize>,
+}
+
+impl StackArgs {
+    /// The layout for `plan` under an open-files `limit`, with the flags' overrides.
+    fn layout(&self, plan: &Plan, limit: u64) -> sim::stack::StackLayout {
+        let auto = sim::stack::StackLayout::for_population(
+            sim::workers::count::peak_players(plan),
+            limit,
+        );
+        sim::stack::StackLayout {
+            lobby_shards: self.lobby_shards.unwrap_or(auto.lobby_shards),
+            replicas: self.replicas.unwrap_or(auto.replicas),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -201,7 +231,7 @@ fn main() -> ExitCode {
         Command::Check { files } => check(&files),
         Command::Run(args) => run(*args),
         Command::Merge(args) => merge(args),
-        Command::Stack { file } => stack(&file),
+        Command::Stack { file, stack: layout } => stack(&file, &layout),
         Command::Internal(internal) => run_internal(internal),
         Command::Worker(args) => worker(*args),
     }
@@ -338,9 +368,20 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let layout = args.stack.layout(&plan, limit.unwrap_or(1024));
+    if matches!(plan.target, TargetPlan::Embedded(_)) && layout.is_multi_process() {
+        eprintln!(
+            "sim: embedded stack over processes — {} lobby shards, {} matchmaker replicas on Redis",
+            layout.lobby_shards, layout.replicas
+        );
+    }
     let options = EngineOptions {
         shard: args.shard,
         open_files: limit,
+        target: sim::target::TargetOptions {
+            layout,
+            ..Default::default()
+        },
         ..EngineOptions::default()
     };
     let outputs = args.outputs.clone();
@@ -366,7 +407,9 @@ fn run(args: RunArgs) -> ExitCode {
             ))
         };
         let result = engine.run(shutdown).await.map(|mut report| {
-            report.processes = vec![sim::process::ProcessReport::of_self("single")];
+            report
+                .processes
+                .insert(0, sim::process::ProcessReport::of_self("single"));
             report
         });
         if headless {
@@ -545,11 +588,13 @@ fn run_workers(
             "sim: {} — {processes} worker processes",
             sim::engine::describe(&plan)
         );
-        // An embedded target lives here; the workers reach it over its URLs.
+        // An embedded target lives here (spread over processes when one cannot hold it); the
+        // workers reach it over its URLs.
         let hosted_embedded = matches!(plan.target, TargetPlan::Embedded(_));
-        if hosted_embedded {
+        let peak = sim::workers::count::peak_players(&plan);
+        let layout = args.stack.layout(&plan, limit.unwrap_or(1024));
+        if hosted_embedded && !layout.is_multi_process() {
             // This process holds the servers' end of every player's sockets.
-            let peak = sim::workers::count::peak_players(&plan);
             let room = sim::limits::capacity(limit.unwrap_or(1024), 2, 1).players;
             if peak > room {
                 eprintln!(
@@ -557,9 +602,19 @@ fn run_workers(
                 );
             }
         }
+        if hosted_embedded && layout.is_multi_process() {
+            eprintln!(
+                "sim: embedded stack over processes — {} lobby shards, {} matchmaker replicas on Redis",
+                layout.lobby_shards, layout.replicas
+            );
+        }
         let hosted = match &plan.target {
             TargetPlan::Embedded(_) => {
-                match sim::target::Target::start(&plan.target, &Default::default()).await {
+                let options = sim::target::TargetOptions {
+                    layout,
+                    ..Default::default()
+                };
+                match sim::target::Target::start(&plan.target, &options).await {
                     Ok(target) => Some(target),
                     Err(err) => return Err((format!("{err}"), EXIT_CONFIG)),
                 }
@@ -650,6 +705,10 @@ fn run_workers(
             }
             eprintln!();
         }
+        let stack_processes = hosted
+            .as_ref()
+            .map(sim::target::Target::stack_processes)
+            .unwrap_or_default();
         if let Some(target) = hosted {
             target.shutdown().await;
         }
@@ -675,6 +734,7 @@ fn run_workers(
         merged
             .processes
             .insert(0, sim::process::ProcessReport::of_self("parent"));
+        merged.processes.extend(stack_processes);
         if hosted_embedded {
             // The workers saw URLs; the scenario's target is the one this process hosted.
             merged.scenario.target = "embedded".to_owned();
@@ -727,7 +787,7 @@ fn worker(args: WorkerArgs) -> ExitCode {
     }
 }
 
-fn stack(file: &Path) -> ExitCode {
+fn stack(file: &Path, stack_args: &StackArgs) -> ExitCode {
     let plan = match Plan::from_file(file) {
         Ok(plan) => plan,
         Err(err) => {
@@ -742,9 +802,22 @@ fn stack(file: &Path) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     }
-    match sim::limits::raise_open_files() {
-        Ok((soft, _)) => eprintln!("sim: open files {soft}"),
-        Err(err) => eprintln!("sim: cannot raise the open-files limit: {err}"),
+    let limit = match sim::limits::raise_open_files() {
+        Ok((soft, _)) => {
+            eprintln!("sim: open files {soft}");
+            soft
+        }
+        Err(err) => {
+            eprintln!("sim: cannot raise the open-files limit: {err}");
+            1024
+        }
+    };
+    let layout = stack_args.layout(&plan, limit);
+    if layout.is_multi_process() {
+        eprintln!(
+            "sim: embedded stack over processes — {} lobby shards, {} matchmaker replicas on Redis",
+            layout.lobby_shards, layout.replicas
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -757,7 +830,11 @@ fn stack(file: &Path) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let target = match sim::target::Target::start(&plan.target, &Default::default()).await {
+        let options = sim::target::TargetOptions {
+            layout,
+            ..Default::default()
+        };
+        let target = match sim::target::Target::start(&plan.target, &options).await {
             Ok(target) => target,
             Err(err) => {
                 eprintln!("sim: {err}");

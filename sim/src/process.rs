@@ -33,6 +33,56 @@ impl ProcessReport {
     }
 }
 
+impl ProcessReport {
+    /// Another process's figures so far, read from `/proc` (the stack's children: lobby shards,
+    /// matchmaker replicas, Redis); zeros where they cannot be read.
+    pub fn of_pid(role: impl Into<String>, pid: u32) -> ProcessReport {
+        let (peak_rss_bytes, cpu_seconds) = proc_usage(pid).unwrap_or((0, 0.0));
+        ProcessReport {
+            role: role.into(),
+            pid,
+            peak_rss_bytes,
+            cpu_seconds,
+        }
+    }
+}
+
+/// Peak RSS (`VmHWM`) and user + system CPU of `pid`, from `/proc`.
+fn proc_usage(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let peak_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some((peak_kib * 1024, cpu_seconds_from_stat(&stat, clock_ticks())?))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in seconds. The command name
+/// (field 2) may hold spaces, so fields are counted after its closing parenthesis.
+fn cpu_seconds_from_stat(stat: &str, ticks_per_second: f64) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After ")": field 3 is the first; utime is field 14, i.e. the 12th after it.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / ticks_per_second)
+}
+
+#[cfg(unix)]
+fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100.0, |t| t as f64)
+}
+
+#[cfg(not(unix))]
+fn clock_ticks() -> f64 {
+    100.0
+}
+
 #[cfg(unix)]
 fn usage() -> Option<(u64, f64)> {
     use nix::sys::resource::{UsageWho, getrusage};
@@ -52,6 +102,15 @@ fn usage() -> Option<(u64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_fields_count_from_the_command_name() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1 2 3";
+        assert_eq!(cpu_seconds_from_stat(stat, 100.0), Some(3.0));
+        let me = ProcessReport::of_pid("me", std::process::id());
+        assert!(me.peak_rss_bytes > 0);
+        assert_eq!(ProcessReport::of_pid("gone", u32::MAX).peak_rss_bytes, 0);
+    }
 
     #[test]
     fn this_process_has_memory_and_cpu() {

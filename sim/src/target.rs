@@ -20,6 +20,8 @@ use accelbyte::client::LobbyTls;
 use url::{Host, Url};
 
 use crate::metrics::ClaimCounts;
+use crate::process::ProcessReport;
+use crate::stack::{MultiStack, StackLayout};
 use crate::scenario::{ClientCredentials, EmbeddedPlan, SourceAddresses, TargetPlan};
 
 /// The namespace, clients and secrets of the fakes' built-in seed (what an embedded target
@@ -160,13 +162,17 @@ impl EmbeddedMatchmaker for EmbeddedHandle {
 /// How the target is started.
 #[derive(Clone)]
 pub struct TargetOptions {
+    /// The in-process matchmaker of a single-process embedded target.
     pub matchmaker: MatchmakerStarter,
+    /// How an embedded target is laid out over processes ([`StackLayout::SINGLE`]: all here).
+    pub layout: StackLayout,
 }
 
 impl Default for TargetOptions {
     fn default() -> Self {
         TargetOptions {
             matchmaker: default_matchmaker_starter(),
+            layout: StackLayout::SINGLE,
         }
     }
 }
@@ -274,6 +280,8 @@ pub struct Target {
     // Held for their lifetime: dropping them stops the servers.
     _matchmaker: Option<Box<dyn EmbeddedMatchmaker>>,
     fakes: Option<fakes::Handle>,
+    /// An embedded target spread over processes.
+    stack: Option<MultiStack>,
 }
 
 impl fmt::Debug for Target {
@@ -317,6 +325,7 @@ impl Target {
                     stats: StatsSource::Http(stats),
                     _matchmaker: None,
                     fakes: None,
+                    stack: None,
                 })
             }
         }
@@ -346,26 +355,55 @@ impl Target {
             fleet,
             ..fakes::FakesConfig::default()
         };
-        let handle = fakes::spawn(config)
-            .await
-            .map_err(|e| TargetError::Fakes(e.to_string()))?;
-        let fakes_url =
-            Url::parse(&handle.base_url()).map_err(|e| TargetError::Fakes(e.to_string()))?;
         let credentials = |(id, secret): (&str, &str)| ClientCredentials {
             id: id.to_owned(),
             secret: Some(secret.to_owned()),
         };
-        let matchmaker = (options.matchmaker)(EmbeddedMatchmakerConfig {
-            fakes_base_url: fakes_url.clone(),
+        let mut template = EmbeddedMatchmakerConfig {
+            // Replaced by the started fakes' URL below.
+            fakes_base_url: Url::parse("http://127.0.0.1/").expect("a valid placeholder"),
             namespace: builtin::NAMESPACE.to_owned(),
             iam_client: credentials(builtin::IAM_CLIENT),
             game_client: credentials(builtin::GAME_CLIENT),
             settings: plan.matchmaker.clone(),
-        })
-        .await?;
+        };
+        let (handle, stack) = if options.layout.is_multi_process() {
+            let program =
+                crate::stack::this_program().map_err(|e| TargetError::Fakes(e.to_string()))?;
+            let stack = MultiStack::start(options.layout, config, template.clone(), &program, None)
+                .await
+                .map_err(|e| TargetError::Fakes(format!("{e:#}")))?;
+            (None, Some(stack))
+        } else {
+            let handle = fakes::spawn(config)
+                .await
+                .map_err(|e| TargetError::Fakes(e.to_string()))?;
+            (Some(handle), None)
+        };
+        let fakes_handle = handle
+            .as_ref()
+            .or(stack.as_ref().map(|s| &s.fakes))
+            .expect("one of the two was started");
+        let fakes_url =
+            Url::parse(&fakes_handle.base_url()).map_err(|e| TargetError::Fakes(e.to_string()))?;
+        let state = fakes_handle.state.clone();
+        template.fakes_base_url = fakes_url.clone();
+        let replica_urls = stack
+            .as_ref()
+            .map(MultiStack::matchmaker_urls)
+            .unwrap_or_default();
+        let (matchmaker, matchmaker_urls) = if replica_urls.is_empty() {
+            let matchmaker = (options.matchmaker)(template).await?;
+            let url = matchmaker.url();
+            (Some(matchmaker), vec![url])
+        } else {
+            (None, replica_urls)
+        };
+        // With lobby shards the lobby sockets' server ends live in other processes.
+        let fds_per_player = if options.layout.lobby_shards > 0 { 2 } else { 4 };
         Ok(Target {
             sources: resolve_sources(&plan.source_addresses, &fakes_url),
-            matchmaker_urls: vec![matchmaker.url()],
+            matchmaker_urls,
             fakes_url,
             namespace: builtin::NAMESPACE.to_owned(),
             player_client: ClientCredentials {
@@ -376,13 +414,30 @@ impl Target {
             accounts: None,
             lobby_tls: None,
             insecure_tls: false,
-            // Both ends of the lobby socket and of the matchmaking request live here.
-            fds_per_player: 4,
+            // Both ends of the lobby socket and of the matchmaking request live here (fewer
+            // when the stack is spread over processes).
+            fds_per_player,
             embedded: true,
-            stats: StatsSource::Embedded(handle.state.clone()),
-            _matchmaker: Some(matchmaker),
-            fakes: Some(handle),
+            stats: StatsSource::Embedded(state),
+            _matchmaker: matchmaker,
+            fakes: handle,
+            stack,
         })
+    }
+
+    /// The embedded stack's other processes (lobby shards, matchmaker replicas, Redis) with
+    /// their figures so far; empty for a single-process or external target.
+    pub fn stack_processes(&self) -> Vec<ProcessReport> {
+        self.stack
+            .as_ref()
+            .map(|stack| {
+                stack
+                    .processes()
+                    .into_iter()
+                    .map(|p| ProcessReport::of_pid(p.role, p.pid))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Reads the fakes' DSMC claim counters; cheap to clone into a task.
@@ -409,6 +464,18 @@ impl Target {
         self._matchmaker = None;
         if let Some(handle) = self.fakes.take() {
             let _ = handle.shutdown().await;
+        }
+        if let Some(stack) = self.stack.take() {
+            // Replicas and shards first (they hold sockets to fakes), then fakes and Redis.
+            let MultiStack {
+                fakes,
+                replicas,
+                redis,
+                ..
+            } = stack;
+            drop(replicas);
+            let _ = fakes.shutdown().await;
+            drop(redis);
         }
     }
 }

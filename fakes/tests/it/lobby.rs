@@ -848,7 +848,11 @@ mod sharded {
         }
         let mut ws1 = connect(&handle, &token1).await;
         let mut ws2 = connect(&handle, &token2).await;
-        assert_eq!(handed_off(&handle), 2, "both upgrades went to shards");
+        // Counted once the hand-off completed, which may be just after the client's handshake.
+        assert!(
+            common::eventually(WAIT, || handed_off(&handle) == 2).await,
+            "both upgrades went to shards"
+        );
         for i in 0..3 {
             let notif = next_notif(&mut ws2).await;
             assert_eq!(

@@ -218,7 +218,11 @@ impl Engine {
             ..MetricsSnapshot::default()
         });
         let target = Target::start(&self.plan.target, &self.options.target).await?;
-        let result = self.drive(&target, shutdown).await;
+        let mut result = self.drive(&target, shutdown).await;
+        if let Ok((report, _)) = &mut result {
+            // An embedded stack spread over processes: their figures, read before they stop.
+            report.processes.extend(target.stack_processes());
+        }
         target.shutdown().await;
         result
     }

@@ -74,11 +74,15 @@ async fn shards_and_replicas_pair_two_players_across_processes() {
             .expect("lobby connects");
         players.push((token.access_token, lobby));
     }
-    assert_eq!(
-        stack.fakes.state.accept.handed_off(),
-        2,
-        "both lobby sockets live in shards"
-    );
+    // Counted once the hand-off completed, which may be just after the client's handshake.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stack.fakes.state.accept.handed_off() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both lobby sockets live in shards"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     let http = reqwest::Client::new();
     let requests: Vec<_> = players
