@@ -87,7 +87,10 @@ async fn spawn(dir: &Path, port: u16, persistent: bool) -> anyhow::Result<Child>
         .arg(dir)
         .args(["--save", ""])
         // Enough clients for every process of a launch-scale stack.
-        .args(["--maxclients", "10000"]);
+        .args(["--maxclients", "10000"])
+        // A lobby shard busy for a moment must not be cut off as a slow pub/sub reader (the
+        // default drops a subscriber 8 MiB behind for 60 s, or 32 MiB behind at once).
+        .args(["--client-output-buffer-limit", "pubsub", "0", "0", "0"]);
     if persistent {
         command.args(["--appendonly", "yes", "--appendfsync", "everysec"]);
     } else {

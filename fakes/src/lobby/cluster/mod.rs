@@ -48,6 +48,14 @@ pub use shard::{ShardArgs, run_shard};
 use super::hub::Hub;
 use super::hub::LobbyStats;
 
+/// The bus connection waits for Redis as long as it takes. The client's default (answer within
+/// 500 ms or give up) turns a busy machine into lost frames: a `PUBLISH` that timed out may or
+/// may not have been delivered, and resending could deliver twice. On loopback a late answer is
+/// still an answer; a dead Redis fails the connection instead.
+pub fn bus_connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new().set_response_timeout(None)
+}
+
 /// How often a shard publishes its counters.
 pub const STATS_EVERY: Duration = Duration::from_millis(500);
 

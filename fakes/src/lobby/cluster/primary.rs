@@ -76,7 +76,7 @@ impl Primary {
         let client = redis::Client::open(config.redis_url.as_str())
             .with_context(|| format!("lobby shards: bad redis url {}", config.redis_url))?;
         let bus = client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&super::bus_connection_config())
             .await
             .with_context(|| format!("lobby shards: cannot reach redis at {}", config.redis_url))?;
         let run_id = uuid::Uuid::new_v4().simple().to_string();

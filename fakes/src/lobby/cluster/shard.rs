@@ -160,7 +160,7 @@ pub async fn run_shard(args: ShardArgs) -> anyhow::Result<()> {
     let channels = Channels::new(args.prefix.clone());
     let client = redis::Client::open(args.redis.as_str()).context("lobby shard: redis url")?;
     let bus = client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&super::bus_connection_config())
         .await
         .context("lobby shard: connect to the bus")?;
     let mut pubsub = client
