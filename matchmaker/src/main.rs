@@ -7,6 +7,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use matchmaker::{Config, FileConfig, Overrides};
 
+/// mimalloc instead of glibc malloc: less CPU per matched player (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "matchmaker",

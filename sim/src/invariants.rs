@@ -5,8 +5,8 @@
 //! - no dedicated server was claimed for two sessions at once: a server may serve a later
 //!   session only after the sim released the earlier one. A session starts, at the latest, when
 //!   its first player heard of it (a `found` or the 200), and is free, at the earliest, when the
-//!   sim sent its release; a server freed by someone else (the matchmaker, another shard) cannot
-//!   be timed and is not held against it;
+//!   sim sent its release; a server freed by someone else (the matchmaker, another shard) or
+//!   by a delete whose answer was lost cannot be timed and is not held against it;
 //! - players of one match (one session) got the same server;
 //! - sampled DSMC checks agreed with what players were told.
 //!
@@ -392,6 +392,22 @@ mod tests {
             at_ms: 300,
         }];
         let report = check(&[(1, 1), (2, 1)], &records, &late);
+        assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+    }
+
+    #[test]
+    fn a_release_at_an_unknown_moment_frees_the_server() {
+        // The sim's delete of "a" failed (its answer lost, or another shard deleted "a"): the
+        // release is recorded at 0, and "b" on the same server is not a reuse.
+        let records = vec![matched(1, "a", 7000, 100), matched(2, "b", 7000, 200)];
+        let unknown = [Release {
+            session: Arc::from("a"),
+            at_ms: 0,
+        }];
+        let report = check(&[(1, 1), (2, 1)], &records, &unknown);
+        assert_eq!(report.violations, Vec::new());
+        // Without any release it is one.
+        let report = check(&[(1, 1), (2, 1)], &records, &[]);
         assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
     }
 }

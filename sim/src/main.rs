@@ -28,6 +28,10 @@ use sim::report::{RunReport, html, junit, summary, write_file};
 use sim::scenario::{ClientCredentials, Plan, TargetPlan, UrlsPlan, parse_duration};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc malloc: less CPU per matched player (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_PASS: u8 = 0;
 const EXIT_BREACH: u8 = 1;
 const EXIT_CONFIG: u8 = 2;

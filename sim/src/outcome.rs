@@ -289,7 +289,9 @@ pub struct PlayerRecord {
 pub struct Release {
     pub session: Arc<str>,
     /// Milliseconds since the run started when the delete was sent (the earliest moment the
-    /// server could be free); 0 when another process had already released it.
+    /// server could be free); 0 when that moment is unknown: another process had already
+    /// released it, or the delete failed (it may have been applied all the same, and another
+    /// process may release the session).
     pub at_ms: u64,
 }
 

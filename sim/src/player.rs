@@ -260,6 +260,13 @@ pub struct Member {
     /// The server of this member's previous match: a late `found` naming it during the next
     /// search is stray, not a second server.
     last_server: Option<ServerAddr>,
+    /// Requests of this member whose answer never came (the call broke, timed out or was
+    /// given up) and that have not been accounted for by a `found` yet. The matchmaker may
+    /// still have matched each of them — it finishes a match it already started building when
+    /// the caller goes away, and the `found` reaches the socket — so one `found` naming
+    /// another server than a later answer is that match's, not a second server of the later
+    /// search.
+    abandoned: u32,
 }
 
 impl std::fmt::Debug for Member {
@@ -288,6 +295,7 @@ impl Party {
                     session: None,
                     socket: None,
                     last_server: None,
+                    abandoned: 0,
                 })
                 .collect(),
         }
@@ -330,7 +338,8 @@ pub enum SearchEnd {
 /// What one member saw on its socket.
 #[derive(Debug, Default)]
 struct Seen {
-    found: Vec<ServerAddr>,
+    /// Every `found`, in order, with when it arrived.
+    found: Vec<(ServerAddr, Instant)>,
     first_found: Option<Instant>,
 }
 
@@ -673,8 +682,9 @@ async fn listen(
             }
             Event::Frame(Ok(Some(frame))) => {
                 if let Some(server) = found_in(&frame) {
-                    seen.first_found.get_or_insert_with(Instant::now);
-                    seen.found.push(server);
+                    let at = Instant::now();
+                    seen.first_found.get_or_insert(at);
+                    seen.found.push((server, at));
                 }
             }
             Event::Frame(Ok(None)) | Event::Frame(Err(_)) => {
@@ -778,25 +788,26 @@ async fn finish(
         Answer::Matched { session, server } => (Some(session.clone()), Some(server.clone())),
         _ => (None, None),
     };
+    // A request whose answer never came may still have been matched (see `Member::abandoned`).
+    let unanswered = match &done.answer {
+        Answer::Cancelled => true,
+        // Refused (401, 403, 409 live ticket, 429): no ticket was made.
+        Answer::Error(ErrorKind::Status(status)) => !(400..500).contains(status),
+        Answer::Error(_) => true,
+        Answer::Matched { .. } | Answer::TimedOut | Answer::Failed(_) => false,
+    };
     let mut any_matched = false;
     for (i, seen) in done.seen.iter_mut().enumerate() {
-        // A late `found` of this member's previous match is stray when this answer names
-        // another server.
         let member = &mut party.members[i];
-        if let (Some(last), Some(now)) = (&member.last_server, &server) {
-            if last != now {
-                let before = seen.found.len();
-                seen.found.retain(|f| f != last);
-                for _ in seen.found.len()..before {
-                    w.recorder.count(Counter::StrayFound);
-                }
-                if seen.found.is_empty() {
-                    seen.first_found = None;
-                }
-            }
+        let stray = drop_stray_founds(seen, member, server.as_ref());
+        for _ in 0..stray {
+            w.recorder.count(Counter::StrayFound);
         }
         if server.is_some() {
             member.last_server = server.clone();
+        }
+        if unanswered && seen.found.is_empty() {
+            member.abandoned += 1;
         }
         let (outcome, error, fail) = match &done.answer {
             Answer::Matched { .. } if seen.first_found.is_some() => (Outcome::Matched, None, None),
@@ -821,7 +832,7 @@ async fn finish(
         let mut r = record(arrival, i, outcome, error);
         r.session = session.clone();
         r.answered = server.clone();
-        r.found = seen.found.clone();
+        r.found = seen.found.iter().map(|(f, _)| f.clone()).collect();
         r.found_at_ms = seen.first_found.map(|at| run.ms_since_start(at));
         r.answered_at_ms = r
             .session
@@ -847,6 +858,46 @@ async fn finish(
             _ => Outcome::Error,
         }),
     }
+}
+
+/// Drops from `seen` the `found`s that belong to earlier searches of `member` rather than to
+/// this one, whose answer named `answered`: one naming the server of the member's previous match
+/// (a late or repeated `found`), and one per request the member abandoned (see
+/// [`Member::abandoned`]) naming any other server. Recomputes when the first `found` of this
+/// search arrived. Returns how many were dropped.
+///
+/// Without match ids in the tutorial's `found <ip> <port>`, this is as exact as attribution
+/// gets: a `found` for another server is still reported (as a second server) whenever no
+/// earlier request of the member can explain it.
+fn drop_stray_founds(seen: &mut Seen, member: &mut Member, answered: Option<&ServerAddr>) -> usize {
+    let before = seen.found.len();
+    // The abandoned request's match may have had the very server this one has (freed since):
+    // then the earlier of two `found`s for it is the stray, and only the later one says when
+    // this search's session started.
+    let mut answered_left = seen
+        .found
+        .iter()
+        .filter(|(f, _)| Some(f) == answered)
+        .count();
+    seen.found.retain(|(f, _)| {
+        if Some(f) == answered {
+            answered_left -= 1;
+            if answered_left > 0 && member.abandoned > 0 {
+                member.abandoned -= 1;
+                return false;
+            }
+            true
+        } else if member.last_server.as_ref() == Some(f) {
+            false
+        } else if member.abandoned > 0 {
+            member.abandoned -= 1;
+            false
+        } else {
+            true
+        }
+    });
+    seen.first_found = seen.found.first().map(|(_, at)| *at);
+    before - seen.found.len()
 }
 
 fn record(
@@ -928,6 +979,12 @@ fn schedule_release(w: &WorkerCtx, run: &RunCtx, session: &Arc<str>) {
                     started.elapsed(),
                     Err(ErrorKind::of(&err)),
                 );
+                // The session may be gone all the same: the delete may have been applied with
+                // its answer lost (a timeout, a reset connection), or another process (a shard
+                // whose player was in the same match) may delete it. From here on its server
+                // may be free at a moment this process cannot know, so the check must not hold
+                // a later session on that server against the matchmaker.
+                recorder.release(Release { session, at_ms: 0 });
             }
         }
     });
@@ -1004,5 +1061,92 @@ mod tests {
             serde_json::json!({"game_mode": "5v5", "party_members": ["u2"],
                                "attributes": {"mmr": 1500, "region": "eu"}})
         );
+    }
+
+    fn port(p: u16) -> ServerAddr {
+        ServerAddr {
+            ip: Arc::from("127.0.0.1"),
+            port: p,
+        }
+    }
+
+    fn member(last: Option<u16>, abandoned: u32) -> Member {
+        Member {
+            user: User {
+                username: Arc::from("u"),
+                password: Arc::from("p"),
+            },
+            session: None,
+            socket: None,
+            last_server: last.map(port),
+            abandoned,
+        }
+    }
+
+    fn seen(ports: &[u16], t0: Instant) -> Seen {
+        let found: Vec<_> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (port(*p), t0 + Duration::from_millis(i as u64 * 10)))
+            .collect();
+        Seen {
+            first_found: found.first().map(|(_, at)| *at),
+            found,
+        }
+    }
+
+    #[test]
+    fn a_late_found_of_an_abandoned_request_is_not_a_second_server() {
+        let t0 = Instant::now();
+        // The abandoned request's match (7001) reached the socket before this one's (7002).
+        let mut s = seen(&[7001, 7002], t0);
+        let mut m = member(None, 1);
+        assert_eq!(drop_stray_founds(&mut s, &mut m, Some(&port(7002))), 1);
+        assert_eq!(s.found, vec![(port(7002), t0 + Duration::from_millis(10))]);
+        // The search's first found is its own, not the stray's.
+        assert_eq!(s.first_found, Some(t0 + Duration::from_millis(10)));
+        assert_eq!(m.abandoned, 0);
+
+        // Nothing abandoned: a found for another server stays, and the check reports it.
+        let mut s = seen(&[7001, 7002], t0);
+        let mut m = member(None, 0);
+        assert_eq!(drop_stray_founds(&mut s, &mut m, Some(&port(7002))), 0);
+        assert_eq!(s.found.len(), 2);
+
+        // One abandoned request explains one found, not two.
+        let mut s = seen(&[7001, 7003, 7002], t0);
+        let mut m = member(None, 1);
+        assert_eq!(drop_stray_founds(&mut s, &mut m, Some(&port(7002))), 1);
+        assert_eq!(
+            s.found.iter().map(|(f, _)| f.port).collect::<Vec<_>>(),
+            vec![7003, 7002]
+        );
+
+        // The previous match's server is stray too, and costs no abandoned request.
+        let mut s = seen(&[7000, 7002], t0);
+        let mut m = member(Some(7000), 1);
+        assert_eq!(drop_stray_founds(&mut s, &mut m, Some(&port(7002))), 1);
+        assert_eq!(m.abandoned, 1);
+
+        // A found of the answered server itself is never stray, even when it was the last one.
+        let mut s = seen(&[7002], t0);
+        let mut m = member(Some(7002), 1);
+        assert_eq!(drop_stray_founds(&mut s, &mut m, Some(&port(7002))), 0);
+        assert_eq!((s.found.len(), m.abandoned), (1, 1));
+
+        // The abandoned match had this very server (freed and claimed again since): the
+        // earlier found is the stray, and the session started at the later one. Timing the
+        // session from the stray made the check see it start before the earlier session on
+        // that server was released (`server_reused`).
+        let mut s = seen(&[7002, 7002], t0);
+        let mut m = member(None, 1);
+        assert_eq!(drop_stray_founds(&mut s, &mut m, Some(&port(7002))), 1);
+        assert_eq!(s.first_found, Some(t0 + Duration::from_millis(10)));
+        assert_eq!(m.abandoned, 0);
+        // Without an abandoned request both stay, and the check sees them.
+        let mut s = seen(&[7002, 7002], t0);
+        let mut m = member(None, 0);
+        assert_eq!(drop_stray_founds(&mut s, &mut m, Some(&port(7002))), 0);
+        assert_eq!(s.first_found, Some(t0));
     }
 }

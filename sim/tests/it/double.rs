@@ -6,12 +6,18 @@
 //! both players through the fakes' notification REST with the game client's token, and answers
 //! both with the tutorial's 200 body. A request left alone for `wait` gets the tutorial's 408; a
 //! match whose server cannot be claimed gets the matchmaker crate's 502.
+//!
+//! With [`late_found_starter`] the very first request is *abandoned* the way an overloaded
+//! matchmaker's caller sees it: the match it is part of is built (its partner gets the 200 and
+//! `found`), but its own answer is a 503 and its `found` is delivered only once the same player
+//! calls again — during the player's next search, before that search's own `found`.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use accelbyte::client::{AbClient, Config};
@@ -49,6 +55,10 @@ struct Inner {
     next: AtomicU64,
     /// Matches made (for tests).
     pub matches: AtomicU64,
+    /// Abandon the first request (see the module docs).
+    late_found: AtomicBool,
+    /// `found` messages owed to players whose request was abandoned.
+    owed: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Clone)]
@@ -97,6 +107,8 @@ pub fn state(fakes: &Url, namespace: &str, game: (&str, &str), wait: Duration) -
         waiting: Mutex::new(Vec::new()),
         next: AtomicU64::new(1),
         matches: AtomicU64::new(0),
+        late_found: AtomicBool::new(false),
+        owed: Mutex::new(HashMap::new()),
     }))
 }
 
@@ -142,6 +154,18 @@ pub fn starter(wait: Duration) -> MatchmakerStarter {
     })
 }
 
+/// A starter like [`starter`] whose double abandons the first request and delivers its `found`
+/// late (see the module docs).
+pub fn late_found_starter(wait: Duration) -> MatchmakerStarter {
+    Arc::new(move |config: EmbeddedMatchmakerConfig| {
+        Box::pin(async move {
+            let d = spawn(&config.fakes_base_url, wait, 0).await;
+            d.state.0.late_found.store(true, Ordering::Relaxed);
+            Ok::<Box<dyn EmbeddedMatchmaker>, TargetError>(Box::new(d))
+        })
+    })
+}
+
 /// The caller's user id: the token's `sub` claim (read without verification, as the tutorial's
 /// Lambda does before it validates).
 fn caller(headers: &HeaderMap) -> Option<String> {
@@ -173,6 +197,16 @@ async fn matchmaking(
     };
     let s = &state.0;
     let id = s.next.fetch_add(1, Ordering::Relaxed);
+    // The `found` of this player's abandoned request arrives now, in its next search.
+    let owed = s.owed.lock().remove(&user);
+    if let Some(message) = owed {
+        if let Ok(token) = s.token.get().await {
+            let _ = s
+                .game
+                .notify_user(&token, &s.namespace, &user, "NOTIF", &message)
+                .await;
+        }
+    }
     let (tx, rx) = oneshot::channel();
     let partner = {
         let mut waiting = s.waiting.lock();
@@ -191,8 +225,17 @@ async fn matchmaking(
     };
     let (status, body) = match partner {
         Some(partner) => {
-            let answer = make_match(&state, &[partner.user.clone(), user]).await;
-            let _ = partner.reply.send(answer.clone());
+            let abandon = (partner.id == 1 && s.late_found.load(Ordering::Relaxed))
+                .then_some(partner.user.as_str());
+            let answer = make_match(&state, &[partner.user.clone(), user], abandon).await;
+            let partner_answer = match abandon {
+                Some(_) if answer.0 == StatusCode::OK => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"errorCode": 510503, "errorMessage": "overloaded"}),
+                ),
+                _ => answer.clone(),
+            };
+            let _ = partner.reply.send(partner_answer);
             answer
         }
         None => {
@@ -225,8 +268,8 @@ async fn matchmaking(
     (status, axum::Json(body)).into_response()
 }
 
-/// Registers, claims and reads a DSMC session, then tells both players.
-async fn make_match(state: &DoubleState, users: &[String]) -> Answer {
+/// Registers, claims and reads a DSMC session, then tells both players (`abandoned`: later).
+async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&str>) -> Answer {
     let s = &state.0;
     // The matchmaker crate's shape for a match that failed for good.
     let fail = |why: String| {
@@ -314,6 +357,10 @@ async fn make_match(state: &DoubleState, users: &[String]) -> Answer {
     let (ip, port) = (session.server.ip.clone(), session.server.port);
     let message = format!("found {ip} {port}");
     for user in users {
+        if Some(user.as_str()) == abandoned {
+            s.owed.lock().insert(user.clone(), message.clone());
+            continue;
+        }
         let _ = s
             .game
             .notify_user(&token, &s.namespace, user, "NOTIF", &message)

@@ -263,3 +263,55 @@ match_length = "forever"
         report.invariants
     );
 }
+
+/// Under overload a player's matchmaking call can break (a timeout, a reset connection, a 503)
+/// while the matchmaker goes on to build the match the ticket is in: the matchmaker finishes
+/// a match it started building when the caller goes away, and the `found` still reaches the
+/// player's socket — late, during that player's *next* search. Those `found`s were counted as
+/// the next search's, so the check reported the player as sent two servers (`two_servers`) and
+/// the next session as split (`match_split`). The double abandons the first request this way:
+/// its player (P1) is matched with the second caller, who gets the 200 and is then in its
+/// game (a long `match_length` keeps that server taken); P1 gets a 503, calls again, hears the
+/// owed `found` first, and is matched with the third player on another server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_found_of_an_abandoned_request_is_not_a_second_server() {
+    let plan = plan(
+        r#"
+version = 1
+[run]
+duration = "1s"
+drain = "10s"
+workers = 1
+[target.fleet]
+regions = [{ name = "us-east-1", servers = 50 }]
+[population]
+arrival = { kind = "closed", players = 3, ramp_up = "10ms", think = "50ms" }
+[population.behaviour]
+login = "password"
+request_timeout = "10s"
+match_length = "60s"
+linger = "100ms"
+"#,
+    );
+    let options = EngineOptions {
+        target: TargetOptions {
+            matchmaker: double::late_found_starter(Duration::from_secs(2)),
+        },
+        snapshot_every: Duration::from_millis(100),
+        ..EngineOptions::default()
+    };
+    let report = Engine::new(plan, options)
+        .run(CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let text = sim::report::summary::render(&report);
+    assert_eq!(report.outcomes.error, 1, "the abandoned request: {text}");
+    assert_eq!(report.outcomes.matched, 3, "{text}");
+    assert_eq!(report.invariants.sessions, 2, "{text}");
+    assert_eq!(
+        report.counters.stray_found, 1,
+        "the abandoned request's found arrived in the next search: {text}"
+    );
+    assert_eq!(report.invariants.violations, Vec::new(), "{text}");
+}
