@@ -128,8 +128,9 @@ struct RunArgs {
     /// With several workers, also write each worker's JSON report here (`worker-I.json`).
     #[arg(long, value_name = "DIR")]
     worker_reports: Option<PathBuf>,
-    /// With several workers, a worker silent for this long fails the run.
-    #[arg(long, default_value = "15s", value_parser = parse_duration, hide = true)]
+    /// With several workers, a worker silent for this long fails the run (generous: on a
+    /// saturated machine the parent itself may read its pipes late).
+    #[arg(long, default_value = "45s", value_parser = parse_duration, hide = true)]
     worker_stall_timeout: Duration,
     #[command(flatten)]
     stack: StackArgs,
@@ -150,10 +151,8 @@ struct StackArgs {
 impl StackArgs {
     /// The layout for `plan` under an open-files `limit`, with the flags' overrides.
     fn layout(&self, plan: &Plan, limit: u64) -> sim::stack::StackLayout {
-        let auto = sim::stack::StackLayout::for_population(
-            sim::workers::count::peak_players(plan),
-            limit,
-        );
+        let auto =
+            sim::stack::StackLayout::for_population(sim::workers::count::peak_players(plan), limit);
         sim::stack::StackLayout {
             lobby_shards: self.lobby_shards.unwrap_or(auto.lobby_shards),
             replicas: self.replicas.unwrap_or(auto.replicas),
@@ -235,7 +234,10 @@ fn main() -> ExitCode {
         Command::Check { files } => check(&files),
         Command::Run(args) => run(*args),
         Command::Merge(args) => merge(args),
-        Command::Stack { file, stack: layout } => stack(&file, &layout),
+        Command::Stack {
+            file,
+            stack: layout,
+        } => stack(&file, &layout),
         Command::Internal(internal) => run_internal(internal),
         Command::Worker(args) => worker(*args),
     }

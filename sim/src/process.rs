@@ -56,7 +56,10 @@ fn proc_usage(pid: u32) -> Option<(u64, f64)> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some((peak_kib * 1024, cpu_seconds_from_stat(&stat, clock_ticks())?))
+    Some((
+        peak_kib * 1024,
+        cpu_seconds_from_stat(&stat, clock_ticks())?,
+    ))
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in seconds. The command name

@@ -154,6 +154,7 @@ fn snapshot_at(elapsed_ms: u64) -> MetricsSnapshot {
     MetricsSnapshot {
         elapsed_ms,
         phase: Phase::Running,
+        ready: false,
         active_faults: if fault_now {
             vec![FAULT.to_owned()]
         } else {

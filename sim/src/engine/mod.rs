@@ -50,6 +50,8 @@ pub enum EngineCommand {
     SetRate(f64),
     /// End arrivals now and drain.
     Stop,
+    /// Start the clock of an engine that holds its start ([`EngineOptions::hold_start`]).
+    Start,
 }
 
 /// This process's share of a scenario run by several processes.
@@ -78,6 +80,11 @@ pub struct EngineOptions {
     /// Snapshots carry exact histograms ([`crate::metrics::Mergeable`]) for a parent process
     /// that merges the snapshots of several workers.
     pub mergeable_snapshots: bool,
+    /// Once prepared (target reached, users created), publish a `ready` snapshot and wait for
+    /// [`EngineCommand::Start`] before the clock starts. The workers of one run start together
+    /// this way: a worker still creating users must not slow the players of one already
+    /// running, which would show up as latency the system under test never caused.
+    pub hold_start: bool,
 }
 
 impl Default for EngineOptions {
@@ -88,6 +95,7 @@ impl Default for EngineOptions {
             shard: None,
             open_files: None,
             mergeable_snapshots: false,
+            hold_start: false,
         }
     }
 }
@@ -314,6 +322,13 @@ impl Engine {
         let baseline = claims.read(&http).await;
         let latest_claims: Arc<Mutex<Option<ClaimCounts>>> = Arc::new(Mutex::new(None));
 
+        let mut commands = self.commands_rx;
+        if self.options.hold_start {
+            self.snapshots.send_modify(|s| s.ready = true);
+            wait_for_start(&mut commands, &shutdown).await;
+            self.snapshots.send_modify(|s| s.ready = false);
+        }
+
         let start = Instant::now();
         // The same moment on the wall clock, so a parent can put the times of several
         // processes on one axis.
@@ -410,7 +425,6 @@ impl Engine {
             } => lp.start_slots(*players, *ramp_up, *think, &pause_rx, &arrivals_over),
         }
 
-        let mut commands = self.commands_rx;
         let _keep_open = self.commands_tx;
         let mut tick = tokio::time::interval(self.options.snapshot_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -564,6 +578,27 @@ fn shard_accounts(
 }
 
 /// Users to create before arrivals start.
+/// Holds a prepared engine until [`EngineCommand::Start`]. A stop (command or shutdown) before
+/// the start lets the run begin and drain at once; other commands wait for the run.
+async fn wait_for_start(
+    commands: &mut mpsc::Receiver<EngineCommand>,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(EngineCommand::Start) | None => return,
+                Some(EngineCommand::Stop) => {
+                    shutdown.cancel();
+                    return;
+                }
+                Some(_) => {}
+            },
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 fn prefill_count(plan: &Plan, shards: u64) -> u64 {
     let players = plan.expected_arrivals() * plan.mean_party_size() / shards as f64;
     let players = match plan.population.arrival {

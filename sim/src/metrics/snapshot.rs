@@ -95,6 +95,10 @@ pub struct MetricsSnapshot {
     /// Since arrivals started (zero while preparing).
     pub elapsed_ms: u64,
     pub phase: Phase,
+    /// Prepared and holding its clock until told to start (a worker of a multi-process run
+    /// waiting for the others; see `EngineOptions::hold_start`).
+    #[serde(default)]
+    pub ready: bool,
     pub active_faults: Vec<String>,
     /// Players that started a search.
     pub arrived: u64,
@@ -215,6 +219,8 @@ impl Collector {
         MetricsSnapshot {
             elapsed_ms: u64::try_from(ctx.elapsed.as_millis()).unwrap_or(u64::MAX),
             phase: ctx.phase,
+            // Only an engine holding its start says it is ready; live snapshots are past it.
+            ready: false,
             active_faults: ctx.active_faults.to_vec(),
             arrived: self
                 .gauges()

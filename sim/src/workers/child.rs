@@ -47,6 +47,8 @@ pub fn die_with_parent(parent: Option<u32>) -> bool {
 /// Runs worker `index` of `plan` (the options carry its shard) and reports on stdout.
 pub async fn run(plan: Plan, mut options: EngineOptions, index: usize) -> WorkerExit {
     options.mergeable_snapshots = true;
+    // The parent starts every worker's clock at once, when all are prepared.
+    options.hold_start = true;
     let engine = Engine::new(plan, options);
     let mut snapshots = engine.snapshots();
     let snapshots_final = engine.snapshots();

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::live::LiveMerge;
 use super::wire::{WorkerMessage, command_line};
 use crate::engine::{EngineCommand, Outcomes};
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::{MetricsSnapshot, Phase};
 use crate::report::RunReport;
 use crate::scenario::Thresholds;
 
@@ -105,6 +105,8 @@ struct Worker {
     last_heard: Instant,
     /// It has sent its first snapshot.
     reporting: bool,
+    /// It is prepared and holds its clock until every worker is (see `EngineOptions::hold_start`).
+    ready: bool,
     finished: Option<(RunReport, Outcomes)>,
     exited: bool,
 }
@@ -192,6 +194,7 @@ pub async fn run(
             pid,
             last_heard: Instant::now(),
             reporting: false,
+            ready: false,
             finished: None,
             exited: false,
         });
@@ -200,6 +203,7 @@ pub async fn run(
 
     let mut live = LiveMerge::new(n, options.thresholds.clone());
     let mut stopping = false;
+    let mut started = false;
     let mut watchdog = tokio::time::interval(Duration::from_millis(500));
     loop {
         if workers.iter().all(|w| w.exited) {
@@ -218,10 +222,18 @@ pub async fn run(
                                     w.reporting = true;
                                     eprintln_held(&format!("sim: worker {index} (pid {}) reporting", w.pid));
                                 }
+                                // Past preparing counts as ready too (it cannot go back).
+                                w.ready |= snapshot.ready || snapshot.phase != Phase::Preparing;
+                                let pid = w.pid;
                                 if let Err(e) = live.update(index, *snapshot) {
-                                    return Err(WorkersError::Protocol { index, pid: w.pid, message: e.to_string() });
+                                    return Err(WorkersError::Protocol { index, pid, message: e.to_string() });
                                 }
                                 snapshots.send_replace(live.snapshot());
+                                if !started && workers.iter().all(|w| w.ready) {
+                                    started = true;
+                                    eprintln_held(&format!("sim: all {n} workers prepared; starting the clock"));
+                                    send_all(&mut workers, EngineCommand::Start).await;
+                                }
                             }
                             WorkerMessage::Finished { report, outcomes } => {
                                 w.finished = Some((*report, *outcomes));

@@ -5,8 +5,8 @@
 //! `finished` with the worker's report and every player's outcome, or one `failed`. The
 //! worker's stderr carries its logs, which the parent prefixes and passes on.
 //!
-//! Parent → worker, on the worker's stdin: one command per line (`stop`, `pause`, `resume`,
-//! `rate 12.5`). End of input means the parent is gone: the worker stops as for `stop`.
+//! Parent → worker, on the worker's stdin: one command per line (`start` once every worker is
+//! ready, `stop`, `pause`, `resume`, `rate 12.5`). End of input means the parent is gone: the worker stops as for `stop`.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,7 @@ pub fn command_line(command: EngineCommand) -> String {
         EngineCommand::Pause => "pause".to_owned(),
         EngineCommand::Resume => "resume".to_owned(),
         EngineCommand::Stop => "stop".to_owned(),
+        EngineCommand::Start => "start".to_owned(),
         EngineCommand::SetRate(rate) => format!("rate {rate}"),
     }
 }
@@ -63,6 +64,7 @@ pub fn parse_command(line: &str) -> Option<EngineCommand> {
             "pause" => Some(EngineCommand::Pause),
             "resume" => Some(EngineCommand::Resume),
             "stop" => Some(EngineCommand::Stop),
+            "start" => Some(EngineCommand::Start),
             _ => None,
         },
     }

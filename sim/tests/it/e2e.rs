@@ -21,6 +21,7 @@ fn options(wait: Duration) -> EngineOptions {
     EngineOptions {
         target: TargetOptions {
             matchmaker: double::starter(wait),
+            ..TargetOptions::default()
         },
         snapshot_every: Duration::from_millis(100),
         ..EngineOptions::default()
@@ -296,6 +297,7 @@ linger = "100ms"
     let options = EngineOptions {
         target: TargetOptions {
             matchmaker: double::late_found_starter(Duration::from_secs(2)),
+            ..TargetOptions::default()
         },
         snapshot_every: Duration::from_millis(100),
         ..EngineOptions::default()
@@ -314,4 +316,51 @@ linger = "100ms"
         "the abandoned request's found arrived in the next search: {text}"
     );
     assert_eq!(report.invariants.violations, Vec::new(), "{text}");
+}
+
+/// An engine holding its start (a worker of a multi-process run) prepares, says it is ready,
+/// and schedules no arrival until it is told to start; then it runs as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_start_waits_for_the_start_command() {
+    let plan = plan(
+        r#"
+version = 1
+name = "held"
+[run]
+duration = "1s"
+seed = 3
+drain = "10s"
+workers = 1
+[population]
+arrival = { kind = "constant", rate = 10 }
+[population.behaviour]
+request_timeout = "10s"
+"#,
+    );
+    let mut options = options(Duration::from_secs(5));
+    options.hold_start = true;
+    let engine = Engine::new(plan, options);
+    let mut snapshots = engine.snapshots();
+    let commands = engine.commands();
+    let run = tokio::spawn(engine.run(CancellationToken::new()));
+
+    let ready = tokio::time::timeout(Duration::from_secs(30), snapshots.wait_for(|s| s.ready))
+        .await
+        .expect("ready in time")
+        .expect("snapshots")
+        .clone();
+    assert_eq!(ready.phase, Phase::Preparing);
+    assert_eq!(ready.arrived, 0, "nothing arrives before the start");
+
+    commands
+        .send(EngineCommand::Start)
+        .await
+        .expect("engine listens");
+    let report = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("finished in time")
+        .expect("run task")
+        .expect("run");
+    assert_eq!(report.players, 10);
+    assert_eq!(report.outcomes.matched, 10);
 }
