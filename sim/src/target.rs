@@ -21,8 +21,8 @@ use url::{Host, Url};
 
 use crate::metrics::ClaimCounts;
 use crate::process::ProcessReport;
-use crate::stack::{MultiStack, StackLayout};
 use crate::scenario::{ClientCredentials, EmbeddedPlan, SourceAddresses, TargetPlan};
+use crate::stack::{MultiStack, StackLayout};
 
 /// The namespace, clients and secrets of the fakes' built-in seed (what an embedded target
 /// runs with).
@@ -400,7 +400,11 @@ impl Target {
             (None, replica_urls)
         };
         // With lobby shards the lobby sockets' server ends live in other processes.
-        let fds_per_player = if options.layout.lobby_shards > 0 { 2 } else { 4 };
+        let fds_per_player = if options.layout.lobby_shards > 0 {
+            2
+        } else {
+            4
+        };
         Ok(Target {
             sources: resolve_sources(&plan.source_addresses, &fakes_url),
             matchmaker_urls,

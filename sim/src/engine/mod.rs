@@ -37,7 +37,9 @@ use crate::metrics::{ClaimCounts, Collector, LiveContext, MetricsSnapshot, Phase
 use crate::outcome::{Endpoint, ErrorKind, Outcome, PlayerRecord};
 use crate::player::{self, Arrival, GameToken, Party, RunCtx, SearchEnd, WorkerCtx};
 use crate::report::RunReport;
+use crate::sampler::{self, Sampler, Watched};
 use crate::scenario::{ArrivalPlan, Behaviour, Plan, format_duration};
+use crate::sut::SutCounters;
 use crate::target::{Target, TargetError, TargetOptions};
 
 /// Commands a dashboard (or a test) sends to a running engine.
@@ -78,6 +80,8 @@ pub struct EngineOptions {
     /// Snapshots carry exact histograms ([`crate::metrics::Mergeable`]) for a parent process
     /// that merges the snapshots of several workers.
     pub mergeable_snapshots: bool,
+    /// This process's role in the report's process list (`single`, `worker I`).
+    pub process_role: String,
 }
 
 impl Default for EngineOptions {
@@ -88,6 +92,7 @@ impl Default for EngineOptions {
             shard: None,
             open_files: None,
             mergeable_snapshots: false,
+            process_role: "single".to_owned(),
         }
     }
 }
@@ -218,10 +223,32 @@ impl Engine {
             ..MetricsSnapshot::default()
         });
         let target = Target::start(&self.plan.target, &self.options.target).await?;
+        // This process and, for an embedded stack spread over processes, its children.
+        let mut watched = vec![Watched {
+            role: self.options.process_role.clone(),
+            pid: std::process::id(),
+        }];
+        watched.extend(target.stack_processes().into_iter().map(|p| Watched {
+            role: p.role,
+            pid: p.pid,
+        }));
+        let sampler = Sampler::start(watched, sampler::EVERY);
         let mut result = self.drive(&target, shutdown).await;
+        // Read before the stack's processes stop.
+        let sampled = sampler.finish().await;
         if let Ok((report, _)) = &mut result {
-            // An embedded stack spread over processes: their figures, read before they stop.
-            report.processes.extend(target.stack_processes());
+            let local: u64 = report
+                .errors
+                .iter()
+                .filter(|e| e.kind == ErrorKind::LocalResources.to_string())
+                .map(|e| e.count)
+                .sum();
+            report.processes = sampled.processes;
+            if let Some(me) = report.processes.first_mut() {
+                me.local_resource_errors = local;
+            }
+            report.machine = sampled.machine;
+            report.judge();
         }
         target.shutdown().await;
         result
@@ -312,6 +339,7 @@ impl Engine {
         let http = workers[0].http.clone();
         let claims = target.claims_reader();
         let baseline = claims.read(&http).await;
+        let sut_before = SutCounters::read(&http, &target.fakes_url, &target.matchmaker_urls).await;
         let latest_claims: Arc<Mutex<Option<ClaimCounts>>> = Arc::new(Mutex::new(None));
 
         let start = Instant::now();
@@ -504,7 +532,7 @@ impl Engine {
         let invariants =
             invariants::check(&collector.started, &collector.records, &collector.releases);
         let fault_events = fault_state.events.lock().clone();
-        let report = RunReport::build(
+        let mut report = RunReport::build(
             &plan,
             &collector,
             invariants,
@@ -512,6 +540,8 @@ impl Engine {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             warnings,
         );
+        let sut_after = SutCounters::read(&http, &target.fakes_url, &target.matchmaker_urls).await;
+        report.sut = Some(sut_after.since(&sut_before));
         let active: Vec<String> = Vec::new();
         publish(
             &self.snapshots,

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::wire::{WorkerMessage, parse_command};
 use crate::engine::{Engine, EngineCommand, EngineOptions};
-use crate::process::ProcessReport;
 use crate::scenario::Plan;
 
 /// How often a worker sends its snapshot (also its heartbeat).
@@ -47,6 +46,7 @@ pub fn die_with_parent(parent: Option<u32>) -> bool {
 /// Runs worker `index` of `plan` (the options carry its shard) and reports on stdout.
 pub async fn run(plan: Plan, mut options: EngineOptions, index: usize) -> WorkerExit {
     options.mergeable_snapshots = true;
+    options.process_role = format!("worker {index}");
     let engine = Engine::new(plan, options);
     let mut snapshots = engine.snapshots();
     let snapshots_final = engine.snapshots();
@@ -132,8 +132,8 @@ pub async fn run(plan: Plan, mut options: EngineOptions, index: usize) -> Worker
     )
     .await;
     let (message, exit) = match result {
-        Ok((mut report, outcomes)) => {
-            report.processes = vec![ProcessReport::of_self(format!("worker {index}"))];
+        Ok((report, outcomes)) => {
+            // The engine sampled this process (`worker I`) during the run.
             (
                 WorkerMessage::Finished {
                     report: Box::new(report),

@@ -21,6 +21,7 @@ fn options(wait: Duration) -> EngineOptions {
     EngineOptions {
         target: TargetOptions {
             matchmaker: double::starter(wait),
+            ..TargetOptions::default()
         },
         snapshot_every: Duration::from_millis(100),
         ..EngineOptions::default()
@@ -296,6 +297,7 @@ linger = "100ms"
     let options = EngineOptions {
         target: TargetOptions {
             matchmaker: double::late_found_starter(Duration::from_secs(2)),
+            ..TargetOptions::default()
         },
         snapshot_every: Duration::from_millis(100),
         ..EngineOptions::default()
