@@ -29,9 +29,18 @@ pub struct SutCounters {
 }
 
 impl SutCounters {
-    /// Reads them now.
-    pub async fn read(http: &reqwest::Client, fakes: &Url, matchmakers: &[Url]) -> SutCounters {
+    /// Reads them now, on connections of its own (the players' pools may hold connections the
+    /// servers closed under load).
+    pub async fn read(fakes: &Url, matchmakers: &[Url]) -> SutCounters {
         let mut out = SutCounters::default();
+        let Ok(http) = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .pool_max_idle_per_host(1)
+            .build()
+        else {
+            return out;
+        };
+        let http = &http;
         let mut stats = fakes.clone();
         stats.set_path("/_fakes/stats");
         if let Some(body) = get_text(http, &stats).await {
@@ -107,21 +116,27 @@ fn add(slot: &mut Option<u64>, value: Option<u64>) {
     }
 }
 
-/// `GET url` as text; a few tries, since a server at its cap may refuse this call too.
+/// `GET url` as text. A server at its cap refuses this call too (503 + `Retry-After: 1`), and
+/// just after a run it may still hold the requests and sockets the players left (until its own
+/// timeouts end them): tries for up to about ten seconds.
 async fn get_text(http: &reqwest::Client, url: &Url) -> Option<String> {
-    for attempt in 0..3u32 {
+    const TRIES: u32 = 12;
+    for attempt in 0..TRIES {
         if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+            let wait = (125u64 << attempt).min(1000);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
         }
-        let response = http
-            .get(url.clone())
-            .timeout(std::time::Duration::from_secs(3))
-            .send()
-            .await;
-        if let Ok(r) = response {
-            if r.status().is_success() {
-                return r.text().await.ok();
-            }
+        let response = http.get(url.clone()).send().await;
+        match response {
+            Ok(r) if r.status().is_success() => return r.text().await.ok(),
+            // Refused at a cap: try again.
+            Ok(r) if matches!(r.status().as_u16(), 429 | 503) => {}
+            // Anything else (a server without these counters): no use asking again.
+            Ok(_) => return None,
+            // Nothing listens there (a replica that is down): no use asking again.
+            Err(e) if e.is_connect() => return None,
+            // Reset or slow: try again.
+            Err(_) => {}
         }
     }
     None

@@ -189,7 +189,7 @@ pub fn judge_evidence(report: &Evidence<'_>) -> Verdict {
             findings.push(Finding {
                 side: Side::Machine,
                 limit: Limit::Memory,
-                who: biggest.map_or("machine".to_owned(), describe),
+                who: biggest.map_or("machine".to_owned(), |p| describe(p, embedded)),
                 message: format!(
                     "machine: only {} MiB of {} MiB memory available{}",
                     m.min_mem_available_bytes / (1024 * 1024),
@@ -197,7 +197,7 @@ pub fn judge_evidence(report: &Evidence<'_>) -> Verdict {
                     biggest
                         .map(|p| format!(
                             "; largest {} at {} MiB RSS",
-                            describe(p),
+                            describe(p, embedded),
                             p.peak_rss_bytes / (1024 * 1024)
                         ))
                         .unwrap_or_default()
@@ -259,7 +259,7 @@ pub fn judge_evidence(report: &Evidence<'_>) -> Verdict {
 /// CPU, open files and local connect failures of one process.
 fn process_findings(p: &ProcessReport, embedded: bool, out: &mut Vec<Finding>) {
     let side = side_of(&p.role, embedded);
-    let who = describe(p);
+    let who = describe(p, embedded);
     if let Some((from, ms, peak)) = longest_busy(
         p.samples.iter().map(|x| (x.at_ms, x.cpu_percent)),
         CPU_BUSY_PERCENT,
@@ -349,11 +349,12 @@ fn side_of(role: &str, embedded: bool) -> Side {
     }
 }
 
-/// `worker 2 (pid 123)`, with what an embedded parent or single process hosts.
-pub fn describe(p: &ProcessReport) -> String {
+/// `worker 2 (pid 123)`, with what a parent or single process hosts when the target is
+/// embedded.
+pub fn describe(p: &ProcessReport, embedded: bool) -> String {
     let what = match p.role.as_str() {
-        "parent" => " (fakes primary)",
-        "single" => " (players and embedded stack)",
+        "parent" if embedded => " (fakes primary)",
+        "single" if embedded => " (players and embedded stack)",
         _ => "",
     };
     format!("{}{what} (pid {})", p.role, p.pid)

@@ -228,6 +228,28 @@ fn start_lag_joins_the_verdict_and_server_accept_errors_side_with_the_target() {
 }
 
 #[test]
+fn a_process_is_said_to_host_the_stack_only_when_the_target_is_embedded() {
+    let mut single = process("single", 10);
+    single.local_resource_errors = 2;
+    let mut f = Fixture::new(vec![single]);
+    assert!(
+        f.judge()
+            .headline
+            .contains("single (players and embedded stack) (pid 10): 2 calls"),
+        "{:?}",
+        f.judge()
+    );
+    f.embedded = false;
+    assert!(
+        f.judge()
+            .headline
+            .starts_with("SATURATED: single (pid 10): 2 calls"),
+        "{:?}",
+        f.judge()
+    );
+}
+
+#[test]
 fn busy_stretches_are_measured_between_samples() {
     let pts = [
         (0, 10.0),

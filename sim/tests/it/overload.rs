@@ -87,6 +87,8 @@ request_timeout = "5s"
 /// caps (the limit less their reserves) are small.
 struct CappedStack {
     child: Child,
+    /// Kept open: `sim stack` must not write into a closed pipe.
+    _stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
     fakes: url::Url,
     matchmaker: url::Url,
 }
@@ -123,6 +125,7 @@ fn capped_stack(scenario: &Path, open_files: u32) -> CappedStack {
     let matchmaker = url_of("matchmaker");
     CappedStack {
         child,
+        _stdout: lines,
         fakes,
         matchmaker,
     }
