@@ -17,6 +17,9 @@
 //! - [`report`]: summary table, JSON (mergeable histograms), JUnit XML, HTML.
 //! - [`dashboard`]: the live terminal view (reads snapshots, sends commands).
 //! - [`limits`]: the open-files limit and how many players it allows.
+//! - [`sampler`]: every process's CPU, open files and memory during the run; [`sut`]: the
+//!   servers' refusal counters; [`verdict`]: who refused or saturated, and whether the figures
+//!   can be trusted.
 //!
 //! Invariants: players record into their worker's shard, never one message per request to a
 //! central task; the engine knows no output format and the dashboard no engine internals;
@@ -31,8 +34,11 @@ pub mod outcome;
 pub mod player;
 pub mod process;
 pub mod report;
+pub mod sampler;
 pub mod scenario;
 pub mod stack;
+pub mod sut;
 pub mod target;
 pub mod thresholds;
+pub mod verdict;
 pub mod workers;

@@ -17,6 +17,16 @@ pub fn raise_open_files() -> std::io::Result<(u64, u64)> {
     Ok((soft, hard))
 }
 
+/// Sets the soft open-files limit to `soft` (at most the hard limit) instead of raising it:
+/// a run that should meet the limit early, e.g. to test what it reports when it does. Returns
+/// `(soft, hard)` after.
+pub fn lower_open_files(soft: u64) -> std::io::Result<(u64, u64)> {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    let soft = soft.min(hard);
+    rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard)?;
+    Ok((soft, hard))
+}
+
 /// The current soft open-files limit.
 pub fn open_files_limit() -> Option<u64> {
     rlimit::getrlimit(rlimit::Resource::NOFILE)

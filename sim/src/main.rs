@@ -336,12 +336,25 @@ fn load_plan(
     Ok(plan)
 }
 
+/// Raises the open-files limit to the hard limit, or, with `SIM_OPEN_FILES=N` in the
+/// environment, sets it to N (to see how a run reports a process that meets its limit).
+/// Worker and stack processes inherit both the variable and the limit.
+fn open_files() -> std::io::Result<(u64, u64)> {
+    match std::env::var("SIM_OPEN_FILES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        Some(soft) => sim::limits::lower_open_files(soft),
+        None => sim::limits::raise_open_files(),
+    }
+}
+
 fn run(args: RunArgs) -> ExitCode {
     let plan = match load_plan(&args.file, args.seed, args.duration, &args.target) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let limit = match sim::limits::raise_open_files() {
+    let limit = match open_files() {
         Ok((soft, hard)) => {
             let embedded = sim::limits::capacity(soft, 4, plan.run.workers).players;
             let remote = sim::limits::capacity(soft, 2, plan.run.workers).players;
@@ -412,12 +425,8 @@ fn run(args: RunArgs) -> ExitCode {
                 progress_every,
             ))
         };
-        let result = engine.run(shutdown).await.map(|mut report| {
-            report
-                .processes
-                .insert(0, sim::process::ProcessReport::of_self("single"));
-            report
-        });
+        // The engine samples this process (`single`) and the stack's children.
+        let result = engine.run(shutdown).await;
         if headless {
             printer.abort();
         } else {
@@ -535,6 +544,12 @@ fn finish(report: &RunReport, outputs: &Outputs) -> ExitCode {
     for t in report.failed_thresholds() {
         eprintln!("sim: threshold {} failed: {}", t.name, t.message);
     }
+    if report.verdict.saturated() {
+        eprintln!(
+            "sim: WARNING the results are not trustworthy: {}",
+            report.verdict.headline
+        );
+    }
     if !report.invariants.passed() {
         eprintln!(
             "sim: invariant check failed: {} violations",
@@ -627,6 +642,21 @@ fn run_workers(
             }
             TargetPlan::Urls(_) => None,
         };
+        // This process (hosting the embedded target) and the stack's children; the workers
+        // sample themselves.
+        let mut watched = vec![sim::sampler::Watched {
+            role: "parent".to_owned(),
+            pid: std::process::id(),
+        }];
+        if let Some(target) = &hosted {
+            watched.extend(target.stack_processes().into_iter().map(|p| {
+                sim::sampler::Watched {
+                    role: p.role,
+                    pid: p.pid,
+                }
+            }));
+        }
+        let sampler = sim::sampler::Sampler::start(watched, sim::sampler::EVERY);
         let mut common: Vec<std::ffi::OsString> = vec![args.file.clone().into()];
         if let Some(seed) = args.seed {
             common.extend(["--seed".into(), seed.to_string().into()]);
@@ -711,10 +741,8 @@ fn run_workers(
             }
             eprintln!();
         }
-        let stack_processes = hosted
-            .as_ref()
-            .map(sim::target::Target::stack_processes)
-            .unwrap_or_default();
+        // Read before the stack's processes stop.
+        let sampled = sampler.finish().await;
         if let Some(target) = hosted {
             target.shutdown().await;
         }
@@ -737,14 +765,19 @@ fn run_workers(
         merged
             .set_invariants(collected.outcomes.check())
             .map_err(|e| (e.to_string(), EXIT_BREACH))?;
-        merged
-            .processes
-            .insert(0, sim::process::ProcessReport::of_self("parent"));
-        merged.processes.extend(stack_processes);
+        let mut mine = sampled.processes.into_iter();
+        if let Some(parent) = mine.next() {
+            merged.processes.insert(0, parent);
+        }
+        merged.processes.extend(mine);
+        if sampled.machine.is_some() {
+            merged.machine = sampled.machine;
+        }
         if hosted_embedded {
             // The workers saw URLs; the scenario's target is the one this process hosted.
             merged.scenario.target = "embedded".to_owned();
         }
+        merged.judge();
         Ok(merged)
     });
     match result {
@@ -766,7 +799,7 @@ fn worker(args: WorkerArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let limit = sim::limits::raise_open_files().ok().map(|(soft, _)| soft);
+    let limit = open_files().ok().map(|(soft, _)| soft);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -808,7 +841,7 @@ fn stack(file: &Path, stack_args: &StackArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     }
-    let limit = match sim::limits::raise_open_files() {
+    let limit = match open_files() {
         Ok((soft, _)) => {
             eprintln!("sim: open files {soft}");
             soft

@@ -126,8 +126,11 @@ impl fmt::Display for Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "status")]
 pub enum ErrorKind {
-    /// No answer: connect refused, reset, TLS, too many open files.
+    /// No answer: connect refused, reset, TLS.
     Transport,
+    /// This process ran out of something to call with (`EMFILE`, `ENFILE`, `EADDRNOTAVAIL`,
+    /// `ENOBUFS`): a limit of the load generator, not an answer of the system under test.
+    LocalResources,
     /// No answer in time.
     Timeout,
     /// An answer with this unexpected status.
@@ -152,6 +155,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ErrorKind::Transport => f.write_str("transport"),
+            ErrorKind::LocalResources => f.write_str("local_resources"),
             ErrorKind::Timeout => f.write_str("timeout"),
             ErrorKind::Status(s) => write!(f, "http_{s}"),
             ErrorKind::Decode => f.write_str("decode"),
@@ -170,6 +174,7 @@ impl ErrorKind {
     pub fn parse(text: &str) -> Option<ErrorKind> {
         Some(match text {
             "transport" => ErrorKind::Transport,
+            "local_resources" => ErrorKind::LocalResources,
             "timeout" => ErrorKind::Timeout,
             "decode" => ErrorKind::Decode,
             "protocol" => ErrorKind::Protocol,
@@ -188,6 +193,9 @@ impl ErrorKind {
         if err.is_timeout() {
             return ErrorKind::Timeout;
         }
+        if is_local_resource_error(err) {
+            return ErrorKind::LocalResources;
+        }
         match err {
             E::Transport(_) | E::WebSocket(_) | E::Tls(_) => ErrorKind::Transport,
             E::Status { status, .. } | E::UnexpectedStatus { status, .. } => {
@@ -205,6 +213,8 @@ impl ErrorKind {
     pub fn of_reqwest(err: &reqwest::Error) -> ErrorKind {
         if err.is_timeout() {
             ErrorKind::Timeout
+        } else if is_local_resource_error(err) {
+            ErrorKind::LocalResources
         } else if err.is_decode() {
             ErrorKind::Decode
         } else if let Some(status) = err.status() {
@@ -213,6 +223,42 @@ impl ErrorKind {
             ErrorKind::Transport
         }
     }
+}
+
+/// Whether `err` (or an error it wraps) is this process running out of descriptors, ports or
+/// buffers: an `io::Error` with one of those codes, or, where a library kept only the text, its
+/// `(os error N)`.
+pub fn is_local_resource_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error().is_some_and(is_local_resource_errno) {
+                return true;
+            }
+        }
+        let text = e.to_string();
+        if LOCAL_RESOURCE_ERRNOS
+            .iter()
+            .any(|&code| text.contains(&format!("(os error {})", code as i32)))
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// The codes of [`is_local_resource_error`].
+const LOCAL_RESOURCE_ERRNOS: [nix::errno::Errno; 4] = [
+    nix::errno::Errno::EMFILE,
+    nix::errno::Errno::ENFILE,
+    nix::errno::Errno::EADDRNOTAVAIL,
+    nix::errno::Errno::ENOBUFS,
+];
+
+/// `EMFILE`, `ENFILE`, `EADDRNOTAVAIL` or `ENOBUFS`.
+pub fn is_local_resource_errno(code: i32) -> bool {
+    LOCAL_RESOURCE_ERRNOS.iter().any(|&e| e as i32 == code)
 }
 
 /// Why the matchmaker said a match failed.
@@ -313,6 +359,7 @@ mod tests {
     fn error_kinds_round_trip_as_text() {
         for kind in [
             ErrorKind::Transport,
+            ErrorKind::LocalResources,
             ErrorKind::Status(503),
             ErrorKind::NoFound,
             ErrorKind::Unfinished,
@@ -320,5 +367,49 @@ mod tests {
             assert_eq!(ErrorKind::parse(&kind.to_string()), Some(kind));
         }
         assert_eq!(Endpoint::parse("dsmc_check"), Some(Endpoint::DsmcCheck));
+    }
+
+    /// An error that wraps another, the way client libraries wrap the connect error.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("client error")
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn running_out_of_descriptors_or_ports_is_local_not_transport() {
+        use nix::errno::Errno;
+        for errno in [
+            Errno::EMFILE,
+            Errno::ENFILE,
+            Errno::EADDRNOTAVAIL,
+            Errno::ENOBUFS,
+        ] {
+            let err = Wrapped(std::io::Error::from_raw_os_error(errno as i32));
+            assert!(is_local_resource_error(&err), "{errno}");
+        }
+        for errno in [Errno::ECONNREFUSED, Errno::ECONNRESET, Errno::ETIMEDOUT] {
+            let err = Wrapped(std::io::Error::from_raw_os_error(errno as i32));
+            assert!(!is_local_resource_error(&err), "{errno}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_real_connect_refused_stays_transport() {
+        // Bound then closed: nothing listens there.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind");
+        let err = reqwest::get(format!("http://{addr}/"))
+            .await
+            .expect_err("nothing listens");
+        assert_eq!(ErrorKind::of_reqwest(&err), ErrorKind::Transport);
     }
 }

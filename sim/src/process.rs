@@ -1,9 +1,11 @@
-//! What one process of a run cost: its peak resident memory and the CPU time it used.
+//! What one process of a run cost: its peak resident memory and the CPU time it used, and —
+//! sampled during the run by [`crate::sampler`] — how close it came to its limits: CPU share,
+//! open descriptors against its `RLIMIT_NOFILE`, resident memory, with a short time series.
 //!
 //! A run may be one process or a parent with worker processes; the report lists each so a
 //! reader can see which process was the bottleneck and how much headroom the machine had. The
-//! figures come from `getrusage(RUSAGE_SELF)`, which every process reads about itself at the end
-//! of its run (workers send theirs with their report).
+//! totals come from `getrusage(RUSAGE_SELF)`, which every process reads about itself at the end
+//! of its run (workers send theirs with their report), or from `/proc` for the stack's children.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,39 @@ pub struct ProcessReport {
     pub peak_rss_bytes: u64,
     /// User plus system CPU time, seconds.
     pub cpu_seconds: f64,
+    /// The soft open-files limit seen during the run (`None`: not sampled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files_limit: Option<u64>,
+    /// The most descriptors open at one sample.
+    #[serde(default)]
+    pub peak_open_files: u64,
+    /// When that peak was seen, milliseconds since sampling started.
+    #[serde(default)]
+    pub peak_open_files_at_ms: u64,
+    /// The highest CPU share between two samples, percent of one core (may pass 100 with
+    /// several threads).
+    #[serde(default)]
+    pub peak_cpu_percent: f64,
+    /// Calls this process could not make for lack of local descriptors, ports or buffers
+    /// (`local_resources` errors).
+    #[serde(default)]
+    pub local_resource_errors: u64,
+    /// About one sample a second (thinned out on long runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<ProcessSample>,
+}
+
+/// One sample of one process.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSample {
+    /// Milliseconds since sampling started.
+    pub at_ms: u64,
+    /// CPU share since the previous sample, percent of one core.
+    pub cpu_percent: f64,
+    /// Descriptors open.
+    pub open_files: u64,
+    /// Resident set size, bytes.
+    pub rss_bytes: u64,
 }
 
 impl ProcessReport {
@@ -29,6 +64,7 @@ impl ProcessReport {
             pid: std::process::id(),
             peak_rss_bytes,
             cpu_seconds,
+            ..ProcessReport::empty()
         }
     }
 }
@@ -43,6 +79,22 @@ impl ProcessReport {
             pid,
             peak_rss_bytes,
             cpu_seconds,
+            ..ProcessReport::empty()
+        }
+    }
+
+    fn empty() -> ProcessReport {
+        ProcessReport {
+            role: String::new(),
+            pid: 0,
+            peak_rss_bytes: 0,
+            cpu_seconds: 0.0,
+            open_files_limit: None,
+            peak_open_files: 0,
+            peak_open_files_at_ms: 0,
+            peak_cpu_percent: 0.0,
+            local_resource_errors: 0,
+            samples: Vec::new(),
         }
     }
 }
@@ -64,7 +116,7 @@ fn proc_usage(pid: u32) -> Option<(u64, f64)> {
 
 /// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in seconds. The command name
 /// (field 2) may hold spaces, so fields are counted after its closing parenthesis.
-fn cpu_seconds_from_stat(stat: &str, ticks_per_second: f64) -> Option<f64> {
+pub(crate) fn cpu_seconds_from_stat(stat: &str, ticks_per_second: f64) -> Option<f64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     // After ")": field 3 is the first; utime is field 14, i.e. the 12th after it.
@@ -74,7 +126,7 @@ fn cpu_seconds_from_stat(stat: &str, ticks_per_second: f64) -> Option<f64> {
 }
 
 #[cfg(unix)]
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -82,7 +134,7 @@ fn clock_ticks() -> f64 {
 }
 
 #[cfg(not(unix))]
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     100.0
 }
 

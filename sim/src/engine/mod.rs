@@ -37,7 +37,9 @@ use crate::metrics::{ClaimCounts, Collector, LiveContext, MetricsSnapshot, Phase
 use crate::outcome::{Endpoint, ErrorKind, Outcome, PlayerRecord};
 use crate::player::{self, Arrival, GameToken, Party, RunCtx, SearchEnd, WorkerCtx};
 use crate::report::RunReport;
+use crate::sampler::{self, Sampler, Watched};
 use crate::scenario::{ArrivalPlan, Behaviour, Plan, format_duration};
+use crate::sut::SutCounters;
 use crate::target::{Target, TargetError, TargetOptions};
 
 /// Commands a dashboard (or a test) sends to a running engine.
@@ -85,6 +87,8 @@ pub struct EngineOptions {
     /// this way: a worker still creating users must not slow the players of one already
     /// running, which would show up as latency the system under test never caused.
     pub hold_start: bool,
+    /// This process's role in the report's process list (`single`, `worker I`).
+    pub process_role: String,
 }
 
 impl Default for EngineOptions {
@@ -96,6 +100,7 @@ impl Default for EngineOptions {
             open_files: None,
             mergeable_snapshots: false,
             hold_start: false,
+            process_role: "single".to_owned(),
         }
     }
 }
@@ -226,10 +231,32 @@ impl Engine {
             ..MetricsSnapshot::default()
         });
         let target = Target::start(&self.plan.target, &self.options.target).await?;
+        // This process and, for an embedded stack spread over processes, its children.
+        let mut watched = vec![Watched {
+            role: self.options.process_role.clone(),
+            pid: std::process::id(),
+        }];
+        watched.extend(target.stack_processes().into_iter().map(|p| Watched {
+            role: p.role,
+            pid: p.pid,
+        }));
+        let sampler = Sampler::start(watched, sampler::EVERY);
         let mut result = self.drive(&target, shutdown).await;
+        // Read before the stack's processes stop.
+        let sampled = sampler.finish().await;
         if let Ok((report, _)) = &mut result {
-            // An embedded stack spread over processes: their figures, read before they stop.
-            report.processes.extend(target.stack_processes());
+            let local: u64 = report
+                .errors
+                .iter()
+                .filter(|e| e.kind == ErrorKind::LocalResources.to_string())
+                .map(|e| e.count)
+                .sum();
+            report.processes = sampled.processes;
+            if let Some(me) = report.processes.first_mut() {
+                me.local_resource_errors = local;
+            }
+            report.machine = sampled.machine;
+            report.judge();
         }
         target.shutdown().await;
         result
@@ -320,6 +347,7 @@ impl Engine {
         let http = workers[0].http.clone();
         let claims = target.claims_reader();
         let baseline = claims.read(&http).await;
+        let sut_before = SutCounters::read(&target.fakes_url, &target.matchmaker_urls).await;
         let latest_claims: Arc<Mutex<Option<ClaimCounts>>> = Arc::new(Mutex::new(None));
 
         let mut commands = self.commands_rx;
@@ -518,7 +546,7 @@ impl Engine {
         let invariants =
             invariants::check(&collector.started, &collector.records, &collector.releases);
         let fault_events = fault_state.events.lock().clone();
-        let report = RunReport::build(
+        let mut report = RunReport::build(
             &plan,
             &collector,
             invariants,
@@ -526,6 +554,8 @@ impl Engine {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             warnings,
         );
+        let sut_after = SutCounters::read(&target.fakes_url, &target.matchmaker_urls).await;
+        report.sut = Some(sut_after.since(&sut_before));
         let active: Vec<String> = Vec::new();
         publish(
             &self.snapshots,

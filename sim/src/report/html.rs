@@ -43,6 +43,22 @@ pre{{background:#f6f8fa;padding:12px;overflow:auto}} svg{{display:block;margin:8
         "<span class=\"fail\">FAIL</span>"
     };
     let _ = writeln!(h, "<h1>{} — {verdict}</h1>", escape(&title));
+    let v = &report.verdict;
+    if !v.headline.is_empty() {
+        let (class, note) = if v.trustworthy {
+            ("pass", "")
+        } else {
+            (
+                "fail",
+                " The results are not trustworthy: they measure the harness, not only the system under test.",
+            )
+        };
+        let _ = writeln!(
+            h,
+            "<h2>Verdict</h2><p class=\"{class}\"><strong>{}</strong>{note}</p>",
+            escape(&v.headline)
+        );
+    }
     if let Some(d) = &report.scenario.description {
         let _ = writeln!(h, "<p>{}</p>", escape(d));
     }
@@ -168,18 +184,57 @@ pre{{background:#f6f8fa;padding:12px;overflow:auto}} svg{{display:block;margin:8
         h.push_str("</table>\n");
     }
     if !report.processes.is_empty() {
-        h.push_str("<h2>Processes</h2><table><tr><th>process</th><th>pid</th><th>peak RSS (MiB)</th><th>CPU (s)</th></tr>\n");
+        h.push_str("<h2>Processes</h2><table><tr><th>process</th><th>pid</th><th>peak RSS (MiB)</th><th>CPU (s)</th><th>peak CPU (% of a core)</th><th>peak open files</th><th>open-files limit</th><th>local resource errors</th></tr>\n");
         for p in &report.processes {
             let _ = writeln!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&p.role),
                 p.pid,
                 p.peak_rss_bytes as f64 / (1024.0 * 1024.0),
-                p.cpu_seconds
+                p.cpu_seconds,
+                p.peak_cpu_percent,
+                p.peak_open_files,
+                p.open_files_limit.map_or("-".to_owned(), |l| l.to_string()),
+                p.local_resource_errors
             );
         }
         h.push_str("</table>\n");
+        let sampled: Vec<_> = report
+            .processes
+            .iter()
+            .filter(|p| !p.samples.is_empty())
+            .collect();
+        if !sampled.is_empty() {
+            let cpu: Vec<Line<'_>> = sampled
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Line {
+                    name: &p.role,
+                    color: PALETTE[i % PALETTE.len()],
+                    points: p
+                        .samples
+                        .iter()
+                        .map(|x| (x.at_ms as f64 / 1000.0, x.cpu_percent))
+                        .collect(),
+                })
+                .collect();
+            h.push_str(&chart("CPU per process (% of one core) over seconds", &cpu));
+            let files: Vec<Line<'_>> = sampled
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Line {
+                    name: &p.role,
+                    color: PALETTE[i % PALETTE.len()],
+                    points: p
+                        .samples
+                        .iter()
+                        .map(|x| (x.at_ms as f64 / 1000.0, x.open_files as f64))
+                        .collect(),
+                })
+                .collect();
+            h.push_str(&chart("Open files per process over seconds", &files));
+        }
     }
     if !report.invariants.violations.is_empty() {
         h.push_str("<h2>Invariant violations</h2><ul>\n");
@@ -191,6 +246,11 @@ pre{{background:#f6f8fa;padding:12px;overflow:auto}} svg{{display:block;margin:8
     h.push_str("</body></html>\n");
     h
 }
+
+/// Colours for one line per process.
+const PALETTE: [&str; 6] = [
+    "#0969da", "#1a7f37", "#bf8700", "#cf222e", "#8250df", "#57606a",
+];
 
 /// A line chart with axes, five ticks per axis and a legend.
 fn chart(title: &str, lines: &[Line<'_>]) -> String {

@@ -1,5 +1,7 @@
-//! JUnit XML: one test case per threshold and one for the invariant check, so a CI system shows
-//! which limit broke without reading logs.
+//! JUnit XML: one test case per threshold, one for the invariant check, and one for the
+//! saturation verdict (skipped, with the verdict as its message, when the harness saturated and
+//! the figures cannot be trusted — a warning, not a failure), so a CI system shows which limit
+//! broke without reading logs.
 
 use std::fmt::Write as _;
 
@@ -9,7 +11,8 @@ use super::RunReport;
 pub fn render(report: &RunReport) -> String {
     let suite = format!("sim.{}", report.scenario.name);
     let seconds = report.elapsed_ms as f64 / 1000.0;
-    let cases = report.thresholds.len() + 1;
+    let cases = report.thresholds.len() + 2;
+    let skipped = usize::from(report.verdict.saturated());
     let failures = report.failed_thresholds().count() + usize::from(!report.invariants.passed());
     let mut xml = String::new();
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -19,7 +22,7 @@ pub fn render(report: &RunReport) -> String {
     );
     let _ = writeln!(
         xml,
-        "  <testsuite name=\"{}\" tests=\"{cases}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{seconds:.3}\">",
+        "  <testsuite name=\"{}\" tests=\"{cases}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{seconds:.3}\">",
         escape(&suite)
     );
     xml.push_str("    <properties>\n");
@@ -83,6 +86,25 @@ pub fn render(report: &RunReport) -> String {
             ">\n      <failure type=\"invariant\" message=\"{} invariant violations\">{}</failure>\n    </testcase>",
             inv.violations.len(),
             escape(&body.join("\n"))
+        );
+    }
+    let v = &report.verdict;
+    let _ = write!(
+        xml,
+        "    <testcase classname=\"{}\" name=\"saturation\" time=\"0\"",
+        escape(&suite)
+    );
+    if v.saturated() {
+        let _ = writeln!(
+            xml,
+            ">\n      <skipped message=\"results not trustworthy: {}\"/>\n    </testcase>",
+            escape(&v.headline)
+        );
+    } else {
+        let _ = writeln!(
+            xml,
+            ">\n      <system-out>{}</system-out>\n    </testcase>",
+            escape(&v.headline)
         );
     }
     xml.push_str("  </testsuite>\n</testsuites>\n");

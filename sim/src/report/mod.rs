@@ -23,8 +23,11 @@ use crate::metrics::{
 };
 use crate::outcome::{Endpoint, Outcome};
 pub use crate::process::ProcessReport;
+use crate::sampler::MachineReport;
 use crate::scenario::{ArrivalPlan, Plan, TargetPlan, Thresholds, format_duration};
+use crate::sut::SutCounters;
 use crate::thresholds::{self, ResultView, ThresholdResult};
+use crate::verdict::Verdict;
 
 /// The report format this build writes and reads.
 pub const REPORT_FORMAT: u32 = 1;
@@ -164,9 +167,19 @@ pub struct RunReport {
     /// reached (empty with one URL or when every replica answered).
     #[serde(default)]
     pub failovers: BTreeMap<String, u64>,
-    /// Every process of the run (one, or a parent and its workers) with what it cost.
+    /// Every process of the run (one, or a parent and its workers) with what it cost and how
+    /// close it came to its limits.
     #[serde(default)]
     pub processes: Vec<ProcessReport>,
+    /// The machine during the run (busy cores, available memory), as the first process saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineReport>,
+    /// The servers' own refusal counters over the run (`None`: not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sut: Option<SutCounters>,
+    /// Who refused or saturated, and whether the figures can be trusted ([`crate::verdict`]).
+    #[serde(default)]
+    pub verdict: Verdict,
 }
 
 /// Describes an arrival model in one line.
@@ -287,8 +300,12 @@ impl RunReport {
             warnings,
             failovers: t.failovers.clone(),
             processes: Vec::new(),
+            machine: None,
+            sut: None,
+            verdict: Verdict::default(),
         };
         report.check_thresholds(&t.pairing);
+        report.judge();
         report
     }
 
@@ -314,6 +331,12 @@ impl RunReport {
         let pairing = metrics::decode(&self.pairing_histogram)?;
         self.check_thresholds(&pairing);
         Ok(())
+    }
+
+    /// Judges saturation and refusals again from what the report holds now (after processes,
+    /// machine or server counters were added). Leaves `passed` alone.
+    pub fn judge(&mut self) {
+        self.verdict = crate::verdict::judge(self);
     }
 
     /// The thresholds that failed.
@@ -446,6 +469,13 @@ impl RunReport {
                 *out.failovers.entry(url.clone()).or_default() += n;
             }
             out.processes.extend(r.processes.iter().cloned());
+            if out.machine.is_none() {
+                out.machine.clone_from(&r.machine);
+            }
+            out.sut = match (out.sut, r.sut) {
+                (Some(a), Some(b)) => Some(a.max(&b)),
+                (a, b) => a.or(b),
+            };
             for w in &r.warnings {
                 if !out.warnings.contains(w) {
                     out.warnings.push(w.clone());
@@ -477,6 +507,7 @@ impl RunReport {
         out.pairing = Percentiles::of(&pairing);
         out.pairing_histogram = metrics::encode(&pairing);
         out.check_thresholds(&pairing);
+        out.judge();
         Ok(out)
     }
 }

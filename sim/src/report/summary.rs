@@ -54,6 +54,14 @@ pub fn render(report: &RunReport) -> String {
             String::new()
         }
     );
+    if !report.verdict.headline.is_empty() {
+        let trust = if report.verdict.trustworthy {
+            ""
+        } else {
+            "  [results NOT trustworthy]"
+        };
+        let _ = writeln!(s, "  verdict    {}{trust}", report.verdict.headline);
+    }
     let o = &report.outcomes;
     let _ = writeln!(
         s,
@@ -131,14 +139,51 @@ pub fn render(report: &RunReport) -> String {
         let _ = writeln!(s, "  failovers  {}", list.join(", "));
     }
     for p in &report.processes {
+        let files = match p.open_files_limit {
+            Some(limit) => format!("  open files peak {}/{limit}", p.peak_open_files),
+            None => String::new(),
+        };
+        let busy = if p.samples.is_empty() {
+            String::new()
+        } else {
+            format!(" (peak {:.0}%)", p.peak_cpu_percent)
+        };
         let _ = writeln!(
             s,
-            "  process    {:<10} pid {:<8} peak RSS {:>8.1} MiB  CPU {:>7.2}s",
+            "  process    {:<14} pid {:<8} peak RSS {:>8.1} MiB  CPU {:>7.2}s{busy}{files}",
             p.role,
             p.pid,
             p.peak_rss_bytes as f64 / (1024.0 * 1024.0),
             p.cpu_seconds
         );
+    }
+    if let Some(m) = &report.machine {
+        let busiest = m.samples.iter().map(|x| x.busy_percent).fold(0.0, f64::max);
+        let _ = writeln!(
+            s,
+            "  machine    {} cores, busiest second {busiest:.0}%, least memory available {} of {} MiB",
+            m.cores,
+            m.min_mem_available_bytes / (1024 * 1024),
+            m.mem_total_bytes / (1024 * 1024)
+        );
+    }
+    if let Some(c) = &report.sut {
+        let n = |v: Option<u64>| v.map_or("?".to_owned(), |v| v.to_string());
+        if c.fakes_refused_over_cap.unwrap_or(0)
+            + c.fakes_accept_resource_errors.unwrap_or(0)
+            + c.matchmaker_refused.unwrap_or(0)
+            + c.matchmaker_accept_resource_errors.unwrap_or(0)
+            > 0
+        {
+            let _ = writeln!(
+                s,
+                "  servers    fakes refused {} over cap, {} accept resource errors; matchmaker refused {} over cap, {} accept resource errors",
+                n(c.fakes_refused_over_cap),
+                n(c.fakes_accept_resource_errors),
+                n(c.matchmaker_refused),
+                n(c.matchmaker_accept_resource_errors)
+            );
+        }
     }
     if !report.errors.is_empty() {
         let list: Vec<String> = report

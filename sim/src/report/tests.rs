@@ -155,7 +155,7 @@ fn merged_reports_equal_one_big_run() {
 }
 
 #[test]
-fn junit_has_a_case_per_threshold_and_one_for_invariants() {
+fn junit_has_a_case_per_threshold_one_for_invariants_and_one_for_saturation() {
     let mut report = report(2, 100);
     report.invariants.violations.push(Violation::NoOutcome {
         arrival: 7,
@@ -163,9 +163,11 @@ fn junit_has_a_case_per_threshold_and_one_for_invariants() {
     });
     report.passed = false;
     let xml = junit::render(&report);
-    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sim\" tests=\"4\" failures=\"3\""), "{xml}");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sim\" tests=\"5\" failures=\"3\""), "{xml}");
     assert!(
-        xml.contains("<testsuite name=\"sim.unit\" tests=\"4\" failures=\"3\""),
+        xml.contains(
+            "<testsuite name=\"sim.unit\" tests=\"5\" failures=\"3\" errors=\"0\" skipped=\"0\""
+        ),
         "{xml}"
     );
     assert!(
@@ -186,7 +188,24 @@ fn junit_has_a_case_per_threshold_and_one_for_invariants() {
         xml.contains("<failure type=\"invariant\" message=\"1 invariant violations\">player 7/0 ended with no outcome</failure>"),
         "{xml}"
     );
-    assert_eq!(xml.matches("<testcase ").count(), 4);
+    assert_eq!(xml.matches("<testcase ").count(), 5);
+    assert!(
+        xml.contains("name=\"saturation\" time=\"0\">\n      <system-out>OK: "),
+        "{xml}"
+    );
+    // A saturated run: the saturation case is skipped with the verdict, not failed.
+    report.saturation.warned = true;
+    report.saturation.lagged_starts = 4;
+    report.judge();
+    let xml = junit::render(&report);
+    assert!(
+        xml.contains("failures=\"3\" errors=\"0\" skipped=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<skipped message=\"results not trustworthy: SATURATED: 4 players started more than 50 ms late"),
+        "{xml}"
+    );
     assert_eq!(
         junit::escape("a<b & \"c\"\u{1}"),
         "a&lt;b &amp; &quot;c&quot;"

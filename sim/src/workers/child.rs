@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::wire::{WorkerMessage, parse_command};
 use crate::engine::{Engine, EngineCommand, EngineOptions};
-use crate::process::ProcessReport;
 use crate::scenario::Plan;
 
 /// How often a worker sends its snapshot (also its heartbeat).
@@ -49,6 +48,7 @@ pub async fn run(plan: Plan, mut options: EngineOptions, index: usize) -> Worker
     options.mergeable_snapshots = true;
     // The parent starts every worker's clock at once, when all are prepared.
     options.hold_start = true;
+    options.process_role = format!("worker {index}");
     let engine = Engine::new(plan, options);
     let mut snapshots = engine.snapshots();
     let snapshots_final = engine.snapshots();
@@ -134,8 +134,8 @@ pub async fn run(plan: Plan, mut options: EngineOptions, index: usize) -> Worker
     )
     .await;
     let (message, exit) = match result {
-        Ok((mut report, outcomes)) => {
-            report.processes = vec![ProcessReport::of_self(format!("worker {index}"))];
+        Ok((report, outcomes)) => {
+            // The engine sampled this process (`worker I`) during the run.
             (
                 WorkerMessage::Finished {
                     report: Box::new(report),
