@@ -116,6 +116,8 @@ pub enum AuthError {
     Missing,
     #[error("invalid authorization: expecting a bearer token")]
     NotBearer,
+    #[error("invalid authorization: more than one authorization header")]
+    DuplicateHeader,
     #[error("token is malformed")]
     Malformed,
     #[error("token algorithm {0} is not accepted: RS256 only")]
@@ -149,6 +151,7 @@ impl AuthError {
         match self {
             AuthError::Missing
             | AuthError::NotBearer
+            | AuthError::DuplicateHeader
             | AuthError::Malformed
             | AuthError::Algorithm(_)
             | AuthError::UnknownKey
@@ -168,6 +171,7 @@ impl AuthError {
         match self {
             AuthError::Missing => "missing",
             AuthError::NotBearer => "not_bearer",
+            AuthError::DuplicateHeader => "duplicate_header",
             AuthError::Malformed => "malformed",
             AuthError::Algorithm(_) => "algorithm",
             AuthError::UnknownKey => "unknown_key",

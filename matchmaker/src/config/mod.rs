@@ -413,6 +413,21 @@ impl Config {
             "http.searching_timeout_secs",
             http.searching_timeout_secs,
         )?;
+        set_secs(
+            &mut h.body_timeout,
+            "http.body_timeout_secs",
+            http.body_timeout_secs,
+        )?;
+        set_secs(
+            &mut h.header_timeout,
+            "http.header_timeout_secs",
+            http.header_timeout_secs,
+        )?;
+        set_secs(
+            &mut h.idle_timeout,
+            "http.idle_timeout_secs",
+            http.idle_timeout_secs,
+        )?;
 
         config.validate()?;
         Ok(config)
@@ -628,6 +643,9 @@ pub struct HttpFile {
     pub max_waiting: Option<usize>,
     pub wait_poll_secs: Option<f64>,
     pub searching_timeout_secs: Option<f64>,
+    pub body_timeout_secs: Option<f64>,
+    pub header_timeout_secs: Option<f64>,
+    pub idle_timeout_secs: Option<f64>,
 }
 
 #[cfg(test)]
