@@ -655,6 +655,32 @@ impl IamStore {
 
     // ---- revocation --------------------------------------------------------------------
 
+    /// `POST /iam/v3/oauth/revoke` for `client_id`: revokes the token only if it was issued to
+    /// that client (RFC 7009 §2.1); a token of another client is refused with
+    /// `unauthorized_client`, one that is not a valid token is a no-op (§2.2).
+    pub fn revoke_client_token(&self, client_id: &str, token: &str) -> ApiResult<()> {
+        let owner = {
+            let d = self.data.lock();
+            d.refresh_grants.get(token).map(|g| g.client_id.clone())
+        };
+        let owner = match owner {
+            Some(owner) => Some(owner),
+            None => self.verified_claims(token).ok().map(|c| c.client_id),
+        };
+        match owner {
+            None => Ok(()),
+            Some(owner) if owner == client_id => {
+                self.revoke_token(token);
+                Ok(())
+            }
+            Some(_) => Err(ApiError::oauth(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "the token was not issued to this client",
+            )),
+        }
+    }
+
     /// Revokes one access token (it enters the bloom filter) or one refresh token.
     pub fn revoke_token(&self, token: &str) {
         let mut d = self.data.lock();
