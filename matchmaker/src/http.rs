@@ -44,7 +44,7 @@
 //!
 //! **Errors** use AGS's REST shape `{"errorCode": <int>, "errorMessage": "<text>"}` (plus
 //! `requiredPermission` on a 403): 400 (20002 validation, 20019 unparsable body), 401 (20001),
-//! 403 (20013 permission or namespace, 20022 not a user token), 404 (510404), 409 (510409 live
+//! 403 (20013 permission or namespace, 20022 not a user token, 20003 banned or not comply), 404 (510404), 409 (510409 live
 //! ticket, 510410 not cancellable or cancelled), 408 (510408 body too slow), 413 (510413), 429 (20007: too many held
 //! requests), 502 (510502 match failed), 503 (510503 shutting down, not ready, store down).
 //! No input makes a handler panic.
@@ -241,6 +241,9 @@ impl From<AuthError> for ApiError {
             AuthError::NotUserToken => (StatusCode::FORBIDDEN, codes::TOKEN_IS_NOT_USER_TOKEN),
             AuthError::WrongNamespace { .. } | AuthError::Forbidden { .. } => {
                 (StatusCode::FORBIDDEN, codes::INSUFFICIENT_PERMISSIONS)
+            }
+            AuthError::Banned { .. } | AuthError::NotComply => {
+                (StatusCode::FORBIDDEN, codes::FORBIDDEN_ACCESS)
             }
             AuthError::NotReady(_) | AuthError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, error_codes::UNAVAILABLE)

@@ -47,6 +47,7 @@
 //! revocation_refresh_secs = 60
 //! clock_skew_secs = 30
 //! role_cache_ttl_secs = 300
+//! require_comply = false
 //!
 //! [pipeline]
 //! topic = "NOTIF"
@@ -353,6 +354,9 @@ impl Config {
             "auth.role_cache_ttl_secs",
             auth.role_cache_ttl_secs,
         )?;
+        if let Some(require) = auth.require_comply {
+            a.require_comply = require;
+        }
 
         let p = &mut config.pipeline;
         for (slot, value) in [
@@ -613,6 +617,7 @@ pub struct AuthFile {
     pub retry_after_failure_secs: Option<f64>,
     pub clock_skew_secs: Option<f64>,
     pub role_cache_ttl_secs: Option<f64>,
+    pub require_comply: Option<bool>,
 }
 
 /// `[pipeline]`.

@@ -236,3 +236,67 @@ async fn slow_heads_and_idle_connections_are_closed() {
     );
     assert!(mm.state.accept_stats().timed_out() >= 3);
 }
+
+/// Players banned in fakes' seed (AGS's ban model) get tokens carrying their bans; a
+/// `MATCHMAKING` or `LOGIN` ban in force is refused with 403 (20003), one that ended is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn banned_players_are_refused() {
+    let mut seed = fakes::seed::Seed::builtin();
+    let template = seed.users[0].clone();
+    for (name, kind, end_date) in [
+        ("banned-mm", "MATCHMAKING", "2999-01-01T00:00:00Z"),
+        ("banned-login", "LOGIN", "2999-01-01T00:00:00Z"),
+        ("ban-over", "MATCHMAKING", "2001-01-01T00:00:00Z"),
+        ("banned-chat", "CHAT_SEND", "2999-01-01T00:00:00Z"),
+    ] {
+        let mut user = template.clone();
+        user.username = name.into();
+        user.password = "BannedPass1!".into();
+        user.user_id = None;
+        user.email = None;
+        user.display_name = None;
+        user.bans = vec![fakes::seed::SeedBan {
+            ban: kind.into(),
+            end_date: end_date.into(),
+            enabled: true,
+            targeted_namespace: String::new(),
+        }];
+        seed.users.push(user);
+    }
+    let config = fakes::FakesConfig {
+        seed,
+        ..fakes::FakesConfig::default()
+    };
+    let fakes = fakes::spawn(config).await.expect("fakes starts");
+    let mm = matchmaker::spawn(stack::config(&fakes))
+        .await
+        .expect("matchmaker starts");
+    let api = Api::new(mm.base_url());
+    let mut refused = Vec::new();
+    for name in ["banned-mm", "banned-login"] {
+        refused
+            .push(stack::Player::connect(&fakes, login(&fakes, name, "BannedPass1!").await).await);
+    }
+    let before = notifications(&fakes);
+    for player in &refused {
+        for route in ["/matchmaking", "/v1/tickets"] {
+            let answer = send(
+                api.http
+                    .post(format!("{}{route}", api.base))
+                    .bearer_auth(&player.account.token),
+            )
+            .await;
+            assert_ags(route, &answer, StatusCode::FORBIDDEN, 20003);
+            let message = answer.1["errorMessage"].as_str().unwrap_or_default();
+            assert!(message.contains("banned"), "{message}");
+        }
+    }
+    assert_eq!(notifications(&fakes), before, "nothing was sent");
+    assert_eq!(tickets_created(&api).await, 0.0);
+
+    for name in ["ban-over", "banned-chat"] {
+        let account = login(&fakes, name, "BannedPass1!").await;
+        let (status, body) = api.create_ticket(&account.token, None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{name}: {body}");
+    }
+}
