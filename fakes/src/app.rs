@@ -26,7 +26,7 @@ pub fn router(state: AppState) -> Router {
             crate::faults::layer::apply,
         ));
     services
-        .merge(crate::control::router())
+        .merge(crate::control::router(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

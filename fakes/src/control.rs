@@ -12,13 +12,17 @@
 //! - `GET`, `PUT /_fakes/faults/seed` — `{"seed": 42}` restarts every decision stream.
 //!
 //! Stats: `GET /_fakes/stats` (JSON) and `GET /metrics` (Prometheus text), see [`crate::stats`].
+//!
+//! With `--control-token` (required when fakes listens on a non-loopback address) every
+//! `/_fakes/*` route needs `Authorization: Bearer <token>`; `/healthz` and `/metrics` stay open.
 //! `POST /_fakes/reset` goes back to the seed data and the fault set loaded at start.
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -32,10 +36,8 @@ use crate::faults::{FaultFile, FaultList, FaultView, FaultsError, driver};
 use crate::state::AppState;
 use crate::stats::{self, PROMETHEUS_CONTENT_TYPE, StatsReport};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+pub fn router(state: AppState) -> Router<AppState> {
+    let control = Router::new()
         .route("/_fakes/reset", post(reset))
         .route("/_fakes/stats", get(stats_json))
         .route(
@@ -47,6 +49,49 @@ pub fn router() -> Router<AppState> {
             "/_fakes/faults/{id}",
             get(get_one).put(put_one).delete(delete_one),
         )
+        .route_layer(middleware::from_fn_with_state(state, require_control_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(control)
+}
+
+/// With a control token configured, `/_fakes/*` needs `Authorization: Bearer <token>` (401 in
+/// the REST shape otherwise).
+async fn require_control_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = state.config.control_token.as_deref() else {
+        return next.run(request).await;
+    };
+    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
+    let given = match (values.next(), values.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim()),
+        _ => None,
+    };
+    if given.is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes())) {
+        next.run(request).await
+    } else {
+        let mut response =
+            ApiError::unauthorized("the control API needs its bearer token").into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        response
+    }
+}
+
+/// Compares without stopping at the first difference (the length is not secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// AccelByte's health shape (`healthcheck-go-sdk`).

@@ -43,6 +43,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "FAKES_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// Bearer token the control API (`/_fakes/*`) requires; required when `--addr` is not a
+    /// loopback address.
+    #[arg(long, env = "FAKES_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
     /// Seed file (TOML): namespaces, clients, roles, users. Default: the built-in seed.
     #[arg(long, env = "FAKES_SEED")]
     seed: Option<PathBuf>,
@@ -131,10 +135,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(seed) = args.fault_seed {
         faults.seed = Some(seed);
     }
+    let control_token = args.control_token.clone().filter(|t| !t.is_empty());
+    if control_token.is_none() && !args.addr.ip().is_loopback() {
+        anyhow::bail!(
+            "--control-token is required when listening on a non-loopback address ({}): /_fakes/* changes faults and data",
+            args.addr
+        );
+    }
     let config = FakesConfig {
         seed: seed.clone(),
         fleet,
         faults,
+        control_token,
     };
     if let Some(path) = &args.faults {
         Faults::check_file(&config.faults, &config.fault_context())

@@ -59,6 +59,26 @@ pub struct SeedUser {
     /// Role ids; empty means the seed's `default_user_roles`.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Bans on the user (AGS's ban model); those in force travel in the user's tokens' `bans`.
+    #[serde(default)]
+    pub bans: Vec<SeedBan>,
+}
+
+/// A ban, as AGS IAM records it: a type (`LOGIN`, `MATCHMAKING`, `CHAT_SEND`, ...), an end
+/// date (RFC 3339), whether it is enabled, and optionally the namespace it targets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedBan {
+    pub ban: String,
+    pub end_date: String,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub targeted_namespace: String,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// The whole seed.

@@ -21,6 +21,8 @@ pub struct FakesConfig {
     /// Faults active from the start (windows count from when the state is built) and the
     /// seed of every fault decision.
     pub faults: FaultFile,
+    /// When set, `/_fakes/*` answers only requests with `Authorization: Bearer <this>`.
+    pub control_token: Option<String>,
 }
 
 impl Default for FakesConfig {
@@ -29,6 +31,7 @@ impl Default for FakesConfig {
             seed: Seed::builtin(),
             fleet: FleetConfig::default(),
             faults: FaultFile::default(),
+            control_token: None,
         }
     }
 }

@@ -275,8 +275,17 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stop_accepting = CancellationToken::new();
     let app = crate::http::router(state.clone());
-    let accepted =
-        serving::accept::start(listener, accept_options(), Arc::clone(state.accept_stats()))?;
+    let http = &state.config().http;
+    let timeouts = serving::Timeouts {
+        header: http.header_timeout,
+        idle: http.idle_timeout,
+    };
+    let accepted = serving::accept::start_with(
+        listener,
+        accept_options(),
+        Arc::clone(state.accept_stats()),
+        timeouts,
+    )?;
     let server = axum::serve(accepted, app)
         .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
         .into_future();

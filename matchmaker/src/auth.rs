@@ -14,6 +14,12 @@
 //!    `accelbyte::bloom`) nor issued (`iat`) at or before its user's `revoked_at`. The list is
 //!    refreshed every `revocation_refresh`; the last good copy stays in use while IAM fails;
 //! 5. it is a user token (`sub`) of the configured namespace;
+//!    it carries no ban in force that keeps the player out of matchmaking: `bans` with `Ban`
+//!    `MATCHMAKING` or `LOGIN` (a full ban), `Enabled`, `TargetedNamespace` empty or this
+//!    namespace, and `EndDate` still ahead (403). With `require_comply`, `is_comply` must be
+//!    true (403): AGS sets it once the user accepted the namespace's mandatory legal
+//!    agreements; its validators do not read it and services enforce it by choice, hence off
+//!    by default;
 //! 6. it grants `NAMESPACE:{namespace}:MATCHMAKING` CREATE — from its own `permissions`
 //!    (concrete, not substituted, as the SDKs read them), else from its roles: each role in
 //!    `namespace_roles` (placeholders `{namespace}` → that role's namespace, `{userId}` → `sub`)
@@ -67,6 +73,10 @@ pub struct AuthConfig {
     pub clock_skew: Duration,
     /// How long a role's permissions are cached.
     pub role_cache_ttl: Duration,
+    /// Refuse tokens whose `is_comply` is false (the user has not accepted the namespace's
+    /// mandatory legal agreements). Off by default, as in AGS, where enforcing it is a choice of
+    /// the service.
+    pub require_comply: bool,
 }
 
 impl Default for AuthConfig {
@@ -78,6 +88,7 @@ impl Default for AuthConfig {
             retry_after_failure: Duration::from_secs(2),
             clock_skew: Duration::from_secs(30),
             role_cache_ttl: Duration::from_secs(300),
+            require_comply: false,
         }
     }
 }
@@ -116,6 +127,8 @@ pub enum AuthError {
     Missing,
     #[error("invalid authorization: expecting a bearer token")]
     NotBearer,
+    #[error("invalid authorization: more than one authorization header")]
+    DuplicateHeader,
     #[error("token is malformed")]
     Malformed,
     #[error("token algorithm {0} is not accepted: RS256 only")]
@@ -134,6 +147,10 @@ pub enum AuthError {
     NotUserToken,
     #[error("token namespace {token} is not {expected}")]
     WrongNamespace { token: String, expected: String },
+    #[error("user is banned ({ban}) until {until}")]
+    Banned { ban: String, until: String },
+    #[error("user has not accepted the mandatory legal agreements")]
+    NotComply,
     #[error("insufficient permissions: {resource} [{action}] required")]
     Forbidden { resource: String, action: u32 },
     #[error("token validation is not ready: {0}")]
@@ -149,6 +166,7 @@ impl AuthError {
         match self {
             AuthError::Missing
             | AuthError::NotBearer
+            | AuthError::DuplicateHeader
             | AuthError::Malformed
             | AuthError::Algorithm(_)
             | AuthError::UnknownKey
@@ -158,6 +176,8 @@ impl AuthError {
             | AuthError::Revoked => 401,
             AuthError::NotUserToken
             | AuthError::WrongNamespace { .. }
+            | AuthError::Banned { .. }
+            | AuthError::NotComply
             | AuthError::Forbidden { .. } => 403,
             AuthError::NotReady(_) | AuthError::Unavailable(_) => 503,
         }
@@ -168,6 +188,7 @@ impl AuthError {
         match self {
             AuthError::Missing => "missing",
             AuthError::NotBearer => "not_bearer",
+            AuthError::DuplicateHeader => "duplicate_header",
             AuthError::Malformed => "malformed",
             AuthError::Algorithm(_) => "algorithm",
             AuthError::UnknownKey => "unknown_key",
@@ -177,6 +198,8 @@ impl AuthError {
             AuthError::Revoked => "revoked",
             AuthError::NotUserToken => "not_user_token",
             AuthError::WrongNamespace { .. } => "wrong_namespace",
+            AuthError::Banned { .. } => "banned",
+            AuthError::NotComply => "not_comply",
             AuthError::Forbidden { .. } => "forbidden",
             AuthError::NotReady(_) => "not_ready",
             AuthError::Unavailable(_) => "unavailable",
@@ -399,6 +422,10 @@ impl Auth {
                 expected: self.inner.namespace.clone(),
             });
         }
+        check_bans(&claims, &self.inner.namespace, chrono::Utc::now())?;
+        if self.inner.config.require_comply && !claims.is_comply {
+            return Err(AuthError::NotComply);
+        }
         self.check_permission(&claims, &user_id).await?;
         Ok(Principal {
             user_id: PlayerId::new(user_id),
@@ -524,6 +551,36 @@ impl Auth {
         );
         Ok(permissions)
     }
+}
+
+/// Bans that keep a player out of matchmaking: `MATCHMAKING`, and `LOGIN` (a full ban: the
+/// user may not use the game at all).
+pub const BLOCKING_BANS: [&str; 2] = ["MATCHMAKING", "LOGIN"];
+
+/// Refuses a token that carries a blocking ban in force: enabled, targeting this namespace (or
+/// none), and ending after `now`. An end date that does not parse counts as in force — a ban is
+/// never lifted by a typo.
+fn check_bans(
+    claims: &JwtClaims,
+    namespace: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AuthError> {
+    for ban in claims.bans.iter().flatten() {
+        if !ban.enabled || !BLOCKING_BANS.contains(&ban.ban.as_str()) {
+            continue;
+        }
+        if !ban.targeted_namespace.is_empty() && ban.targeted_namespace != namespace {
+            continue;
+        }
+        let ends = chrono::DateTime::parse_from_rfc3339(&ban.end_date);
+        if ends.map_or(true, |end| end > now) {
+            return Err(AuthError::Banned {
+                ban: ban.ban.clone(),
+                until: ban.end_date.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn read_revocations(list: RevocationList) -> Revocations {

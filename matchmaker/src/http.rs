@@ -11,9 +11,12 @@
 //! | `GET /readyz` | **200** when the store answers and keys + revocation list are loaded; else **503** |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //!
-//! **Requests.** Every matchmaking route needs `Authorization: Bearer <player token>`
-//! (validated locally, [`crate::auth`]). The body is optional (the tutorial's client sends
-//! none) and at most `max_body_bytes` (1 MiB):
+//! **Requests.** Every matchmaking route needs exactly one `Authorization: Bearer <player
+//! token>` header (validated locally, [`crate::auth`]; a second header is refused with 401). The
+//! token is checked *before* the body is read, so unauthenticated uploads cost nothing; an
+//! authenticated body must arrive within `body_timeout` (408, 510408). The body is optional
+//! (the tutorial's client sends none), at most `max_body_bytes` (1 MiB), and a JSON object —
+//! never an array, which serde would read field by field:
 //!
 //! ```json
 //! {"game_mode": "2v2", "party_members": ["<user id>", {"user_id": "<user id>"}],
@@ -41,8 +44,8 @@
 //!
 //! **Errors** use AGS's REST shape `{"errorCode": <int>, "errorMessage": "<text>"}` (plus
 //! `requiredPermission` on a 403): 400 (20002 validation, 20019 unparsable body), 401 (20001),
-//! 403 (20013 permission or namespace, 20022 not a user token), 404 (510404), 409 (510409 live
-//! ticket, 510410 not cancellable or cancelled), 413 (510413), 429 (20007: too many held
+//! 403 (20013 permission or namespace, 20022 not a user token, 20003 banned or not comply), 404 (510404), 409 (510409 live
+//! ticket, 510410 not cancellable or cancelled), 408 (510408 body too slow), 413 (510413), 429 (20007: too many held
 //! requests), 502 (510502 match failed), 503 (510503 shutting down, not ready, store down).
 //! No input makes a handler panic.
 //!
@@ -54,7 +57,7 @@ use std::time::Duration;
 use accelbyte::models::error::{RequiredPermission, RestError, codes};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -77,6 +80,7 @@ pub mod error_codes {
     pub const NOT_FOUND: i64 = 510404;
     pub const LIVE_TICKET: i64 = 510409;
     pub const NOT_CANCELLABLE: i64 = 510410;
+    pub const BODY_TIMEOUT: i64 = 510408;
     pub const BODY_TOO_LARGE: i64 = 510413;
     pub const MATCH_FAILED: i64 = 510502;
     pub const UNAVAILABLE: i64 = 510503;
@@ -105,6 +109,12 @@ pub struct HttpConfig {
     pub wait_poll: Duration,
     /// Bound on sending `searching` before a request starts waiting.
     pub searching_timeout: Duration,
+    /// How long an authenticated request's body may take to arrive (408 beyond).
+    pub body_timeout: Duration,
+    /// How long a connection may take to send a request head (closed beyond).
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request (closed beyond).
+    pub idle_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -114,6 +124,9 @@ impl Default for HttpConfig {
             max_waiting: 100_000,
             wait_poll: Duration::from_secs(2),
             searching_timeout: Duration::from_secs(2),
+            body_timeout: Duration::from_secs(10),
+            header_timeout: serving::Timeouts::default().header,
+            idle_timeout: serving::Timeouts::default().idle,
         }
     }
 }
@@ -123,8 +136,12 @@ impl HttpConfig {
         if self.max_body_bytes == 0 || self.max_waiting == 0 {
             return Err("max_body_bytes and max_waiting must be positive".into());
         }
-        if self.wait_poll.is_zero() {
-            return Err("wait_poll must be positive".into());
+        if self.wait_poll.is_zero()
+            || self.body_timeout.is_zero()
+            || self.header_timeout.is_zero()
+            || self.idle_timeout.is_zero()
+        {
+            return Err("wait_poll and the http timeouts must be positive".into());
         }
         Ok(())
     }
@@ -225,6 +242,9 @@ impl From<AuthError> for ApiError {
             AuthError::WrongNamespace { .. } | AuthError::Forbidden { .. } => {
                 (StatusCode::FORBIDDEN, codes::INSUFFICIENT_PERMISSIONS)
             }
+            AuthError::Banned { .. } | AuthError::NotComply => {
+                (StatusCode::FORBIDDEN, codes::FORBIDDEN_ACCESS)
+            }
             AuthError::NotReady(_) | AuthError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, error_codes::UNAVAILABLE)
             }
@@ -288,19 +308,33 @@ struct RequestBody {
     attributes: serde_json::Map<String, Value>,
 }
 
-/// A party member, as a bare id or as the tutorial's `{"user_id": ...}`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Member {
-    Id(String),
-    Object { user_id: String },
+/// A party member, as a bare id or as the tutorial's `{"user_id": ...}` — an object, never an
+/// array read by position.
+#[derive(Debug)]
+struct Member(String);
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Object {
+            user_id: String,
+        }
+        match Value::deserialize(deserializer)? {
+            Value::String(id) => Ok(Member(id)),
+            object @ Value::Object(_) => serde_json::from_value::<Object>(object)
+                .map(|o| Member(o.user_id))
+                .map_err(serde::de::Error::custom),
+            _ => Err(serde::de::Error::custom(
+                "a party member is a user id or an object {\"user_id\": ...}",
+            )),
+        }
+    }
 }
 
 impl Member {
     fn id(self) -> String {
-        match self {
-            Member::Id(id) | Member::Object { user_id: id } => id,
-        }
+        self.0
     }
 }
 
@@ -340,8 +374,16 @@ fn parse_request(
     caller: &Principal,
     default_mode: &str,
 ) -> Result<TicketRequest, ApiError> {
-    let parsed: RequestBody = if body.iter().all(u8::is_ascii_whitespace) {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let parsed: RequestBody = if first.is_none() {
         RequestBody::default()
+    } else if first != Some(&b'{') {
+        // serde would read a struct from an array by position: `[]` or `["2v2"]` must not pass.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::UNABLE_TO_PARSE_REQUEST_BODY,
+            "unable to parse the request body: expecting a JSON object",
+        ));
     } else {
         serde_json::from_slice(body).map_err(|e| {
             ApiError::new(
@@ -436,10 +478,16 @@ fn parse_attributes(map: serde_json::Map<String, Value>) -> Result<Attributes, A
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let header = headers.get(header::AUTHORIZATION).map(HeaderValue::to_str);
-    let token = match header.transpose().map_err(|_| AuthError::NotBearer) {
-        Ok(header) => bearer_token(header),
-        Err(e) => Err(e),
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let header = values.next().map(HeaderValue::to_str);
+    let token = if values.next().is_some() {
+        // Which one would a proxy in front have checked? Refuse rather than pick one.
+        Err(AuthError::DuplicateHeader)
+    } else {
+        match header.transpose().map_err(|_| AuthError::NotBearer) {
+            Ok(header) => bearer_token(header),
+            Err(e) => Err(e),
+        }
     };
     let token = match token {
         Ok(token) => token,
@@ -451,14 +499,22 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     Ok(state.auth().authenticate(token).await?)
 }
 
-/// Authenticates, parses and queues; the common start of both matchmaking routes.
-async fn submit(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Ticket, ApiError> {
-    let caller = authenticate(state, headers).await?;
-    let body = read_body(body)?;
+/// Authenticates, then reads the body, parses and queues; the common start of both matchmaking
+/// routes. The body is read only once the token is good, so unauthenticated uploads cost
+/// nothing (hyper closes the connection instead of reading them).
+async fn submit(state: &AppState, request: Request) -> Result<Ticket, ApiError> {
+    let caller = authenticate(state, request.headers()).await?;
+    let read = Bytes::from_request(request, &());
+    let body = match tokio::time::timeout(state.config().http.body_timeout, read).await {
+        Ok(body) => read_body(body)?,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                error_codes::BODY_TIMEOUT,
+                "the request body did not arrive in time",
+            ));
+        }
+    };
     let request = parse_request(&body, &caller, &state.config().default_mode)?;
     if state.is_draining() {
         return Err(ApiError::unavailable("the matchmaker is shutting down"));
@@ -581,8 +637,7 @@ async fn wait_final(state: &AppState, ticket: &Ticket, waiter: &Waiter) -> Waite
 /// `POST /matchmaking` and `POST /`: queue, hold, answer like the tutorial.
 async fn matchmaking(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     if state.waiters().len() >= state.config().http.max_waiting {
         return Err(ApiError::new(
@@ -591,7 +646,7 @@ async fn matchmaking(
             "too many matchmaking requests are waiting; retry later or use /v1/tickets",
         ));
     }
-    let ticket = submit(&state, &headers, body).await?;
+    let ticket = submit(&state, request).await?;
     let _holding = Holding::new(&state);
     let waiter = state.waiters().register(ticket.id.clone());
     let guard = CancelOnDrop {
@@ -705,10 +760,9 @@ pub fn ticket_view(ticket: &Ticket) -> Value {
 /// `POST /v1/tickets`: queue and answer at once.
 async fn create_ticket(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let ticket = submit(&state, &headers, body).await?;
+    let ticket = submit(&state, request).await?;
     let location = format!("/v1/tickets/{}", ticket.id);
     let mut response = (StatusCode::ACCEPTED, Json(ticket_view(&ticket))).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
@@ -918,6 +972,9 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
             (br#"[1, 2]"#, StatusCode::BAD_REQUEST),
+            (b" []", StatusCode::BAD_REQUEST),
+            (br#"["2v2"]"#, StatusCode::BAD_REQUEST),
+            (br#"{"party_members": [["a"]]}"#, StatusCode::BAD_REQUEST),
         ] {
             let err = parse_request(bad, &caller(), "1v1").expect_err("refused");
             assert_eq!(err.status, status, "{}", String::from_utf8_lossy(bad));

@@ -31,6 +31,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::watch::{Timeouts, Watch};
+
 /// Shortest pause after a resource error.
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// Longest pause after repeated resource errors.
@@ -57,6 +59,8 @@ pub struct AcceptStats {
     pub handed_off: AtomicU64,
     /// HTTP connections open now.
     pub open: AtomicUsize,
+    /// HTTP connections closed because a request head or the next request did not come in time.
+    pub timed_out: AtomicU64,
 }
 
 impl AcceptStats {
@@ -71,6 +75,9 @@ impl AcceptStats {
     }
     pub fn handed_off(&self) -> u64 {
         self.handed_off.load(Ordering::Relaxed)
+    }
+    pub fn timed_out(&self) -> u64 {
+        self.timed_out.load(Ordering::Relaxed)
     }
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
@@ -125,6 +132,7 @@ pub struct AcceptOptions {
 pub struct Conn {
     stream: TcpStream,
     stats: Arc<AcceptStats>,
+    watch: Watch,
 }
 
 impl Drop for Conn {
@@ -139,7 +147,18 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                self.watch.read(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if self.watch.expired(cx) => {
+                self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(Err(self.watch.error()))
+            }
+            other => other,
+        }
     }
 }
 
@@ -149,7 +168,11 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            self.watch.wrote(&buf[..n]);
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -165,7 +188,15 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = written {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            self.watch.wrote(&first[..n.min(first.len())]);
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -197,12 +228,22 @@ impl axum::serve::Listener for Accepted {
     }
 }
 
-/// Starts the accept loop on `listener` and returns the listener axum should serve. The loop
-/// ends when the returned [`Accepted`] is dropped.
+/// Starts the accept loop on `listener` with the default [`Timeouts`] and returns the listener
+/// axum should serve. The loop ends when the returned [`Accepted`] is dropped.
 pub fn start(
     listener: TcpListener,
     options: AcceptOptions,
     stats: Arc<AcceptStats>,
+) -> io::Result<Accepted> {
+    start_with(listener, options, stats, Timeouts::default())
+}
+
+/// [`start`] with the given connection [`Timeouts`] (see [`crate::watch`]).
+pub fn start_with(
+    listener: TcpListener,
+    options: AcceptOptions,
+    stats: Arc<AcceptStats>,
+    timeouts: Timeouts,
 ) -> io::Result<Accepted> {
     let local = listener.local_addr()?;
     let (tx, rx) = mpsc::channel(QUEUE);
@@ -213,6 +254,7 @@ pub fn start(
         max_connections: options.max_connections.max(1),
         refusal,
         refusals_logged: Arc::default(),
+        timeouts,
     };
     tokio::spawn(loop_state.run(listener, options.dispatch));
     Ok(Accepted { rx, local })
@@ -224,6 +266,7 @@ struct Loop {
     max_connections: usize,
     refusal: Arc<[u8]>,
     refusals_logged: Arc<gate::LogGate>,
+    timeouts: Timeouts,
 }
 
 impl Loop {
@@ -280,6 +323,7 @@ impl Loop {
             max_connections: self.max_connections,
             refusal: Arc::clone(&self.refusal),
             refusals_logged: Arc::clone(&self.refusals_logged),
+            timeouts: self.timeouts,
         }
     }
 
@@ -303,6 +347,7 @@ impl Loop {
         let conn = Conn {
             stream,
             stats: Arc::clone(&self.stats),
+            watch: Watch::new(self.timeouts),
         };
         self.tx.send((conn, peer)).await.is_ok()
     }
@@ -483,5 +528,91 @@ mod tests {
         let (_conn, _) = accepted.accept().await;
         assert_eq!(stats.open(), 1);
         assert_eq!(stats.accepted(), 3);
+    }
+
+    /// Serves a tiny app (`/slow` answers after `hold`) through the loop with `timeouts`.
+    async fn serve_app(timeouts: Timeouts, hold: Duration) -> (SocketAddr, Arc<AcceptStats>) {
+        let listener = crate::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stats = Arc::new(AcceptStats::default());
+        let options = AcceptOptions {
+            max_connections: 16,
+            refusal: refusal(),
+            dispatch: None,
+        };
+        let accepted = start_with(listener, options, Arc::clone(&stats), timeouts).expect("start");
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/slow",
+                axum::routing::get(move || async move {
+                    tokio::time::sleep(hold).await;
+                    "slow"
+                }),
+            );
+        tokio::spawn(async move { axum::serve(accepted, app).await });
+        (addr, stats)
+    }
+
+    /// Reads until the server closes; `None` if it did not within `within`.
+    async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<String> {
+        let mut out = Vec::new();
+        let read = async {
+            let mut buf = [0_u8; 1024];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(within, read).await.ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    const WITHIN: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn slow_heads_and_idle_connections_are_closed_held_requests_are_not() {
+        let timeouts = Timeouts {
+            header: Duration::from_millis(200),
+            idle: Duration::from_millis(300),
+        };
+        let (addr, stats) = serve_app(timeouts, Duration::from_millis(800)).await;
+
+        // Nothing at all, then half a head: both closed without an answer.
+        let mut silent = TcpStream::connect(addr).await.expect("connects");
+        let answer = read_until_closed(&mut silent, WITHIN).await;
+        assert_eq!(answer.as_deref(), Some(""), "closed, unanswered");
+        let mut trickle = TcpStream::connect(addr).await.expect("connects");
+        trickle
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        let answer = read_until_closed(&mut trickle, WITHIN).await;
+        assert_eq!(answer.as_deref(), Some(""), "closed, unanswered");
+
+        // A request held longer than both timeouts is answered; then the idle connection closes.
+        let started = Instant::now();
+        let mut held = TcpStream::connect(addr).await.expect("connects");
+        held.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_until_closed(&mut held, WITHIN).await.expect("closed");
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        assert!(answer.ends_with("slow"), "{answer}");
+        assert!(started.elapsed() >= Duration::from_millis(800));
+        assert_eq!(stats.timed_out(), 3, "two slow heads, one idle connection");
+
+        // A keep-alive connection serves request after request while they come in time.
+        let mut busy = TcpStream::connect(addr).await.expect("connects");
+        for _ in 0..3 {
+            busy.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("write");
+            let mut buf = [0_u8; 1024];
+            let n = busy.read(&mut buf).await.expect("answer");
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
+        }
     }
 }

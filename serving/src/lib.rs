@@ -6,15 +6,19 @@
 //! - [`accept`]: the accept loop. It backs off instead of spinning or dying when descriptors run
 //!   out, refuses connections past a cap with an immediate `503` and `Retry-After` (a client
 //!   learns "come back later" in microseconds instead of timing out), and can hand connections
-//!   to someone else before HTTP sees them (fakes' lobby shards).
+//!   to someone else before HTTP sees them (fakes' lobby shards);
+//! - [`watch`]: connection timeouts — a request head must arrive within a bound, an idle
+//!   keep-alive connection is closed after another (slow-header clients cannot pin descriptors).
 
 pub mod accept;
+pub mod watch;
 
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
 pub use accept::{AcceptOptions, AcceptStats, Accepted, Dispatch, Dispatched, Refusal};
+pub use watch::Timeouts;
 
 /// Accept backlog: the default 128 overflows under connection bursts and stalls clients 1–2 s.
 pub const LISTEN_BACKLOG: u32 = 4096;

@@ -52,16 +52,51 @@ fn redirect_error(base: &str, error: &ApiError, state: Option<&str>) -> Response
     redirect(base, &params)
 }
 
-/// Where errors go: the request's redirect URI, else the client's, else the login page.
-fn error_target(state: &AppState, client_id: Option<&str>, redirect_uri: Option<&str>) -> String {
-    if let Some(uri) = redirect_uri.filter(|u| !u.is_empty()) {
-        return uri.to_owned();
-    }
-    client_id
-        .and_then(|id| state.iam.client(id))
-        .map(|c| c.redirect_uri)
+/// The redirect URIs registered for a client: its `redirect_uri`, a comma-separated list as in
+/// AGS's client model.
+fn registered_uris(client: &ClientRecord) -> impl Iterator<Item = &str> {
+    client
+        .redirect_uri
+        .split(',')
+        .map(str::trim)
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| LOGIN_PAGE.to_owned())
+}
+
+/// Where the browser goes, success or error: the request's `redirect_uri` when it is exactly one
+/// the client registered, else the client's first registered URI when the request names none,
+/// else the login page. `Err` carries the reason when the request names a client or URI that
+/// does not check out — errors then go to the login page, never to the unregistered URI.
+fn redirect_target(
+    state: &AppState,
+    client_id: Option<&str>,
+    redirect_uri: Option<&str>,
+) -> Result<String, &'static str> {
+    let requested = redirect_uri.filter(|u| !u.is_empty());
+    let Some(client) = client_id
+        .filter(|c| !c.is_empty())
+        .and_then(|id| state.iam.client(id))
+    else {
+        return match requested {
+            Some(_) => Err("redirect_uri does not match a registered redirect URI of the client"),
+            None => Ok(LOGIN_PAGE.to_owned()),
+        };
+    };
+    match requested {
+        Some(uri) if registered_uris(&client).any(|r| r == uri) => Ok(uri.to_owned()),
+        Some(_) => Err("redirect_uri does not match a registered redirect URI of the client"),
+        None => Ok(registered_uris(&client)
+            .next()
+            .unwrap_or(LOGIN_PAGE)
+            .to_owned()),
+    }
+}
+
+fn invalid_redirect(description: &str, state: Option<&str>) -> Response {
+    redirect_error(
+        LOGIN_PAGE,
+        &ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_request", description),
+        state,
+    )
 }
 
 /// `GET /iam/v3/oauth/authorize`.
@@ -69,7 +104,10 @@ pub async fn authorize(
     State(state): State<AppState>,
     QueryParams(q): QueryParams<AuthorizeQuery>,
 ) -> Response {
-    let target = error_target(&state, q.client_id.as_deref(), q.redirect_uri.as_deref());
+    let target = match redirect_target(&state, q.client_id.as_deref(), q.redirect_uri.as_deref()) {
+        Ok(target) => target,
+        Err(why) => return invalid_redirect(why, q.state.as_deref()),
+    };
     let fail = |error: &'static str, description: &str| {
         redirect_error(
             &target,
@@ -127,7 +165,10 @@ pub async fn authenticate(
     State(state): State<AppState>,
     FormBody(f): FormBody<AuthenticateForm>,
 ) -> Response {
-    let target = error_target(&state, f.client_id.as_deref(), f.redirect_uri.as_deref());
+    let target = match redirect_target(&state, f.client_id.as_deref(), f.redirect_uri.as_deref()) {
+        Ok(target) => target,
+        Err(why) => return invalid_redirect(why, f.state.as_deref()),
+    };
     let (Some(user), Some(password), Some(request_id)) = (
         f.user_name.as_deref(),
         f.password.as_deref(),
@@ -277,11 +318,11 @@ pub async fn verify_legacy(
 /// `POST /iam/v3/oauth/revoke`: 200 whether or not the token was known (RFC 7009).
 pub async fn revoke(
     State(state): State<AppState>,
-    _client: BasicClient,
+    BasicClient(client): BasicClient,
     FormBody(form): FormBody<TokenOnlyForm>,
 ) -> ApiResult<StatusCode> {
     let token = required(&form.token, "token")?;
-    state.iam.revoke_token(token);
+    state.iam.revoke_client_token(&client.id, token)?;
     Ok(StatusCode::OK)
 }
 

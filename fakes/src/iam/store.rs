@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use accelbyte::bloom::BloomFilter;
 use accelbyte::models::error::codes;
 use accelbyte::models::iam::{
-    JwtClaims, NamespaceRole, PermissionPascal, PermissionV3, RevocationList, RevokedUser,
-    TokenResponseV3,
+    Ban, JwtBan, JwtClaims, NamespaceRole, PermissionPascal, PermissionV3, RevocationList,
+    RevokedUser, TokenResponseV3,
 };
 use accelbyte::permission::{self, Permission};
 use axum::http::StatusCode;
@@ -67,6 +67,21 @@ pub struct UserRecord {
     pub date_of_birth: String,
     pub created_at: String,
     pub enabled: bool,
+    /// Bans as AGS records them; those in force go into the user's tokens.
+    pub bans: Vec<Ban>,
+}
+
+impl UserRecord {
+    /// The bans in force now: enabled and ending in the future (an unreadable end date counts
+    /// as in force).
+    pub fn bans_in_force(&self, now: DateTime<Utc>) -> Vec<Ban> {
+        self.bans
+            .iter()
+            .filter(|b| b.enabled)
+            .filter(|b| DateTime::parse_from_rfc3339(&b.end_date).map_or(true, |end| end > now))
+            .cloned()
+            .collect()
+    }
 }
 
 #[derive(Debug)]
@@ -263,6 +278,17 @@ impl IamStore {
                 date_of_birth: "1990-01-01".into(),
                 created_at: now_rfc3339_nanos(Utc::now()),
                 enabled: true,
+                bans: u
+                    .bans
+                    .iter()
+                    .map(|b| Ban {
+                        ban: b.ban.clone(),
+                        enabled: b.enabled,
+                        end_date: b.end_date.clone(),
+                        targeted_namespace: b.targeted_namespace.clone(),
+                        disabled_date: None,
+                    })
+                    .collect(),
             };
             insert_user(&mut d, user);
         }
@@ -578,6 +604,7 @@ impl IamStore {
                 namespace: user.namespace.clone(),
             })
             .collect();
+        let bans = user.bans_in_force(Utc::now());
         let now = Utc::now().timestamp();
         let claims = JwtClaims {
             sub: Some(user.user_id.clone()),
@@ -589,7 +616,16 @@ impl IamStore {
             roles: user.roles.clone(),
             namespace_roles: namespace_roles.clone(),
             permissions: permissions.iter().map(PermissionPascal::from).collect(),
-            bans: Some(Vec::new()),
+            bans: Some(
+                bans.iter()
+                    .map(|b| JwtBan {
+                        ban: b.ban.clone(),
+                        end_date: b.end_date.clone(),
+                        enabled: b.enabled,
+                        targeted_namespace: b.targeted_namespace.clone(),
+                    })
+                    .collect(),
+            ),
             jflgs: 1,
             scope: scope.to_owned(),
             country: user.country.clone(),
@@ -613,7 +649,7 @@ impl IamStore {
         );
         Ok(TokenResponseV3 {
             access_token,
-            bans: Vec::new(),
+            bans,
             display_name: user.display_name.clone(),
             expires_in: lifetimes.access.as_secs() as i64,
             is_comply: true,
@@ -654,6 +690,32 @@ impl IamStore {
     }
 
     // ---- revocation --------------------------------------------------------------------
+
+    /// `POST /iam/v3/oauth/revoke` for `client_id`: revokes the token only if it was issued to
+    /// that client (RFC 7009 §2.1); a token of another client is refused with
+    /// `unauthorized_client`, one that is not a valid token is a no-op (§2.2).
+    pub fn revoke_client_token(&self, client_id: &str, token: &str) -> ApiResult<()> {
+        let owner = {
+            let d = self.data.lock();
+            d.refresh_grants.get(token).map(|g| g.client_id.clone())
+        };
+        let owner = match owner {
+            Some(owner) => Some(owner),
+            None => self.verified_claims(token).ok().map(|c| c.client_id),
+        };
+        match owner {
+            None => Ok(()),
+            Some(owner) if owner == client_id => {
+                self.revoke_token(token);
+                Ok(())
+            }
+            Some(_) => Err(ApiError::oauth(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "the token was not issued to this client",
+            )),
+        }
+    }
 
     /// Revokes one access token (it enters the bloom filter) or one refresh token.
     pub fn revoke_token(&self, token: &str) {

@@ -122,6 +122,7 @@ fn record_from_v4(namespace: &str, body: &CreateUserRequestV4) -> ApiResult<User
         date_of_birth: body.date_of_birth.clone(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         enabled: true,
+        bans: Vec::new(),
     })
 }
 
@@ -248,6 +249,7 @@ pub async fn create_test_users(
             date_of_birth: "1990-01-01".into(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             enabled: true,
+            bans: Vec::new(),
         })?;
         data.push(TestUser {
             user_id: user.user_id,

@@ -3,6 +3,7 @@
 mod common;
 mod dsmc;
 mod faults;
+mod hardening;
 mod iam;
 mod lobby;
 mod redis;

@@ -47,6 +47,7 @@
 //! revocation_refresh_secs = 60
 //! clock_skew_secs = 30
 //! role_cache_ttl_secs = 300
+//! require_comply = false
 //!
 //! [pipeline]
 //! topic = "NOTIF"
@@ -353,6 +354,9 @@ impl Config {
             "auth.role_cache_ttl_secs",
             auth.role_cache_ttl_secs,
         )?;
+        if let Some(require) = auth.require_comply {
+            a.require_comply = require;
+        }
 
         let p = &mut config.pipeline;
         for (slot, value) in [
@@ -412,6 +416,21 @@ impl Config {
             &mut h.searching_timeout,
             "http.searching_timeout_secs",
             http.searching_timeout_secs,
+        )?;
+        set_secs(
+            &mut h.body_timeout,
+            "http.body_timeout_secs",
+            http.body_timeout_secs,
+        )?;
+        set_secs(
+            &mut h.header_timeout,
+            "http.header_timeout_secs",
+            http.header_timeout_secs,
+        )?;
+        set_secs(
+            &mut h.idle_timeout,
+            "http.idle_timeout_secs",
+            http.idle_timeout_secs,
         )?;
 
         config.validate()?;
@@ -598,6 +617,7 @@ pub struct AuthFile {
     pub retry_after_failure_secs: Option<f64>,
     pub clock_skew_secs: Option<f64>,
     pub role_cache_ttl_secs: Option<f64>,
+    pub require_comply: Option<bool>,
 }
 
 /// `[pipeline]`.
@@ -628,6 +648,9 @@ pub struct HttpFile {
     pub max_waiting: Option<usize>,
     pub wait_poll_secs: Option<f64>,
     pub searching_timeout_secs: Option<f64>,
+    pub body_timeout_secs: Option<f64>,
+    pub header_timeout_secs: Option<f64>,
+    pub idle_timeout_secs: Option<f64>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use accelbyte::bloom::BloomFilter;
 use accelbyte::client::Config as AbConfig;
 use accelbyte::models::iam::{
-    Jwk, Jwks, JwtClaims, NamespaceRole, PermissionPascal, PermissionV3, RevocationList,
+    Jwk, Jwks, JwtBan, JwtClaims, NamespaceRole, PermissionPascal, PermissionV3, RevocationList,
     RevokedUser, RoleResponseV3, TokenResponseV3,
 };
 use axum::extract::{Path, State};
@@ -441,4 +441,86 @@ async fn nothing_is_accepted_before_keys_are_loaded() {
         auth.authenticate(&keys()[0].sign(&claims("u"))).await,
         Err(AuthError::NotReady(_))
     ));
+}
+
+fn ban(kind: &str, end_date: &str, enabled: bool, namespace: &str) -> JwtBan {
+    JwtBan {
+        ban: kind.into(),
+        end_date: end_date.into(),
+        enabled,
+        targeted_namespace: namespace.into(),
+    }
+}
+
+/// A `MATCHMAKING` or `LOGIN` ban in force is refused (403); bans that ended, are disabled,
+/// target another namespace or are of another kind are not.
+#[tokio::test]
+async fn bans_in_force_are_refused() {
+    let (_iam, auth) = setup(AuthConfig::default()).await;
+    let ahead = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let past = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let with = |bans: Vec<JwtBan>| {
+        keys()[0].sign(&JwtClaims {
+            bans: Some(bans),
+            ..claims("u")
+        })
+    };
+    for bans in [
+        vec![ban("MATCHMAKING", &ahead, true, "")],
+        vec![ban("LOGIN", &ahead, true, NS)],
+        vec![
+            ban("CHAT_SEND", &ahead, true, ""),
+            ban("MATCHMAKING", &ahead, true, ""),
+        ],
+        vec![ban("MATCHMAKING", "not a date", true, "")],
+    ] {
+        let error = auth
+            .authenticate(&with(bans.clone()))
+            .await
+            .expect_err("banned");
+        assert!(
+            matches!(error, AuthError::Banned { .. }),
+            "{bans:?}: {error:?}"
+        );
+        assert_eq!(error.status(), 403);
+    }
+    for bans in [
+        vec![],
+        vec![ban("MATCHMAKING", &past, true, "")],
+        vec![ban("MATCHMAKING", &ahead, false, "")],
+        vec![ban("LOGIN", &ahead, true, "another-game")],
+        vec![ban("CHAT_SEND", &ahead, true, "")],
+    ] {
+        auth.authenticate(&with(bans.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{bans:?} does not keep the player out: {e:?}"));
+    }
+}
+
+/// `is_comply` is read only when the service asks for it (`require_comply`).
+#[tokio::test]
+async fn is_comply_is_required_only_when_configured() {
+    let not_comply = keys()[0].sign(&JwtClaims {
+        is_comply: false,
+        ..claims("u")
+    });
+    let comply = keys()[0].sign(&JwtClaims {
+        is_comply: true,
+        ..claims("u")
+    });
+    let (_iam, lenient) = setup(AuthConfig::default()).await;
+    lenient
+        .authenticate(&not_comply)
+        .await
+        .expect("not enforced by default");
+    let (_iam, strict) = setup(AuthConfig {
+        require_comply: true,
+        ..AuthConfig::default()
+    })
+    .await;
+    assert_eq!(
+        strict.authenticate(&not_comply).await,
+        Err(AuthError::NotComply)
+    );
+    strict.authenticate(&comply).await.expect("comply");
 }
