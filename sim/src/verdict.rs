@@ -115,6 +115,8 @@ pub struct Evidence<'a> {
     /// The target was embedded: the servers' processes belong to the harness.
     pub embedded: bool,
     pub saturation: &'a Saturation,
+    /// Searches started: late starts are judged against them.
+    pub arrivals: u64,
     pub processes: &'a [ProcessReport],
     pub machine: Option<&'a MachineReport>,
     pub sut: Option<&'a SutCounters>,
@@ -126,6 +128,7 @@ pub fn judge(report: &RunReport) -> Verdict {
     judge_evidence(&Evidence {
         embedded: report.scenario.target == "embedded",
         saturation: &report.saturation,
+        arrivals: report.players,
         processes: &report.processes,
         machine: report.machine.as_ref(),
         sut: report.sut.as_ref(),
@@ -133,12 +136,25 @@ pub fn judge(report: &RunReport) -> Verdict {
     })
 }
 
+/// Late starts say the generator fell behind when they are more than a stray: over
+/// [`LATE_STARTS_PER_MILLE`] ‰ of the searches, or one of them at least [`LATE_START_MS`] late.
+/// (One player 60 ms late among 300,000 is a scheduler hiccup, not a load that was not met.)
+fn start_lag_matters(s: &Saturation, arrivals: u64) -> bool {
+    s.lagged_starts.saturating_mul(1000) > arrivals.saturating_mul(LATE_STARTS_PER_MILLE)
+        || s.max_lag_ms >= LATE_START_MS
+}
+
+/// Late starts (past 50 ms) tolerated per thousand searches.
+pub const LATE_STARTS_PER_MILLE: u64 = 1;
+/// A start this late always counts.
+pub const LATE_START_MS: f64 = 1000.0;
+
 /// Judges from the parts of a report.
 pub fn judge_evidence(report: &Evidence<'_>) -> Verdict {
     let embedded = report.embedded;
     let mut findings = Vec::new();
     let s = report.saturation;
-    if s.warned {
+    if s.warned && start_lag_matters(s, report.arrivals) {
         findings.push(Finding {
             side: Side::Generator,
             limit: Limit::StartLag,

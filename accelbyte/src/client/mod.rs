@@ -155,6 +155,9 @@ impl AbClient {
         })
     }
 
+    /// How long an idle pooled connection is kept for reuse.
+    pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// The builder [`new`](Self::new) uses: redirects disabled, pooled keep-alive connections,
     /// `TCP_NODELAY`, a connect timeout of [`DEFAULT_CONNECT_TIMEOUT`] and a request timeout of
     /// [`DEFAULT_REQUEST_TIMEOUT`].
@@ -169,7 +172,10 @@ impl AbClient {
             .tcp_nodelay(true)
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
             .timeout(DEFAULT_REQUEST_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Well under the servers' idle limit (matchbench's close keep-alive connections
+            // quiet for 60 s): a pooled connection the server is closing at the moment it is
+            // reused fails the request that picked it.
+            .pool_idle_timeout(Self::POOL_IDLE_TIMEOUT)
     }
 
     pub fn config(&self) -> &Config {

@@ -47,6 +47,7 @@ impl Fixture {
         judge_evidence(&Evidence {
             embedded: self.embedded,
             saturation: &self.saturation,
+            arrivals: 1_000,
             processes: &self.processes,
             machine: self.machine.as_ref(),
             sut: self.sut.as_ref(),
@@ -264,4 +265,27 @@ fn busy_stretches_are_measured_between_samples() {
     assert_eq!(thousands(19_800), "19,800");
     assert_eq!(thousands(999), "999");
     assert_eq!(thousands(1_000_000), "1,000,000");
+}
+
+#[test]
+fn a_stray_late_start_is_not_saturation_but_many_or_one_very_late_are() {
+    let mut f = Fixture::new(Vec::new());
+    let lag = |lagged_starts, max_lag_ms| Saturation {
+        warned: true,
+        lagged_starts,
+        max_lag_ms,
+    };
+    let start_lag = |f: &Fixture| {
+        f.judge()
+            .findings
+            .iter()
+            .any(|finding| finding.limit == Limit::StartLag)
+    };
+    // The fixture's run has 1,000 searches: one 60 ms late is a hiccup.
+    f.saturation = lag(1, 60.0);
+    assert!(!start_lag(&f));
+    f.saturation = lag(2, 60.0);
+    assert!(start_lag(&f), "0.2% of starts late");
+    f.saturation = lag(1, 1_500.0);
+    assert!(start_lag(&f), "one start 1.5 s late");
 }
