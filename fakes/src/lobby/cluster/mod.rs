@@ -2,7 +2,7 @@
 //!
 //! One process holds at most ~20,000 open files, and a launch-scale test needs 100,000 lobby
 //! sockets. With `fakes serve --lobby-shards N --redis URL` the process that listens on the
-//! base URL (the *primary*) keeps every service and all state — IAM, the lobby [`Hub`] with
+//! base URL (the *primary*) keeps every service and all state — IAM, the lobby [`Hub`](super::hub::Hub) with
 //! its backlogs and its one-connection-per-user rule, session browser, DSMC, faults, stats —
 //! and only the *sockets* of the lobby live in N shard processes it starts:
 //!
@@ -17,7 +17,7 @@
 //!    [`super::ws`]).
 //! 3. Between them runs a bus on Redis pub/sub (an existing engine, not a protocol of ours):
 //!    the shard announces `opened`/`closed` on the primary's channel; the primary registers
-//!    the connection in its [`Hub`] and relays every frame the hub sends it, and every close
+//!    the connection in its hub and relays every frame the hub sends it, and every close
 //!    it asks for (4041 on a second session, 4020 on revocation, injected disconnects), on the
 //!    shard's channel. So delivery, queueing for offline users, ordering and fault injection
 //!    all still happen in the one send path of the one hub: each notification reaches the one
@@ -44,8 +44,6 @@ use serde::{Deserialize, Serialize};
 pub use primary::Primary;
 pub use shard::{ShardArgs, run_shard};
 
-#[allow(unused_imports)]
-use super::hub::Hub;
 use super::hub::LobbyStats;
 
 /// The bus connection waits for Redis as long as it takes. The client's default (answer within
