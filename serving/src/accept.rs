@@ -57,7 +57,7 @@ pub struct AcceptStats {
     pub refused_over_cap: AtomicU64,
     /// Connections a [`Dispatch`] took (e.g. handed to another process).
     pub handed_off: AtomicU64,
-    /// HTTP connections open now.
+    /// Connections open now: being served over HTTP, or still being looked at by a dispatch.
     pub open: AtomicUsize,
     /// HTTP connections closed because a request head or the next request did not come in time.
     pub timed_out: AtomicU64,
@@ -291,6 +291,12 @@ impl Loop {
             backoff.succeeded();
             self.stats.accepted.fetch_add(1, Ordering::Relaxed);
             let _ = stream.set_nodelay(true);
+            // Every accepted connection holds a descriptor from here on, including one still
+            // being looked at by a dispatch: the cap counts them all.
+            if !self.take_place() {
+                tokio::spawn(refuse(stream, Arc::clone(&self.refusal)));
+                continue;
+            }
             match &dispatch {
                 None => {
                     if !self.admit(stream, peer).await {
@@ -306,6 +312,8 @@ impl Loop {
                                 admit.admit(stream, peer).await;
                             }
                             None => {
+                                // Handed to another process: its place here is free again.
+                                admit.stats.open.fetch_sub(1, Ordering::Relaxed);
                                 admit.stats.handed_off.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -327,23 +335,27 @@ impl Loop {
         }
     }
 
-    /// Queues the connection for HTTP, or refuses it past the cap; `false` once the HTTP side
-    /// is gone.
-    async fn admit(&self, stream: TcpStream, peer: SocketAddr) -> bool {
+    /// Counts a new connection under the cap; `false` (and counted as refused) past it.
+    fn take_place(&self) -> bool {
         let open = self.stats.open.fetch_add(1, Ordering::Relaxed);
-        if open >= self.max_connections {
-            self.stats.open.fetch_sub(1, Ordering::Relaxed);
-            self.stats.refused_over_cap.fetch_add(1, Ordering::Relaxed);
-            if self.refusals_logged.open() {
-                tracing::warn!(
-                    refused = self.stats.refused_over_cap(),
-                    "{} connections open, the cap: refusing new ones with 503 + Retry-After",
-                    self.max_connections
-                );
-            }
-            tokio::spawn(refuse(stream, Arc::clone(&self.refusal)));
+        if open < self.max_connections {
             return true;
         }
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        self.stats.refused_over_cap.fetch_add(1, Ordering::Relaxed);
+        if self.refusals_logged.open() {
+            tracing::warn!(
+                refused = self.stats.refused_over_cap(),
+                "{} connections open, the cap: refusing new ones with 503 + Retry-After",
+                self.max_connections
+            );
+        }
+        false
+    }
+
+    /// Queues a connection that already holds its place under the cap for HTTP (the
+    /// [`Conn`] gives the place back when it closes); `false` once the HTTP side is gone.
+    async fn admit(&self, stream: TcpStream, peer: SocketAddr) -> bool {
         let conn = Conn {
             stream,
             stats: Arc::clone(&self.stats),
