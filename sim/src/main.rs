@@ -243,17 +243,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs one child process of a multi-process stack until its parent goes away.
-fn run_internal(internal: Internal) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// The multi-threaded runtime every subcommand runs on; on failure, says why and gives the
+/// exit code.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
+        .map_err(|err| {
+            eprintln!("sim: cannot start the runtime: {err}");
+            ExitCode::from(EXIT_CONFIG)
+        })
+}
+
+/// Says how an embedded stack spread over processes is laid out.
+fn announce_layout(layout: &sim::stack::StackLayout) {
+    eprintln!(
+        "sim: embedded stack over processes — {} lobby shards, {} matchmaker replicas on Redis",
+        layout.lobby_shards, layout.replicas
+    );
+}
+
+/// Runs one child process of a multi-process stack until its parent goes away.
+fn run_internal(internal: Internal) -> ExitCode {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("sim internal: {error}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         match internal {
@@ -377,22 +391,13 @@ fn run(args: RunArgs) -> ExitCode {
     if processes > 1 {
         return run_workers(args, plan, processes, headless, limit);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("sim: cannot start the runtime: {err}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let layout = args.stack.layout(&plan, limit.unwrap_or(1024));
     if matches!(plan.target, TargetPlan::Embedded(_)) && layout.is_multi_process() {
-        eprintln!(
-            "sim: embedded stack over processes — {} lobby shards, {} matchmaker replicas on Redis",
-            layout.lobby_shards, layout.replicas
-        );
+        announce_layout(&layout);
     }
     let options = EngineOptions {
         shard: args.shard,
@@ -592,15 +597,9 @@ fn run_workers(
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("sim: cannot start the runtime: {err}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let outputs = args.outputs.clone();
     let worker_reports = args.worker_reports.clone();
@@ -624,10 +623,7 @@ fn run_workers(
             }
         }
         if hosted_embedded && layout.is_multi_process() {
-            eprintln!(
-                "sim: embedded stack over processes — {} lobby shards, {} matchmaker replicas on Redis",
-                layout.lobby_shards, layout.replicas
-            );
+            announce_layout(&layout);
         }
         let hosted = match &plan.target {
             TargetPlan::Embedded(_) => {
@@ -800,15 +796,9 @@ fn worker(args: WorkerArgs) -> ExitCode {
         Err(code) => return code,
     };
     let limit = open_files().ok().map(|(soft, _)| soft);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("sim: cannot start the runtime: {err}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let options = EngineOptions {
         shard: Some(args.shard),
@@ -853,20 +843,11 @@ fn stack(file: &Path, stack_args: &StackArgs) -> ExitCode {
     };
     let layout = stack_args.layout(&plan, limit);
     if layout.is_multi_process() {
-        eprintln!(
-            "sim: embedded stack over processes — {} lobby shards, {} matchmaker replicas on Redis",
-            layout.lobby_shards, layout.replicas
-        );
+        announce_layout(&layout);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("sim: cannot start the runtime: {err}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let options = sim::target::TargetOptions {
