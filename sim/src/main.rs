@@ -419,17 +419,14 @@ fn run(args: RunArgs) -> ExitCode {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(on_interrupt(on_signal));
-        let mut printer = if headless {
-            tokio::spawn(progress(snapshots, true, progress_every))
-        } else {
-            tokio::spawn(dashboard(
-                header,
-                snapshots,
-                commands,
-                shutdown.clone(),
-                progress_every,
-            ))
-        };
+        let mut printer = spawn_display(
+            headless,
+            header,
+            snapshots,
+            commands,
+            shutdown.clone(),
+            progress_every,
+        );
         // The engine samples this process (`single`) and the stack's children.
         let result = engine.run(shutdown).await;
         if headless {
@@ -494,6 +491,22 @@ async fn interrupted() -> bool {
 
 /// The live dashboard until the run finishes; where the terminal cannot host it, the live
 /// progress line.
+/// The live view of a run: progress lines when headless, else the dashboard.
+fn spawn_display(
+    headless: bool,
+    header: sim::dashboard::Header,
+    snapshots: tokio::sync::watch::Receiver<sim::metrics::MetricsSnapshot>,
+    commands: tokio::sync::mpsc::Sender<sim::engine::EngineCommand>,
+    shutdown: CancellationToken,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    if headless {
+        tokio::spawn(progress(snapshots, true, every))
+    } else {
+        tokio::spawn(dashboard(header, snapshots, commands, shutdown, every))
+    }
+}
+
 async fn dashboard(
     header: sim::dashboard::Header,
     snapshots: tokio::sync::watch::Receiver<sim::metrics::MetricsSnapshot>,
@@ -708,17 +721,14 @@ fn run_workers(
         let mut header = sim::dashboard::Header::from_plan(&plan);
         header.target = format!("{}, {processes} worker processes", header.target);
         let progress_every = plan.run.progress_every;
-        let mut printer = if headless {
-            tokio::spawn(progress(snapshots, true, progress_every))
-        } else {
-            tokio::spawn(dashboard(
-                header,
-                snapshots,
-                commands,
-                shutdown.clone(),
-                progress_every,
-            ))
-        };
+        let mut printer = spawn_display(
+            headless,
+            header,
+            snapshots,
+            commands,
+            shutdown.clone(),
+            progress_every,
+        );
         let options = sim::workers::supervisor::SupervisorOptions {
             stall_after: args.worker_stall_timeout,
             thresholds: plan.thresholds.clone(),

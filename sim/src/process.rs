@@ -83,6 +83,15 @@ impl ProcessReport {
         }
     }
 
+    /// `role` / `pid` with nothing measured yet (the sampler fills in the rest).
+    pub(crate) fn unmeasured(role: String, pid: u32) -> ProcessReport {
+        ProcessReport {
+            role,
+            pid,
+            ..ProcessReport::empty()
+        }
+    }
+
     fn empty() -> ProcessReport {
         ProcessReport {
             role: String::new(),

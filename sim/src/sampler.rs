@@ -121,18 +121,7 @@ impl State {
         let tracks = watched
             .into_iter()
             .map(|w| Track {
-                report: ProcessReport {
-                    role: w.role,
-                    pid: w.pid,
-                    peak_rss_bytes: 0,
-                    cpu_seconds: 0.0,
-                    open_files_limit: None,
-                    peak_open_files: 0,
-                    peak_open_files_at_ms: 0,
-                    peak_cpu_percent: 0.0,
-                    local_resource_errors: 0,
-                    samples: Vec::new(),
-                },
+                report: ProcessReport::unmeasured(w.role, w.pid),
                 last_cpu: None,
             })
             .collect();
