@@ -37,7 +37,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::{ConfigError, GameMode, Modes};
 use crate::matching;
-use crate::store::{CancelOutcome, Reclaimed, Store, StoreError};
+use crate::store::{CancelOutcome, DueNotice, Reclaimed, Store, StoreError};
 use crate::ticket::{
     Attributes, ClaimedMatch, Completion, MatchOutcome, NewTicket, Party, Ticket, TicketId,
     TicketOutcome,
@@ -57,15 +57,25 @@ pub trait MatchSink: Send + Sync + 'static {
     ) -> impl Future<Output = MatchOutcome> + Send;
 
     /// The store recorded the outcome of a match this sink ran: `done` says where each ticket
-    /// ended up. Runs in the match's task, so shutdown waits for it; keep it bounded.
+    /// ended up. Runs in the match's task, so shutdown waits for it; keep it bounded. Returns
+    /// whether every player was told: if not, the store keeps the match's notice and some
+    /// replica calls [`redeliver`](MatchSink::redeliver) once it is due.
     fn recorded(
         &self,
         claimed: &ClaimedMatch,
         outcomes: &[(TicketId, TicketOutcome)],
         done: &Completion,
-    ) -> impl Future<Output = ()> + Send {
+    ) -> impl Future<Output = bool> + Send {
         let _ = (claimed, outcomes, done);
-        async {}
+        async { true }
+    }
+
+    /// A match recorded earlier whose players may never have been told (the replica that
+    /// recorded it stopped first, or a notification failed): tell them now. Its tickets are
+    /// as stored, final. Returns whether every player was told.
+    fn redeliver(&self, notice: &DueNotice) -> impl Future<Output = bool> + Send {
+        let _ = notice;
+        async { true }
     }
 
     /// The match's lease was lost before its outcome was recorded; the outcome was dropped.
@@ -181,6 +191,8 @@ pub struct TicketRequest {
     pub game_mode: String,
     pub party: Party,
     pub attributes: Attributes,
+    /// The ticket's id when the request chose it ([`TicketId::for_request`]); else random.
+    pub id: Option<TicketId>,
 }
 
 /// Why a request was not queued.
@@ -305,7 +317,7 @@ impl<S: Store, K: MatchSink> Engine<S, K> {
         let ticket = shared
             .store
             .enqueue(NewTicket {
-                id: TicketId::generate(),
+                id: request.id.unwrap_or_else(TicketId::generate),
                 game_mode: request.game_mode,
                 party: request.party,
                 attributes: request.attributes,
@@ -485,7 +497,10 @@ async fn run_match<S: Store, K: MatchSink>(shared: Arc<Shared<S, K>>, claimed: C
                 if !done.requeued.is_empty() {
                     shared.wake(&claimed.game_mode);
                 }
-                shared.sink.recorded(&claimed, &outcomes, &done).await;
+                let told = shared.sink.recorded(&claimed, &outcomes, &done).await;
+                if told && (!done.matched.is_empty() || !done.failed.is_empty()) {
+                    confirm_notice(&shared, &claimed.id).await;
+                }
                 return;
             }
             Err(StoreError::LeaseLost(_)) => {
@@ -521,6 +536,34 @@ async fn run_match<S: Store, K: MatchSink>(shared: Arc<Shared<S, K>>, claimed: C
     }
 }
 
+/// Tells the store a match's players were told; on failure the notice stays and is sent again
+/// once due (a duplicate `found` names the same server).
+async fn confirm_notice<S: Store, K: MatchSink>(
+    shared: &Shared<S, K>,
+    id: &crate::ticket::MatchId,
+) {
+    if let Err(e) = shared.store.notice_sent(id).await {
+        tracing::warn!(match_id = %id, error = %e, "cannot confirm a match's notifications");
+    }
+}
+
+/// Sends the notifications of matches recorded by a replica that stopped before sending them.
+async fn redeliver_notices<S: Store, K: MatchSink>(shared: &Shared<S, K>) {
+    // Taken for a lease: long enough to send, short enough to be retried soon if this
+    // replica stops too.
+    match shared.store.due_notices(shared.config.lease).await {
+        Ok(notices) => {
+            for notice in notices {
+                tracing::info!(match_id = %notice.match_id, "sending the notifications of a match another replica recorded");
+                if shared.sink.redeliver(&notice).await {
+                    confirm_notice(shared, &notice.match_id).await;
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading due notices failed"),
+    }
+}
+
 async fn reaper<S: Store, K: MatchSink>(shared: Arc<Shared<S, K>>) {
     let mut tick = interval(shared.config.reap_every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -530,6 +573,7 @@ async fn reaper<S: Store, K: MatchSink>(shared: Arc<Shared<S, K>>) {
             () = shared.stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        redeliver_notices(&shared).await;
         match shared.store.reclaim_expired(shared.clock.now()).await {
             Ok(reclaimed) => {
                 if !reclaimed.requeued.is_empty() || !reclaimed.failed.is_empty() {

@@ -33,6 +33,13 @@
 //! the match is already being built: then it completes, and the `found` notification still
 //! reaches the player).
 //!
+//! **Retries are safe with an `Idempotency-Key`** header (1–255 visible ASCII characters, one
+//! per request the client means): the ticket's id is derived from the caller and the key, so
+//! the same request sent again — after a broken connection, a replica that died or answered
+//! 503 while shutting down — to any replica finds the ticket the first one made and holds until
+//! *its* outcome (or answers it at once when it is final; `POST /v1/tickets` answers 200 with
+//! it instead of 202), rather than a 409 or a second ticket.
+//!
 //! **The 200 body** is the tutorial's, kept for compatibility, including its odd `users`: the
 //! caller's id, then a *list* of the other players' ids, and the message embedding that list in
 //! Python's repr:
@@ -418,6 +425,7 @@ fn parse_request(
         game_mode,
         party,
         attributes: parse_attributes(parsed.attributes)?,
+        id: None,
     })
 }
 
@@ -502,8 +510,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
 /// Authenticates, then reads the body, parses and queues; the common start of both matchmaking
 /// routes. The body is read only once the token is good, so unauthenticated uploads cost
 /// nothing (hyper closes the connection instead of reading them).
-async fn submit(state: &AppState, request: Request) -> Result<Ticket, ApiError> {
+async fn submit(state: &AppState, request: Request) -> Result<Submitted, ApiError> {
     let caller = authenticate(state, request.headers()).await?;
+    let key = idempotency_key(request.headers())?;
     let read = Bytes::from_request(request, &());
     let body = match tokio::time::timeout(state.config().http.body_timeout, read).await {
         Ok(body) => read_body(body)?,
@@ -515,7 +524,15 @@ async fn submit(state: &AppState, request: Request) -> Result<Ticket, ApiError> 
             ));
         }
     };
-    let request = parse_request(&body, &caller, &state.config().default_mode)?;
+    let mut request = parse_request(&body, &caller, &state.config().default_mode)?;
+    request.id = key.map(|k| TicketId::for_request(&caller.user_id, &k));
+    // A retry of a request that made its ticket already: that ticket, live or finished.
+    if let Some(ticket) = resumable(state, request.id.as_ref()).await? {
+        return Ok(Submitted {
+            ticket,
+            resumed: true,
+        });
+    }
     if state.is_draining() {
         return Err(ApiError::unavailable("the matchmaker is shutting down"));
     }
@@ -528,10 +545,69 @@ async fn submit(state: &AppState, request: Request) -> Result<Ticket, ApiError> 
     {
         state.metrics().notification("searching", "timeout");
     }
-    let ticket = state.engine().submit(request).await?;
+    let id = request.id.clone();
+    let ticket = match state.engine().submit(request).await {
+        Ok(ticket) => ticket,
+        // The same request, retried at the same moment elsewhere: that one made the ticket.
+        Err(SubmitError::Store(
+            StoreError::Conflict { ticket, .. } | StoreError::DuplicateTicket(ticket),
+        )) if id.as_ref() == Some(&ticket) => {
+            let ticket = resumable(state, Some(&ticket)).await?.ok_or_else(|| {
+                ApiError::unavailable(format!("ticket {ticket} vanished while resuming it"))
+            })?;
+            return Ok(Submitted {
+                ticket,
+                resumed: true,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     state.metrics().ticket_created(&ticket.game_mode);
-    Ok(ticket)
+    Ok(Submitted {
+        ticket,
+        resumed: false,
+    })
 }
+
+/// A queued ticket, and whether the request was a retry that found its ticket already made.
+struct Submitted {
+    ticket: Ticket,
+    resumed: bool,
+}
+
+/// The ticket `id` names, if it exists (an idempotent retry resumes it).
+async fn resumable(state: &AppState, id: Option<&TicketId>) -> Result<Option<Ticket>, ApiError> {
+    match id {
+        Some(id) => Ok(state.engine().ticket(id).await?),
+        None => Ok(None),
+    }
+}
+
+/// The request's `Idempotency-Key` (at most one; 1–255 visible ASCII characters). A request
+/// that carries one names its ticket by it ([`TicketId::for_request`]), so a client whose
+/// connection broke — its replica crashed, a proxy reset it, it was told the replica is
+/// shutting down — sends the same request again, to any replica, and gets the outcome of the
+/// ticket it already has instead of a 409 or a second ticket.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::validation("more than one Idempotency-Key header"));
+    }
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::validation("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// The header that makes a matchmaking request safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 // ---- the synchronous call ------------------------------------------------------------------
 
@@ -646,7 +722,7 @@ async fn matchmaking(
             "too many matchmaking requests are waiting; retry later or use /v1/tickets",
         ));
     }
-    let ticket = submit(&state, request).await?;
+    let Submitted { ticket, .. } = submit(&state, request).await?;
     let _holding = Holding::new(&state);
     let waiter = state.waiters().register(ticket.id.clone());
     let guard = CancelOnDrop {
@@ -762,9 +838,15 @@ async fn create_ticket(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let ticket = submit(&state, request).await?;
+    let Submitted { ticket, resumed } = submit(&state, request).await?;
     let location = format!("/v1/tickets/{}", ticket.id);
-    let mut response = (StatusCode::ACCEPTED, Json(ticket_view(&ticket))).into_response();
+    // A retry that found its ticket: 200 with it as it is now, not a second 202.
+    let status = if resumed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let mut response = (status, Json(ticket_view(&ticket))).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }

@@ -25,10 +25,13 @@
 //!   arrives before the `found` of that ticket's match);
 //! - `found <ip> <port>` to every player of the match, **after** the store recorded the match
 //!   ([`MatchSink::recorded`]). A match is recorded at most once (a lost lease makes the record
-//!   fail and the pipeline's result is dropped), so a player hears `found` exactly once per
-//!   match, and the HTTP answer and the notification always name the same server. A failed
-//!   notification is retried only when it surely did not arrive (connection refused, 429, 503),
-//!   so a retry cannot duplicate it;
+//!   fail and the pipeline's result is dropped), so the HTTP answer and the notification always
+//!   name the same server. A failed notification is retried at once only when it surely did
+//!   not arrive (connection refused, 429, 503). The store keeps the match's *notice* until this
+//!   replica confirms every player was told; if it stops first, or a notification may have been
+//!   lost (a timeout, a partition), any replica's reaper sends the notice again once it is due
+//!   ([`MatchSink::redeliver`], `store::NOTICE_GRACE`): every player hears `found` at least once,
+//!   and a rare second one names the same server;
 //! - `failed <class>` to the players of tickets that ran out of attempts.
 //!
 //! Must not know about the HTTP layer or the store: it returns outcomes and the engine records
@@ -50,10 +53,10 @@ use crate::ags::Ags;
 use crate::clock::{Clock as _, SystemClock};
 use crate::engine::MatchSink;
 use crate::metrics::{FinalState, Metrics, Step};
-use crate::store::Reclaimed;
+use crate::store::{DueNotice, Reclaimed};
 use crate::ticket::{
     ClaimedMatch, Completion, MatchOutcome, Party, Placement, PlayerId, ServerAddr, Ticket,
-    TicketId, TicketOutcome,
+    TicketId, TicketOutcome, TicketState,
 };
 
 /// How the pipeline talks to AGS.
@@ -526,13 +529,23 @@ impl Pipeline {
         false
     }
 
-    async fn notify_failed(&self, tickets: &[&Ticket], reason: &str) {
+    /// Tells the players of `tickets` their match failed; whether every one was told.
+    async fn notify_failed(&self, tickets: &[&Ticket], reason: &str) -> bool {
         let message = format!("failed {}", reason_class(reason));
         let notes = tickets
             .iter()
             .flat_map(|t| t.party.members())
             .map(|p| self.notify(p, &message, "failed"));
-        join_all(notes).await;
+        join_all(notes).await.into_iter().all(|told| told)
+    }
+
+    /// Tells `players` their server; whether every one was told.
+    async fn notify_found(&self, players: &[PlayerId], server: &ServerAddr) -> bool {
+        let message = format!("found {} {}", server.ip, server.port);
+        join_all(players.iter().map(|p| self.notify(p, &message, "found")))
+            .await
+            .into_iter()
+            .all(|told| told)
     }
 }
 
@@ -564,7 +577,7 @@ impl MatchSink for Pipeline {
         claimed: &ClaimedMatch,
         outcomes: &[(TicketId, TicketOutcome)],
         done: &Completion,
-    ) {
+    ) -> bool {
         let metrics = &self.inner.metrics;
         let mode = claimed.game_mode.as_str();
         let ticket = |id: &TicketId| claimed.tickets().find(|t| &t.id == id);
@@ -605,16 +618,11 @@ impl MatchSink for Pipeline {
             }
         }
         let found_all = async {
-            let Some(p) = placement else { return };
+            let Some(p) = placement else { return true };
             let t = Instant::now();
-            let message = format!("found {} {}", p.server.ip, p.server.port);
-            join_all(
-                found
-                    .iter()
-                    .map(|player| self.notify(player, &message, "found")),
-            )
-            .await;
+            let told = self.notify_found(&found, &p.server).await;
             metrics.step(Step::NotifyFound, t.elapsed());
+            told
         };
         let failed: Vec<&Ticket> = done.failed.iter().filter_map(ticket).collect();
         let reason = done
@@ -628,7 +636,24 @@ impl MatchSink for Pipeline {
                 _ => "failed",
             })
             .unwrap_or("failed");
-        tokio::join!(found_all, self.notify_failed(&failed, reason));
+        let (found_told, failed_told) =
+            tokio::join!(found_all, self.notify_failed(&failed, reason));
+        found_told && failed_told
+    }
+
+    async fn redeliver(&self, notice: &DueNotice) -> bool {
+        let mut told = true;
+        for ticket in &notice.tickets {
+            told &= match &ticket.state {
+                TicketState::Matched { placement, .. } => {
+                    self.notify_found(ticket.party.members(), &placement.server)
+                        .await
+                }
+                TicketState::Failed { reason } => self.notify_failed(&[ticket], reason).await,
+                _ => true,
+            };
+        }
+        told
     }
 
     fn lease_lost(&self, _claimed: &ClaimedMatch) {

@@ -58,10 +58,25 @@ string_id!(
     MatchId
 );
 
+/// The namespace of request-derived ticket ids (a fixed random UUID).
+const REQUEST_KEY_NAMESPACE: uuid::Uuid = uuid::uuid!("6f1d3c52-8b0e-4f7a-9a41-2c5e7d9b8e13");
+
 impl TicketId {
     /// A fresh random id (UUID v4, hex without dashes, like AccelByte's own ids).
     pub fn generate() -> Self {
         TicketId(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// The id of the ticket `player`'s request with idempotency key `key` makes (UUID v5 of
+    /// both): a retry of the same request names the same ticket, so it can find it again on
+    /// any replica, and two players' keys never collide.
+    pub fn for_request(player: &PlayerId, key: &str) -> Self {
+        let name = format!("{}\n{key}", player.as_str());
+        TicketId(
+            uuid::Uuid::new_v5(&REQUEST_KEY_NAMESPACE, name.as_bytes())
+                .simple()
+                .to_string(),
+        )
     }
 }
 

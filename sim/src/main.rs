@@ -149,13 +149,26 @@ struct StackArgs {
 }
 
 impl StackArgs {
-    /// The layout for `plan` under an open-files `limit`, with the flags' overrides.
+    /// The layout for `plan` under an open-files `limit`, with the flags' overrides. A
+    /// scenario with `[[chaos]]` gets replica processes and a stack ready for chaos.
     fn layout(&self, plan: &Plan, limit: u64) -> sim::stack::StackLayout {
         let auto =
             sim::stack::StackLayout::for_population(sim::workers::count::peak_players(plan), limit);
+        let chaos = !plan.chaos.is_empty();
+        let planned = match &plan.target {
+            TargetPlan::Embedded(e) => e.replicas,
+            TargetPlan::Urls(_) => None,
+        };
+        let replicas = self.replicas.or(planned).unwrap_or(if chaos {
+            auto.replicas
+                .max(sim::scenario::chaos::DEFAULT_CHAOS_REPLICAS)
+        } else {
+            auto.replicas
+        });
         sim::stack::StackLayout {
             lobby_shards: self.lobby_shards.unwrap_or(auto.lobby_shards),
-            replicas: self.replicas.unwrap_or(auto.replicas),
+            replicas,
+            chaos,
         }
     }
 }

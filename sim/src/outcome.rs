@@ -210,6 +210,12 @@ impl ErrorKind {
     }
 
     /// Classifies a raw HTTP error.
+    /// No answer because the connection broke (refused, reset, closed mid-request): another
+    /// server may well answer.
+    pub fn is_broken_connection(&self) -> bool {
+        matches!(self, ErrorKind::Transport)
+    }
+
     pub fn of_reqwest(err: &reqwest::Error) -> ErrorKind {
         if err.is_timeout() {
             ErrorKind::Timeout

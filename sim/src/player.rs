@@ -579,9 +579,13 @@ async fn ask_with_retries(
     }
 }
 
-/// One matchmaking call: to the replica `spread` picks, then — only when a connection cannot
-/// be made (refused, or the connect timeout) — to the next, as a client behind a load balancer
-/// would. Each such move counts as a failover of the URL left behind.
+/// One matchmaking call: to the replica `spread` picks, then to the next whenever that one
+/// could not give an answer — the connection was refused, it broke mid-request (the replica
+/// died, a proxy reset it), or the replica answered 503/429 (not ready, shutting down, its
+/// store unreachable) — as a client behind a load balancer would, until the request timeout.
+/// Every attempt of one call carries the same `Idempotency-Key`, so a retry finds the ticket
+/// an earlier attempt made (on any replica) instead of making a second one. Each move counts as
+/// a failover of the URL left behind.
 async fn ask(
     w: &WorkerCtx,
     run: &RunCtx,
@@ -589,39 +593,71 @@ async fn ask(
     request: &MatchRequest,
     spread: u64,
 ) -> Answer {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    const MAX_BACKOFF: Duration = Duration::from_secs(1);
     let started = Instant::now();
+    let deadline = started + run.behaviour.request_timeout;
+    let key = format!("{:032x}", rand::random::<u128>());
     let n = run.matchmakers.len().max(1);
     let first = usize::try_from(spread % n as u64).unwrap_or(0);
     let mut attempt = 0;
-    let sent = loop {
+    let mut backoff = FIRST_BACKOFF;
+    let answer = loop {
         let Some(url) = run.matchmakers.get((first + attempt) % n) else {
-            return Answer::Error(ErrorKind::Transport);
+            break Answer::Error(ErrorKind::Transport);
         };
+        let left = deadline.saturating_duration_since(Instant::now());
         let sent = w
             .http
             .post(url.clone())
             .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header("idempotency-key", &key)
             .json(request)
-            .timeout(run.behaviour.request_timeout)
+            .timeout(left.max(Duration::from_millis(1)))
             .send()
             .await;
-        match sent {
-            Err(err) if err.is_connect() && attempt + 1 < n => {
-                w.recorder.failover(url);
-                attempt += 1;
+        let (answer, wait) = match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let answer = match response.bytes().await {
+                    Ok(body) => read_answer(status, &body),
+                    Err(err) => Answer::Error(ErrorKind::of_reqwest(&err)),
+                };
+                let retry = matches!(status, 429 | 503)
+                    || matches!(&answer, Answer::Error(kind) if kind.is_broken_connection());
+                (answer, retry.then(|| retry_after.unwrap_or(backoff)))
             }
-            sent => break sent,
-        }
-    };
-    let answer = match sent {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            match response.bytes().await {
-                Ok(body) => read_answer(status, &body),
-                Err(err) => Answer::Error(ErrorKind::of_reqwest(&err)),
+            // Nobody there: the next replica at once.
+            Err(err) if err.is_connect() => (
+                Answer::Error(ErrorKind::of_reqwest(&err)),
+                Some(if attempt + 1 < n {
+                    Duration::ZERO
+                } else {
+                    backoff
+                }),
+            ),
+            Err(err) => {
+                let kind = ErrorKind::of_reqwest(&err);
+                let retry = kind.is_broken_connection();
+                (Answer::Error(kind), retry.then_some(backoff))
             }
+        };
+        let Some(wait) = wait else { break answer };
+        let wait = wait.min(MAX_BACKOFF);
+        if Instant::now() + wait >= deadline {
+            break answer;
         }
-        Err(err) => Answer::Error(ErrorKind::of_reqwest(&err)),
+        w.recorder.failover(url);
+        attempt += 1;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     };
     // A 408 or a refused match is the matchmaker's answer, not a broken call.
     let result = match &answer {

@@ -128,23 +128,16 @@ pub async fn start_embedded_matchmaker(
 pub fn matchmaker_config(
     config: &EmbeddedMatchmakerConfig,
 ) -> Result<matchmaker::Config, TargetError> {
-    let ags = accelbyte::client::Config::new(
-        config.fakes_base_url.clone(),
-        config.game_client.id.clone(),
-        config.game_client.secret.clone(),
-        config.namespace.clone(),
-    );
-    let mut mm = matchmaker::Config::new(ags);
-    if let Some(modes) = config.settings.get("modes") {
-        let specs: Vec<matchmaker::config::GameModeSpec> = modes
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| TargetError::Matchmaker(e.to_string()))?;
-        mm.default_mode = specs.first().map(|s| s.name.clone()).unwrap_or_default();
-        mm.modes = matchmaker::config::Modes::from_specs(specs)
-            .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
-    }
-    Ok(mm)
+    // The matchmaker's own loader: its keys, its defaults, its errors.
+    let mut file = matchmaker::config::FileConfig::from_table(config.settings.clone())
+        .map_err(|e| TargetError::Matchmaker(format!("[target.matchmaker]: {e}")))?;
+    file.addr = None;
+    file.ags.base_url = Some(config.fakes_base_url.to_string());
+    file.ags.client_id = Some(config.game_client.id.clone());
+    file.ags.client_secret = config.game_client.secret.clone();
+    file.ags.namespace = Some(config.namespace.clone());
+    matchmaker::Config::resolve(matchmaker::config::Overrides::default(), file)
+        .map_err(|e| TargetError::Matchmaker(format!("[target.matchmaker]: {e}")))
 }
 
 /// The in-process matchmaker; dropping it drains and stops the service.
@@ -444,6 +437,14 @@ impl Target {
             .unwrap_or_default()
     }
 
+    /// The multi-process stack's processes and links, for chaos steps (none for a single
+    /// process or an external target).
+    pub fn stack_control(&self) -> Option<std::sync::Arc<crate::stack::control::StackControl>> {
+        self.stack
+            .as_ref()
+            .map(|s| std::sync::Arc::clone(&s.control))
+    }
+
     /// Reads the fakes' DSMC claim counters; cheap to clone into a task.
     pub fn claims_reader(&self) -> ClaimsReader {
         ClaimsReader(self.stats.clone())
@@ -471,15 +472,15 @@ impl Target {
         }
         if let Some(stack) = self.stack.take() {
             // Replicas and shards first (they hold sockets to fakes), then fakes and Redis.
-            let MultiStack {
-                fakes,
-                replicas,
-                redis,
-                ..
-            } = stack;
-            drop(replicas);
+            let MultiStack { fakes, control, .. } = stack;
+            control.heal_all();
+            for slot in &control.replicas {
+                let _ = control
+                    .kill(crate::stack::control::ProcessName::Replica(slot.index))
+                    .await;
+            }
             let _ = fakes.shutdown().await;
-            drop(redis);
+            drop(control);
         }
     }
 }

@@ -6,7 +6,9 @@
 
 use tokio::sync::broadcast;
 
-use super::{CancelOutcome, MemoryStore, Reclaimed, RedisStore, Store, StoreError, StoreEvent};
+use super::{
+    CancelOutcome, DueNotice, MemoryStore, Reclaimed, RedisStore, Store, StoreError, StoreEvent,
+};
 use crate::clock::UnixMillis;
 use crate::ticket::{
     ClaimedMatch, Completion, MatchId, MatchProposal, NewTicket, PlayerId, Ticket, TicketId,
@@ -102,6 +104,14 @@ impl Store for AnyStore {
 
     async fn reclaim_expired(&self, now: UnixMillis) -> Result<Reclaimed, StoreError> {
         delegate!(self, s => s.reclaim_expired(now))
+    }
+
+    async fn due_notices(&self, hold: std::time::Duration) -> Result<Vec<DueNotice>, StoreError> {
+        delegate!(self, s => s.due_notices(hold))
+    }
+
+    async fn notice_sent(&self, id: &MatchId) -> Result<(), StoreError> {
+        delegate!(self, s => s.notice_sent(id))
     }
 
     async fn time_out(&self, ids: &[TicketId]) -> Result<Vec<TicketId>, StoreError> {

@@ -30,6 +30,7 @@
 //! Must not know about matching rules, HTTP or the AccelByte services.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
@@ -61,6 +62,19 @@ pub enum StoreEvent {
     /// Announcements may have been missed (a lagging receiver, a reconnect): re-read whatever
     /// you are waiting for.
     Resync,
+}
+
+/// How long after a match's outcome was recorded its notifications count as lost if the
+/// recording replica has not confirmed them ([`Store::notice_sent`]): then any replica's reaper
+/// sends them ([`Store::due_notices`]).
+pub const NOTICE_GRACE: Duration = Duration::from_secs(3);
+
+/// A recorded match whose players may not have been told (its replica stopped between
+/// recording and notifying): its tickets as they are now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueNotice {
+    pub match_id: MatchId,
+    pub tickets: Vec<Ticket>,
 }
 
 /// What can go wrong at the store boundary.
@@ -176,6 +190,22 @@ pub trait Store: Send + Sync + 'static {
     /// Hands back the tickets of every match whose lease ended at or before `now` (each counts a
     /// failed attempt). Also drops finished tickets older than the retention period where the
     /// backend does not expire them itself.
+    /// Notices of recorded matches that are due (see [`NOTICE_GRACE`]), each taken for `hold`
+    /// so no other replica sends it meanwhile. A store shared by no other process has none.
+    fn due_notices(
+        &self,
+        hold: Duration,
+    ) -> impl Future<Output = Result<Vec<DueNotice>, StoreError>> + Send {
+        let _ = hold;
+        async { Ok(Vec::new()) }
+    }
+
+    /// The players of match `id` were told its outcome: forget its notice.
+    fn notice_sent(&self, id: &MatchId) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = id;
+        async { Ok(()) }
+    }
+
     fn reclaim_expired(
         &self,
         now: UnixMillis,

@@ -45,8 +45,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    CancelOutcome, DEFAULT_RETENTION, EVENT_CAPACITY, Reclaimed, Store, StoreError, StoreEvent,
-    check_outcomes, check_proposal,
+    CancelOutcome, DEFAULT_RETENTION, DueNotice, EVENT_CAPACITY, NOTICE_GRACE, Reclaimed, Store,
+    StoreError, StoreEvent, check_outcomes, check_proposal,
 };
 use crate::clock::UnixMillis;
 use crate::ticket::{
@@ -119,6 +119,11 @@ local function pkey(p) return P .. ':player:' .. p end
 local function qkey(m) return P .. ':queue:' .. m end
 local function mkey(id) return P .. ':match:' .. id end
 local LEASES = P .. ':leases'
+local NOTICES = P .. ':notices'
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 -- A finished ticket: out of the queue, players freed, deleted after the retention period.
 local function finish(id, state)
@@ -252,6 +257,7 @@ for _, o in ipairs(outcomes) do
   if t[1] ~= 'claimed' or t[2] ~= mid then return {'lease_lost'} end
 end
 local out = {'ok'}
+local notify = false
 for _, o in ipairs(outcomes) do
   local k = tkey(o.id)
   local final
@@ -272,10 +278,53 @@ for _, o in ipairs(outcomes) do
   end
   out[#out + 1] = o.id
   out[#out + 1] = final
+  if final == 'matched' or final == 'failed' then notify = true end
 end
-redis.call('DEL', mkey(mid))
+if notify then
+  -- Players must hear of this: kept as a notice until the recording replica confirms it sent
+  -- them, else any replica's reaper sends them once it is due.
+  redis.call('PEXPIRE', mkey(mid), RETENTION)
+  redis.call('ZADD', NOTICES, now_ms() + tonumber(ARGV[5]), mid)
+else
+  redis.call('DEL', mkey(mid))
+end
 redis.call('ZREM', LEASES, mid)
 return out
+"#
+    ))
+});
+
+/// ARGV: P, RETENTION, hold (ms), batch size. Takes the notices that are due (by Redis's clock),
+/// pushing each one's due time `hold` on so no other replica takes it meanwhile. Returns
+/// `{match id, tickets (JSON), ...}`.
+static DUE_NOTICES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(lua!(
+        r#"
+local now = now_ms()
+local mids = redis.call('ZRANGEBYSCORE', NOTICES, '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, mid in ipairs(mids) do
+  local raw = redis.call('HGET', mkey(mid), 'tickets')
+  if raw then
+    redis.call('ZADD', NOTICES, now + tonumber(ARGV[3]), mid)
+    out[#out + 1] = mid
+    out[#out + 1] = raw
+  else
+    redis.call('ZREM', NOTICES, mid)
+  end
+end
+return out
+"#
+    ))
+});
+
+/// ARGV: P, RETENTION, match id. The match's players were told: forget the notice.
+static NOTICE_SENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(lua!(
+        r#"
+redis.call('ZREM', NOTICES, ARGV[3])
+redis.call('DEL', mkey(ARGV[3]))
+return 1
 "#
     ))
 });
@@ -816,7 +865,10 @@ impl Store for RedisStore {
             detail: e.to_string(),
         })?;
         let mut invocation = self.script(&COMPLETE);
-        invocation.arg(claimed.id.as_str()).arg(encoded);
+        invocation
+            .arg(claimed.id.as_str())
+            .arg(encoded)
+            .arg(NOTICE_GRACE.as_millis() as u64);
         let reply: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
         let mut it = reply.iter();
         match it.next().map(String::as_str) {
@@ -831,6 +883,40 @@ impl Store for RedisStore {
             Some("mismatch") => Err(StoreError::OutcomeMismatch(claimed.id.clone())),
             _ => Err(unexpected("complete", &reply)),
         }
+    }
+
+    async fn due_notices(&self, hold: Duration) -> Result<Vec<DueNotice>, StoreError> {
+        let mut invocation = self.script(&DUE_NOTICES);
+        invocation
+            .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX))
+            .arg(RECLAIM_BATCH);
+        let reply: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        let mut out = Vec::new();
+        let mut it = reply.into_iter();
+        while let (Some(id), Some(raw)) = (it.next(), it.next()) {
+            let ids: Vec<String> = serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt {
+                key: format!("match {id}"),
+                detail: e.to_string(),
+            })?;
+            let mut tickets = Vec::with_capacity(ids.len());
+            for ticket in ids {
+                if let Some(t) = self.load(&TicketId::new(ticket)).await? {
+                    tickets.push(t);
+                }
+            }
+            out.push(DueNotice {
+                match_id: MatchId::new(id),
+                tickets,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn notice_sent(&self, id: &MatchId) -> Result<(), StoreError> {
+        let mut invocation = self.script(&NOTICE_SENT);
+        invocation.arg(id.as_str());
+        let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
     }
 
     async fn reclaim_expired(&self, now: UnixMillis) -> Result<Reclaimed, StoreError> {

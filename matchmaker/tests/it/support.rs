@@ -167,6 +167,7 @@ pub fn request(mode: &str, players: &[&str]) -> TicketRequest {
         game_mode: mode.into(),
         party: party(players),
         attributes: Attributes::default(),
+        id: None,
     }
 }
 

@@ -106,6 +106,7 @@ pub async fn run_timeline(
                     until_ms: None,
                     applied: error.is_none(),
                     error,
+                    recovered_ms: None,
                 });
             }
             Action::Remove(i) => {

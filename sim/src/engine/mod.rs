@@ -13,6 +13,7 @@
 //!
 //! Must not know how snapshots are displayed or where reports are written.
 
+pub mod chaos;
 pub mod faults;
 pub mod schedule;
 pub mod users;
@@ -114,6 +115,8 @@ pub enum EngineError {
     Setup(String),
     #[error("the run does not fit: {0}")]
     DoesNotFit(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl EngineError {
@@ -122,6 +125,7 @@ impl EngineError {
         matches!(
             self,
             EngineError::DoesNotFit(_)
+                | EngineError::Config(_)
                 | EngineError::Target(TargetError::Accounts { .. })
                 | EngineError::Target(TargetError::AccountsIo { .. })
         )
@@ -421,6 +425,24 @@ impl Engine {
             ));
         }
 
+        let chaos_control = target.stack_control();
+        if !plan.chaos.is_empty() {
+            let Some(control) = chaos_control.clone() else {
+                return Err(EngineError::Config(format!(
+                    "{}: [[chaos]] needs the embedded target run by this process with matchmaker replicas (not --workers N > 1, --shard, --replicas 0 or URLs)",
+                    plan.file
+                )));
+            };
+            side_tasks.spawn(chaos::run_timeline(
+                plan.chaos.clone(),
+                control,
+                Arc::clone(&fault_state),
+                self.snapshots.subscribe(),
+                start,
+                side.clone(),
+            ));
+        }
+
         // The loop.
         let tracker = TaskTracker::new();
         let arrivals_over = CancellationToken::new();
@@ -537,6 +559,9 @@ impl Engine {
         side_tasks.close();
         side_tasks.wait().await;
         faults::cleanup(&http, &target.faults_url(), &fault_state, &recorders[0]).await;
+        if let Some(control) = &chaos_control {
+            chaos::cleanup(control, &fault_state);
+        }
         if let Some(base) = baseline {
             if let Some(now) = target.claims_reader().read(&http).await {
                 collector.set_claims(now.since(&base));

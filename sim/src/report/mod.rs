@@ -129,6 +129,9 @@ pub struct FaultEvent {
     pub applied: bool,
     #[serde(default)]
     pub error: Option<String>,
+    /// A chaos step's recovery: how long after the harm ended the next match completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_ms: Option<u64>,
 }
 
 /// Everything a run produced.

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use self::chaos::{ChaosAction, ChaosStep};
 use self::node::{Node, Problems, Table, Value, join};
 pub use self::node::{Problem, format_duration, parse_duration};
 
@@ -75,6 +76,8 @@ pub struct Plan {
     pub target: TargetPlan,
     pub population: Population,
     pub faults: Vec<FaultStep>,
+    /// Process-level faults (`[[chaos]]`): kills, pauses, restarts, partitions.
+    pub chaos: Vec<ChaosStep>,
     pub thresholds: Thresholds,
 }
 
@@ -130,6 +133,9 @@ pub struct EmbeddedPlan {
     #[serde(skip)]
     pub matchmaker: toml::Table,
     pub source_addresses: SourceAddresses,
+    /// Matchmaker replica processes on Redis (`[target] replicas`); `None`: as the load needs
+    /// (and [`chaos::DEFAULT_CHAOS_REPLICAS`] when the scenario has `[[chaos]]`).
+    pub replicas: Option<usize>,
 }
 
 /// The DSMC fleet the embedded fakes simulates.
@@ -499,6 +505,7 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
     let target_table = top.opt_table(p, "target");
     let thresholds_table = top.opt_table(p, "thresholds");
     let faults_array = top.opt_array(p, "faults");
+    let chaos_array = top.opt_array(p, "chaos");
     top.finish(p);
 
     let population = match population_table {
@@ -512,6 +519,7 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
             fleet: default_fleet(),
             matchmaker: toml::Table::new(),
             source_addresses: SourceAddresses::Auto,
+            replicas: None,
         })),
     };
     let thresholds = match thresholds_table {
@@ -522,6 +530,25 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
         Some((items, _)) => read_faults(items, run.as_ref(), p),
         None => Vec::new(),
     };
+    let chaos = match (chaos_array, &target) {
+        (Some((items, _)), Some(TargetPlan::Embedded(e))) => chaos::read_chaos(
+            items,
+            run.as_ref(),
+            e.replicas.unwrap_or(chaos::DEFAULT_CHAOS_REPLICAS),
+            p,
+        ),
+        (Some((items, span)), Some(TargetPlan::Urls(_))) => {
+            if !items.is_empty() {
+                p.push(
+                    &span,
+                    "chaos",
+                    "needs the embedded target (it kills, pauses and partitions the stack's own processes)",
+                );
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
     Some(Plan {
         name,
         file: file.to_owned(),
@@ -530,6 +557,7 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
         target: target?,
         population: population?,
         faults,
+        chaos,
         thresholds,
     })
 }
@@ -615,21 +643,34 @@ fn read_target(mut t: Table<'_>, base: &Path, p: &mut Problems<'_>) -> Option<Ta
             };
             let matchmaker = match t.opt_table(p, "matchmaker") {
                 Some(mut m) => {
-                    let table = m
+                    let table: toml::Table = m
                         .entries_all()
                         .iter()
                         .map(|e| (e.key.clone(), e.node.value.to_toml()))
                         .collect();
+                    // Checked by the matchmaker's own loader, as the run will.
+                    if let Err(e) = matchmaker::config::FileConfig::from_table(table.clone()) {
+                        p.push(&m.span, m.path.clone(), e.to_string());
+                    }
                     m.finish(p);
                     table
                 }
                 None => toml::Table::new(),
+            };
+            let replicas = match t.opt_u64(p, "replicas") {
+                Some((n, span)) if !(1..=16).contains(&n) => {
+                    p.push(&span, t.field("replicas"), "must be 1 to 16");
+                    None
+                }
+                Some((n, _)) => usize::try_from(n).ok(),
+                None => None,
             };
             fleet.map(|fleet| {
                 TargetPlan::Embedded(EmbeddedPlan {
                     fleet,
                     matchmaker,
                     source_addresses,
+                    replicas,
                 })
             })
         }
@@ -1004,7 +1045,7 @@ fn positive_rate(
     }
 }
 
-fn required_duration(
+pub(crate) fn required_duration(
     t: &mut Table<'_>,
     p: &mut Problems<'_>,
     key: &str,
@@ -1558,5 +1599,6 @@ fn read_faults(items: &[Node], run: Option<&RunPlan>, p: &mut Problems<'_>) -> V
     steps
 }
 
+pub mod chaos;
 #[cfg(test)]
 mod tests;

@@ -16,17 +16,23 @@
 //! all a user needs, and every child exits when this process goes away (a shard when its
 //! handoff link closes, a replica when its stdin closes), so a crash leaves no orphans.
 
+pub mod control;
+pub mod proxy;
 pub mod redis;
 pub mod replica;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use url::Url;
 
 use crate::target::EmbeddedMatchmakerConfig;
+use control::{LinkName, ReplicaSlot, StackControl};
+use proxy::LinkProxy;
 use redis::LocalRedis;
-use replica::{Replica, ReplicaSpec};
+use replica::ReplicaSpec;
 
 /// Descriptors a stack process keeps for everything but lobby sockets.
 pub const PROCESS_RESERVE: u64 = 2_000;
@@ -42,6 +48,9 @@ pub struct StackLayout {
     pub lobby_shards: usize,
     /// Matchmaker replica processes on Redis (0: one matchmaker in this process, in memory).
     pub replicas: usize,
+    /// Ready for chaos: Redis keeps an append-only file (a restart keeps the queue), and the
+    /// replicas reach Redis and fakes through proxies a partition can cut.
+    pub chaos: bool,
 }
 
 impl StackLayout {
@@ -49,6 +58,7 @@ impl StackLayout {
     pub const SINGLE: StackLayout = StackLayout {
         lobby_shards: 0,
         replicas: 0,
+        chaos: false,
     };
 
     /// The layout for `peak_players` connected players when each process may open
@@ -62,6 +72,7 @@ impl StackLayout {
         Self {
             lobby_shards: usize::try_from(shards).unwrap_or(usize::MAX),
             replicas: DEFAULT_REPLICAS,
+            chaos: false,
         }
     }
 
@@ -83,9 +94,9 @@ pub struct StackProcess {
 #[derive(Debug)]
 pub struct MultiStack {
     pub fakes: fakes::Handle,
-    pub replicas: Vec<Replica>,
-    /// The Redis this stack started (none when one was given).
-    pub redis: Option<LocalRedis>,
+    /// The replicas, the Redis this stack started (none when one was given) and the links'
+    /// proxies, for chaos steps.
+    pub control: Arc<StackControl>,
     pub redis_url: Option<String>,
 }
 
@@ -105,7 +116,7 @@ impl MultiStack {
             (false, url) => (None, url),
             (true, Some(url)) => (None, Some(url)),
             (true, None) => {
-                let local = LocalRedis::start(false).await?;
+                let local = LocalRedis::start(layout.chaos).await?;
                 let url = local.url().to_owned();
                 (Some(local), Some(url))
             }
@@ -126,27 +137,56 @@ impl MultiStack {
             .context("embedded fakes")?;
         matchmaker.fakes_base_url = Url::parse(&fakes.base_url())?;
 
+        // Under chaos the replicas reach Redis and fakes through proxies a partition can cut.
+        let mut links = Vec::new();
+        let mut replica_redis_url = redis_url.clone();
+        if layout.chaos && layout.replicas > 0 {
+            if let Some(url) = &redis_url {
+                let proxy = LinkProxy::start(
+                    &LinkName::MatchmakerRedis.to_string(),
+                    socket_addr(&Url::parse(url)?)?,
+                )
+                .await?;
+                replica_redis_url = Some(format!("redis://{}", proxy.addr()));
+                links.push((LinkName::MatchmakerRedis, proxy));
+            }
+            let proxy = LinkProxy::start(
+                &LinkName::MatchmakerFakes.to_string(),
+                socket_addr(&matchmaker.fakes_base_url)?,
+            )
+            .await?;
+            matchmaker
+                .fakes_base_url
+                .set_port(Some(proxy.addr().port()))
+                .map_err(|()| anyhow::anyhow!("fakes url cannot take a port"))?;
+            links.push((LinkName::MatchmakerFakes, proxy));
+        }
+
         let mut replicas = Vec::with_capacity(layout.replicas);
-        if let Some(url) = &redis_url {
+        if let Some(url) = &replica_redis_url {
             let prefix = format!("matchbench:{}", std::process::id());
             for index in 0..layout.replicas {
                 let spec = ReplicaSpec::new(index, &matchmaker, url, &prefix);
-                let replica =
-                    replica::spawn(program, &internal_args(INTERNAL_REPLICA), &spec).await?;
-                replicas.push(replica);
+                let slot =
+                    ReplicaSlot::start(program.to_owned(), internal_args(INTERNAL_REPLICA), spec)
+                        .await?;
+                replicas.push(slot);
             }
         }
         Ok(Self {
             fakes,
-            replicas,
-            redis,
+            control: Arc::new(StackControl::new(replicas, redis, links)),
             redis_url,
         })
     }
 
     /// Where players send matchmaking requests, one per replica.
     pub fn matchmaker_urls(&self) -> Vec<Url> {
-        self.replicas.iter().map(|r| r.url.clone()).collect()
+        self.control
+            .replicas
+            .iter()
+            .map(|r| r.url.clone())
+            .collect()
     }
 
     /// Every child process with its role.
@@ -162,22 +202,17 @@ impl MultiStack {
                 }
             }
         }
-        for replica in &self.replicas {
-            if let Some(pid) = replica.pid() {
-                out.push(StackProcess {
-                    role: format!("matchmaker-{}", replica.index),
-                    pid,
-                });
-            }
-        }
-        if let Some(pid) = self.redis.as_ref().and_then(LocalRedis::pid) {
-            out.push(StackProcess {
-                role: "redis".to_owned(),
-                pid,
-            });
-        }
+        out.extend(self.control.processes());
         out
     }
+}
+
+/// The loopback socket address a URL points at.
+fn socket_addr(url: &Url) -> anyhow::Result<SocketAddr> {
+    url.socket_addrs(|| None)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{url} names no address"))
 }
 
 /// The hidden subcommand children run under.

@@ -38,6 +38,10 @@ pub struct ReplicaSpec {
     pub settings_toml: String,
     pub redis_url: String,
     pub redis_prefix: String,
+    /// The loopback port to listen on; 0 for any. A restarted replica takes its old port
+    /// again, so players' URLs stay valid.
+    #[serde(default)]
+    pub port: u16,
 }
 
 impl ReplicaSpec {
@@ -57,6 +61,7 @@ impl ReplicaSpec {
             settings_toml: embedded.settings.to_string(),
             redis_url: redis_url.to_owned(),
             redis_prefix: redis_prefix.to_owned(),
+            port: 0,
         }
     }
 
@@ -101,6 +106,28 @@ impl Replica {
     /// Whether the process has exited (and how).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Asks the process to stop (SIGTERM: drain, as on a rolling restart) and waits for it
+    /// within `grace`, then kills it.
+    pub async fn terminate(&mut self, grace: Duration) {
+        if let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            self.kill().await;
+        }
     }
 }
 
@@ -155,7 +182,7 @@ pub async fn run(spec_json: &str) -> anyhow::Result<()> {
     let spec: ReplicaSpec = serde_json::from_str(spec_json).context("replica spec")?;
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let config = spec.matchmaker_config()?;
-    let listener = matchmaker::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let listener = matchmaker::bind(std::net::SocketAddr::from(([127, 0, 0, 1], spec.port)))?;
     let addr = listener.local_addr()?;
     let state = matchmaker::AppState::start(config).await?;
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;

@@ -33,6 +33,7 @@ async fn shards_and_replicas_pair_two_players_across_processes() {
     let layout = StackLayout {
         lobby_shards: 2,
         replicas: 2,
+        chaos: false,
     };
     let stack = MultiStack::start(
         layout,
