@@ -18,6 +18,8 @@
 //! | `P:player:{player id}` | string | the player's live ticket id (removed when the ticket finishes) |
 //! | `P:match:{match id}` | hash | `mode`, `tickets` (JSON array of ticket ids), `lease_until` — one per claimed match |
 //! | `P:leases` | sorted set | claimed match ids, score = lease end (ms) |
+//! | `P:notice:{match id}` | hash | `tickets` (JSON array of ticket ids) — a recorded match whose players may not have been told yet; expires after the retention period |
+//! | `P:notices` | sorted set | those match ids, score = when any replica may send their notifications (Redis's clock, ms): recording time + `notice_grace`, pushed on by whoever takes one |
 //! | `P:finished` | pub/sub channel | the id of every ticket that reaches a final state, published by the script that finished it |
 //!
 //! Each store handle keeps one pub/sub connection subscribed to `P:finished` and turns its
@@ -65,6 +67,9 @@ pub struct RedisConfig {
     pub retention: Duration,
     /// How long one command may take before the connection reports an error.
     pub response_timeout: Duration,
+    /// How long a recorded match's notice waits for its replica's confirmation before any
+    /// replica may send it ([`NOTICE_GRACE`]).
+    pub notice_grace: Duration,
 }
 
 impl RedisConfig {
@@ -75,6 +80,7 @@ impl RedisConfig {
             prefix: "matchbench".to_owned(),
             retention: DEFAULT_RETENTION,
             response_timeout: Duration::from_secs(5),
+            notice_grace: NOTICE_GRACE,
         }
     }
 
@@ -92,6 +98,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: Arc<str>,
     retention_ms: u64,
+    notice_grace_ms: u64,
     events: broadcast::Sender<StoreEvent>,
     _listener: Arc<DropGuard>,
 }
@@ -120,6 +127,7 @@ local function qkey(m) return P .. ':queue:' .. m end
 local function mkey(id) return P .. ':match:' .. id end
 local LEASES = P .. ':leases'
 local NOTICES = P .. ':notices'
+local function nkey(id) return P .. ':notice:' .. id end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -283,11 +291,11 @@ end
 if notify then
   -- Players must hear of this: kept as a notice until the recording replica confirms it sent
   -- them, else any replica's reaper sends them once it is due.
-  redis.call('PEXPIRE', mkey(mid), RETENTION)
+  redis.call('HSET', nkey(mid), 'tickets', raw)
+  redis.call('PEXPIRE', nkey(mid), RETENTION)
   redis.call('ZADD', NOTICES, now_ms() + tonumber(ARGV[5]), mid)
-else
-  redis.call('DEL', mkey(mid))
 end
+redis.call('DEL', mkey(mid))
 redis.call('ZREM', LEASES, mid)
 return out
 "#
@@ -304,7 +312,7 @@ local now = now_ms()
 local mids = redis.call('ZRANGEBYSCORE', NOTICES, '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 local out = {}
 for _, mid in ipairs(mids) do
-  local raw = redis.call('HGET', mkey(mid), 'tickets')
+  local raw = redis.call('HGET', nkey(mid), 'tickets')
   if raw then
     redis.call('ZADD', NOTICES, now + tonumber(ARGV[3]), mid)
     out[#out + 1] = mid
@@ -323,7 +331,7 @@ static NOTICE_SENT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(lua!(
         r#"
 redis.call('ZREM', NOTICES, ARGV[3])
-redis.call('DEL', mkey(ARGV[3]))
+redis.call('DEL', nkey(ARGV[3]))
 return 1
 "#
     ))
@@ -417,6 +425,7 @@ impl RedisStore {
             retention_ms: u64::try_from(config.retention.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
+            notice_grace_ms: u64::try_from(config.notice_grace.as_millis()).unwrap_or(u64::MAX),
             events,
             _listener: Arc::new(stop.drop_guard()),
         })
@@ -868,7 +877,7 @@ impl Store for RedisStore {
         invocation
             .arg(claimed.id.as_str())
             .arg(encoded)
-            .arg(NOTICE_GRACE.as_millis() as u64);
+            .arg(self.notice_grace_ms);
         let reply: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
         let mut it = reply.iter();
         match it.next().map(String::as_str) {

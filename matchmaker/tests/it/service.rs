@@ -833,3 +833,66 @@ async fn overload_is_refused_early_with_retry_after() {
     assert_eq!(created, 1.0, "only the held request made a ticket");
     held.abort();
 }
+
+/// A request with an `Idempotency-Key` names its ticket by it: sent again (as a client does after
+/// a broken connection or a 503 from a replica shutting down) it finds that ticket — queued or
+/// finished — instead of a 409 or a second ticket; another key is still one live ticket too many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_with_an_idempotency_key_resume_their_ticket() {
+    let fakes = stack::fakes().await;
+    let mm = matchmaker::spawn(stack::config(&fakes))
+        .await
+        .expect("matchmaker starts");
+    let api = Api::new(mm.base_url());
+    let p1 = login(&fakes, "player1", "Player1Pass!").await;
+    let p2 = login(&fakes, "player2", "Player2Pass!").await;
+    let post = |path: &'static str, token: &str, keys: &[&str]| {
+        let mut request = api
+            .http
+            .post(format!("{}{path}", api.base))
+            .bearer_auth(token);
+        for key in keys {
+            request = request.header("Idempotency-Key", *key);
+        }
+        async move {
+            let response = request.send().await.expect("answers");
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let (status, first) = post("/v1/tickets", &p1.token, &["search-1"]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let id = first["ticket_id"].as_str().expect("id").to_owned();
+    let (status, again) = post("/v1/tickets", &p1.token, &["search-1"]).await;
+    assert_eq!(status, StatusCode::OK, "a retry finds its ticket: {again}");
+    assert_eq!(again["ticket_id"], id.as_str());
+    assert_eq!(again["state"], "queued");
+    let (status, body) = post("/v1/tickets", &p1.token, &["search-2"]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "another search: {body}");
+    assert_eq!(body["errorCode"], 510409);
+    // The same key from another player is another ticket.
+    let (status, body) = post("/v1/tickets", &p2.token, &["search-1"]).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_ne!(body["ticket_id"], id.as_str());
+
+    // The two are matched; the synchronous retry of p1's request answers with that match.
+    let matched = api
+        .wait_state(&p1.token, &id, "matched", Duration::from_secs(20))
+        .await;
+    let (status, answer) = post("/matchmaking", &p1.token, &["search-1"]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["session"]["id"], matched["match"]["session_id"]);
+    assert_eq!(answer["server"], matched["match"]["server"]);
+
+    // Keys are bounded and single.
+    let long = "k".repeat(256);
+    let (status, body) = post("/matchmaking", &p1.token, &[long.as_str()]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errorCode"], 20002);
+    let (status, body) = post("/matchmaking", &p1.token, &["a", "b"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

@@ -989,6 +989,78 @@ async fn racing_replicas_never_put_a_player_in_two_matches<S: Store>(connect: im
 
 /// Redis only: what the keys look like, and that a finished match leaves nothing but expiring
 /// ticket hashes behind.
+/// A recorded match keeps a notice until its replica confirms its players were told; if that
+/// replica stops first, the notice comes due for any replica, one at a time.
+#[tokio::test]
+async fn redis_unconfirmed_notices_come_due_once_and_go_when_confirmed() {
+    let redis = crate::support::TestRedis::start();
+    let mut config =
+        matchmaker::store::RedisConfig::new(redis.url()).with_prefix(&redis.prefix("notices"));
+    config.notice_grace = std::time::Duration::ZERO;
+    let store = matchmaker::store::RedisStore::connect(config)
+        .await
+        .expect("connect");
+    let hold = std::time::Duration::from_secs(60);
+    assert!(store.due_notices(hold).await.expect("none yet").is_empty());
+
+    store
+        .enqueue(new_ticket("a", &["p1"], T0))
+        .await
+        .expect("a");
+    store
+        .enqueue(new_ticket("b", &["p2"], at(1)))
+        .await
+        .expect("b");
+    let claimed = store
+        .try_claim(&proposal(&[&["a"], &["b"]]), at(30_000))
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let outcomes =
+        MatchOutcome::All(TicketOutcome::Matched(placement("session-1"))).per_ticket(&claimed);
+    store.complete(&claimed, &outcomes).await.expect("complete");
+
+    // Not confirmed (the recording replica "stopped"): due, with the tickets as recorded.
+    let due = store.due_notices(hold).await.expect("due");
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].match_id, claimed.id);
+    let mut tickets: Vec<_> = due[0].tickets.iter().map(|t| t.id.to_string()).collect();
+    tickets.sort();
+    assert_eq!(tickets, ["a", "b"]);
+    assert!(due[0].tickets.iter().all(|t| matches!(
+        &t.state,
+        TicketState::Matched { placement: p, .. } if *p == placement("session-1")
+    )));
+    // Taken for `hold`: no other replica gets it meanwhile.
+    assert!(store.due_notices(hold).await.expect("held").is_empty());
+    // Taken back at once when the hold is zero, and gone once confirmed.
+    let again = store
+        .due_notices(std::time::Duration::ZERO)
+        .await
+        .expect("due");
+    assert!(again.is_empty(), "held for a minute by the first taker");
+    store.notice_sent(&claimed.id).await.expect("confirm");
+    assert!(store.due_notices(hold).await.expect("gone").is_empty());
+
+    // A match whose outcome tells nobody anything (all released) leaves no notice.
+    store
+        .enqueue(new_ticket("c", &["p3"], at(2)))
+        .await
+        .expect("c");
+    store
+        .enqueue(new_ticket("d", &["p4"], at(3)))
+        .await
+        .expect("d");
+    let claimed = store
+        .try_claim(&proposal(&[&["c"], &["d"]]), at(30_000))
+        .await
+        .expect("claim")
+        .expect("claimable");
+    let release = MatchOutcome::All(TicketOutcome::Release).per_ticket(&claimed);
+    store.complete(&claimed, &release).await.expect("release");
+    assert!(store.due_notices(hold).await.expect("none").is_empty());
+}
+
 #[tokio::test]
 async fn redis_keys_follow_the_documented_layout() {
     let redis = crate::support::TestRedis::start();
@@ -1059,6 +1131,13 @@ async fn redis_keys_follow_the_documented_layout() {
 
     let outcomes = MatchOutcome::All(TicketOutcome::Matched(placement("s"))).per_ticket(&claimed);
     store.complete(&claimed, &outcomes).await.expect("complete");
+    // Until the players were told, the match's notice stays.
+    let notice = format!("notice:{}", claimed.id);
+    assert_eq!(
+        keys(&mut raw).await,
+        [notice.as_str(), "notices", "ticket:a", "ticket:b"]
+    );
+    store.notice_sent(&claimed.id).await.expect("told");
     assert_eq!(keys(&mut raw).await, ["ticket:a", "ticket:b"]);
     let ttl: i64 = ::redis::cmd("PTTL")
         .arg(format!("{prefix}:ticket:a"))

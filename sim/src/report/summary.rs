@@ -199,7 +199,13 @@ pub fn render(report: &RunReport) -> String {
             .map_or("end".to_owned(), |u| format!("{:.1}s", u as f64 / 1000.0));
         let state = match (&f.error, f.applied) {
             (Some(e), _) => format!("not applied: {e}"),
-            (None, true) => "applied".to_owned(),
+            (None, true) => match f.recovered_ms {
+                Some(ms) => format!(
+                    "applied; matching again {} after it ended",
+                    self::ms(ms as f64)
+                ),
+                None => "applied".to_owned(),
+            },
             (None, false) => "not applied".to_owned(),
         };
         let _ = writeln!(
