@@ -78,6 +78,19 @@ pub trait MatchSink: Send + Sync + 'static {
         async { true }
     }
 
+    /// The sink finished `claimed` with `outcomes`, but the lease was lost before they could
+    /// be recorded (this replica hung past it; another one may be rebuilding the match): undo
+    /// what the outcomes hold — e.g. release the session and server a placement claimed — so
+    /// nothing leaks. [`lease_lost`](MatchSink::lease_lost) is called as well.
+    fn discarded(
+        &self,
+        claimed: &ClaimedMatch,
+        outcomes: &[(TicketId, TicketOutcome)],
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (claimed, outcomes);
+        async {}
+    }
+
     /// The match's lease was lost before its outcome was recorded; the outcome was dropped.
     fn lease_lost(&self, claimed: &ClaimedMatch) {
         let _ = claimed;
@@ -506,6 +519,7 @@ async fn run_match<S: Store, K: MatchSink>(shared: Arc<Shared<S, K>>, claimed: C
             Err(StoreError::LeaseLost(_)) => {
                 tracing::warn!(match_id = %claimed.id, "lease lost before the outcome was recorded");
                 shared.sink.lease_lost(&claimed);
+                shared.sink.discarded(&claimed, &outcomes).await;
                 return;
             }
             Err(e @ (StoreError::OutcomeMismatch(_) | StoreError::InvalidProposal(_))) => {

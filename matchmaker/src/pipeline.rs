@@ -641,6 +641,18 @@ impl MatchSink for Pipeline {
         found_told && failed_told
     }
 
+    async fn discarded(&self, _claimed: &ClaimedMatch, outcomes: &[(TicketId, TicketOutcome)]) {
+        // Every ticket of a match shares its placement: one session, one server.
+        let session = outcomes.iter().find_map(|(_, o)| match o {
+            TicketOutcome::Matched(p) => Some(p.session_id.as_str()),
+            _ => None,
+        });
+        if let Some(session_id) = session {
+            tracing::info!(session_id, "releasing the session of a match whose lease was lost");
+            self.release(session_id).await;
+        }
+    }
+
     async fn redeliver(&self, notice: &DueNotice) -> bool {
         let mut told = true;
         for ticket in &notice.tickets {
