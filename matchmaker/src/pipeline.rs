@@ -648,7 +648,10 @@ impl MatchSink for Pipeline {
             _ => None,
         });
         if let Some(session_id) = session {
-            tracing::info!(session_id, "releasing the session of a match whose lease was lost");
+            tracing::info!(
+                session_id,
+                "releasing the session of a match whose lease was lost"
+            );
             self.release(session_id).await;
         }
     }

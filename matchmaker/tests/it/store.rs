@@ -995,7 +995,7 @@ async fn racing_replicas_never_put_a_player_in_two_matches<S: Store>(connect: im
 async fn redis_unconfirmed_notices_come_due_once_and_go_when_confirmed() {
     let redis = crate::support::TestRedis::start();
     let mut config =
-        matchmaker::store::RedisConfig::new(redis.url()).with_prefix(&redis.prefix("notices"));
+        matchmaker::store::RedisConfig::new(redis.url()).with_prefix(redis.prefix("notices"));
     config.notice_grace = std::time::Duration::ZERO;
     let store = matchmaker::store::RedisStore::connect(config)
         .await

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::node::{Node, Problems, Table, join};
-use super::{RunPlan, format_duration, required_duration};
+use super::node::{Node, Problems, Table};
+use super::{RunPlan, check_before_end, required_duration};
 use crate::stack::control::{LinkName, ProcessName};
 use crate::stack::proxy::LinkMode;
 
@@ -128,19 +128,7 @@ pub(super) fn read_chaos(
         let duration = required_duration_opt(&mut t, p);
         let label = t.opt_str(p, "label").map(|(l, _)| l);
         let action = read_action(&mut t, duration, replicas, p);
-        if let (Some(at), Some(run)) = (at, run) {
-            if at >= run.duration {
-                p.push(
-                    &item.span,
-                    join(&path, "at"),
-                    format!(
-                        "{} is not before the end of arrivals ({})",
-                        format_duration(at),
-                        format_duration(run.duration)
-                    ),
-                );
-            }
-        }
+        check_before_end(at, run, &item.span, &path, p);
         let line = p.line_of(item.span.start);
         t.finish(p);
         if let (Some(at), Some(action)) = (at, action) {

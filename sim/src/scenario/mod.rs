@@ -1519,6 +1519,29 @@ fn check_fault(
     fakes::faults::model::parse_fault(serde_json::Value::Object(body.clone())).map(|_| ())
 }
 
+/// A timeline step's `at` must fall before arrivals end.
+pub(crate) fn check_before_end(
+    at: Option<Duration>,
+    run: Option<&RunPlan>,
+    span: &std::ops::Range<usize>,
+    path: &str,
+    p: &mut Problems<'_>,
+) {
+    if let (Some(at), Some(run)) = (at, run) {
+        if at >= run.duration {
+            p.push(
+                span,
+                join(path, "at"),
+                format!(
+                    "{} is not before the end of arrivals ({})",
+                    format_duration(at),
+                    format_duration(run.duration)
+                ),
+            );
+        }
+    }
+}
+
 /// Keys of a fault step that belong to the sim; all others are the fault object.
 const FAULT_STEP_KEYS: [&str; 3] = ["at", "duration", "label"];
 
@@ -1571,19 +1594,7 @@ fn read_faults(items: &[Node], run: Option<&RunPlan>, p: &mut Problems<'_>) -> V
             };
             p.push(&span, field, err.message);
         }
-        if let (Some(at), Some(run)) = (at, run) {
-            if at >= run.duration {
-                p.push(
-                    &item.span,
-                    join(&path, "at"),
-                    format!(
-                        "{} is not before the end of arrivals ({})",
-                        format_duration(at),
-                        format_duration(run.duration)
-                    ),
-                );
-            }
-        }
+        check_before_end(at, run, &item.span, &path, p);
         let line = p.line_of(item.span.start);
         t.finish(p);
         if let (Some(at), Some(kind)) = (at, kind) {

@@ -384,3 +384,98 @@ fn bad_matchmaker_lists_name_the_item() {
     let (list, _) = problems(&target("7"));
     assert_eq!(list, vec![(9, "target.matchmaker".to_owned())]);
 }
+
+#[test]
+fn chaos_steps_are_read_and_checked() {
+    let plan = parse(
+        r#"version = 1
+[run]
+duration = "30s"
+[target]
+replicas = 3
+[[chaos]]
+at = "5s"
+action = "kill"
+process = "matchmaker-2"
+duration = "4s"
+[[chaos]]
+at = "10s"
+action = "partition"
+link = "matchmaker-fakes"
+mode = "reset"
+label = "AGS gone"
+[[chaos]]
+at = "12s"
+action = "pause"
+process = "redis"
+duration = "1s"
+"#,
+    )
+    .expect("valid");
+    assert_eq!(plan.chaos.len(), 3);
+    assert_eq!(plan.chaos[0].label, "kill matchmaker-2");
+    assert_eq!(plan.chaos[0].duration, Some(Duration::from_secs(4)));
+    assert_eq!(plan.chaos[1].label, "AGS gone");
+    assert!(matches!(
+        plan.chaos[1].action,
+        crate::scenario::ChaosAction::Partition {
+            mode: crate::stack::proxy::LinkMode::Reset,
+            ..
+        }
+    ));
+    let TargetPlan::Embedded(e) = &plan.target else {
+        panic!("embedded")
+    };
+    assert_eq!(e.replicas, Some(3));
+
+    let (list, text) = problems(
+        r#"version = 1
+[run]
+duration = "30s"
+[[chaos]]
+at = "5s"
+action = "kill"
+process = "matchmaker-2"
+[[chaos]]
+at = "6s"
+action = "pause"
+process = "redis"
+[[chaos]]
+at = "7s"
+action = "explode"
+[[chaos]]
+at = "40s"
+action = "partition"
+link = "sim-fakes"
+[[chaos]]
+at = "8s"
+action = "restart"
+process = "fakes"
+duration = "1s"
+"#,
+    );
+    assert!(list.contains(&(7, "chaos[0].process".into())), "{text}");
+    assert!(text.contains("2 matchmaker replicas"), "{text}");
+    assert!(list.contains(&(8, "chaos[1].duration".into())), "{text}");
+    assert!(list.contains(&(14, "chaos[2].action".into())), "{text}");
+    assert!(list.contains(&(15, "chaos[3].at".into())), "{text}");
+    assert!(list.contains(&(18, "chaos[3].link".into())), "{text}");
+    assert!(list.contains(&(22, "chaos[4].process".into())), "{text}");
+    assert!(list.contains(&(23, "chaos[4].duration".into())), "{text}");
+
+    let (list, text) = problems(
+        r#"version = 1
+[run]
+duration = "30s"
+[target]
+kind = "urls"
+fakes = "http://127.0.0.1:8080"
+matchmaker = "http://127.0.0.1:8090/matchmaking"
+[[chaos]]
+at = "5s"
+action = "kill"
+process = "redis"
+"#,
+    );
+    assert!(list.iter().any(|(_, f)| f == "chaos"), "{text}");
+}
