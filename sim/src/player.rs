@@ -582,7 +582,8 @@ async fn ask_with_retries(
 /// One matchmaking call: to the replica `spread` picks, then to the next whenever that one
 /// could not give an answer — the connection was refused, it broke mid-request (the replica
 /// died, a proxy reset it), or the replica answered 503/429 (not ready, shutting down, its
-/// store unreachable) — as a client behind a load balancer would, until the request timeout.
+/// store unreachable) — as a client behind a load balancer would, until the request timeout
+/// (given one URL, its answer stands).
 /// Every attempt of one call carries the same `Idempotency-Key`, so a retry finds the ticket
 /// an earlier attempt made (on any replica) instead of making a second one. Each move counts as
 /// a failover of the URL left behind.
@@ -647,7 +648,10 @@ async fn ask(
                 (Answer::Error(kind), retry.then_some(backoff))
             }
         };
-        let Some(wait) = wait else { break answer };
+        // With one URL there is nowhere to go: its answer is the answer, as it always was.
+        let Some(wait) = wait.filter(|_| n > 1) else {
+            break answer;
+        };
         let wait = wait.min(MAX_BACKOFF);
         if Instant::now() + wait >= deadline {
             break answer;
