@@ -239,11 +239,158 @@ fn create_user_v4() {
     sdk_body["acceptedPolicies"] = json!([]);
     serde_json::from_value::<iam::CreateUserRequestV4>(sdk_body).expect("extra sdk fields");
 
-    for missing in ["authType", "emailAddress", "password", "country"] {
+    // account.createUserRequestV4 requires authType, country, emailAddress and username; the
+    // password is optional.
+    for missing in ["authType", "emailAddress", "username", "country"] {
         let mut body = fixture_value("create_user_v4_request.json");
         body.as_object_mut().expect("object").remove(missing);
         rejects::<iam::CreateUserRequestV4>(missing, body);
     }
+    let no_password: iam::CreateUserRequestV4 =
+        request_round_trip("create_user_v4_no_password_request.json");
+    assert_eq!(no_password.password, None);
+    assert_eq!(no_password.username, "bob");
+}
+
+/// Every key the spec's definition lists as required is present in `value`.
+fn assert_required(what: &str, value: &Value, required: &[&str]) {
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|key| value.get(key).is_none())
+        .collect();
+    assert!(missing.is_empty(), "{what} lacks required {missing:?}");
+}
+
+#[test]
+fn user_responses_carry_every_required_field() {
+    // model.UserResponseV3's required list in the IAM spec.
+    const ME: [&str; 17] = [
+        "authType",
+        "bans",
+        "country",
+        "createdAt",
+        "deletionStatus",
+        "displayName",
+        "emailAddress",
+        "emailVerified",
+        "enabled",
+        "lastDateOfBirthChangedTime",
+        "lastEnabledChangedTime",
+        "namespace",
+        "namespaceRoles",
+        "permissions",
+        "phoneVerified",
+        "roles",
+        "userId",
+    ];
+    // model.PublicUserResponseV3's.
+    const PUBLIC: [&str; 16] = [
+        "authType",
+        "bans",
+        "createdAt",
+        "deletionStatus",
+        "displayName",
+        "emailVerified",
+        "enabled",
+        "lastDateOfBirthChangedTime",
+        "lastEnabledChangedTime",
+        "namespace",
+        "namespaceRoles",
+        "permissions",
+        "phoneVerified",
+        "roles",
+        "uniqueDisplayName",
+        "userId",
+    ];
+    let me = serde_json::to_value(iam::UserResponseV3::default()).expect("json");
+    assert_required("UserResponseV3", &me, &ME);
+    assert_required("user_me.json", &fixture_value("user_me.json"), &ME);
+    let public: iam::PublicUserResponseV3 = round_trip("public_user_v3.json");
+    assert_eq!(public.unique_display_name, "alice");
+    let public = serde_json::to_value(public).expect("json");
+    assert_required("PublicUserResponseV3", &public, &PUBLIC);
+}
+
+#[test]
+fn client_v3_response_carries_every_required_field() {
+    // clientmodel.ClientV3Response's required list in the IAM spec.
+    const REQUIRED: [&str; 15] = [
+        "audiences",
+        "baseUri",
+        "clientId",
+        "clientName",
+        "clientPermissions",
+        "clientPlatform",
+        "createdAt",
+        "description",
+        "modifiedAt",
+        "namespace",
+        "oauthClientType",
+        "redirectUri",
+        "scopes",
+        "skipLoginQueue",
+        "twoFactorEnabled",
+    ];
+    let client: iam::ClientV3Response = round_trip("client_v3.json");
+    assert_eq!(client.oauth_client_type, "Confidential");
+    assert_required(
+        "ClientV3Response",
+        &serde_json::to_value(client).expect("json"),
+        &REQUIRED,
+    );
+}
+
+#[test]
+fn token_response_v3_has_unique_display_name() {
+    let token: iam::TokenResponseV3 = round_trip("token_response_v3.json");
+    assert_eq!(token.unique_display_name, token.display_name);
+}
+
+#[test]
+fn dsmc_server_carries_every_required_field() {
+    // models.Server's required list in the DSMC spec.
+    const REQUIRED: [&str; 24] = [
+        "allocation_id",
+        "artifact_path",
+        "cpu_limit",
+        "created_at",
+        "deployment",
+        "game_version",
+        "image_version",
+        "ip",
+        "is_override_game_version",
+        "is_override_region",
+        "job_id",
+        "last_update",
+        "mem_limit",
+        "namespace",
+        "params",
+        "pod_name",
+        "port",
+        "protocol",
+        "provider",
+        "region",
+        "session_id",
+        "status",
+        "termination_reason",
+        "ulimit_file_size",
+    ];
+    let server = serde_json::to_value(dsmc::Server::default()).expect("json");
+    assert_required("Server", &server, &REQUIRED);
+    let fixture = fixture_value("dsmc_session_response.json");
+    assert_required("fixture Server", &fixture["session"]["Server"], &REQUIRED);
+}
+
+#[test]
+fn sb_update_session_request_is_max_player_only() {
+    let request: sessionbrowser::UpdateSessionRequest =
+        request_round_trip("sb_update_session_request.json");
+    assert_eq!(request.game_max_player, 8);
+    rejects::<sessionbrowser::UpdateSessionRequest>(
+        "no game_max_player",
+        json!({"game_current_player": 1}),
+    );
 }
 
 #[test]

@@ -115,6 +115,12 @@ pub enum Service {
     SessionBrowser,
     #[serde(rename = "dsmc", alias = "dsmcontroller")]
     Dsmc,
+    /// Session v2 (`/session/...`).
+    #[serde(rename = "session")]
+    Session,
+    /// Matchmaking v2 (`/match2/...`).
+    #[serde(rename = "match2")]
+    Match2,
     /// Paths no service serves (404s); not a valid target.
     #[serde(rename = "other", skip_deserializing)]
     Other,
@@ -122,7 +128,14 @@ pub enum Service {
 
 impl Service {
     /// Every service a target may name.
-    pub const TARGETS: [Service; 4] = [Self::Iam, Self::Lobby, Self::SessionBrowser, Self::Dsmc];
+    pub const TARGETS: [Service; 6] = [
+        Self::Iam,
+        Self::Lobby,
+        Self::SessionBrowser,
+        Self::Dsmc,
+        Self::Session,
+        Self::Match2,
+    ];
 
     /// Classifies a request path by its prefix, as AGS routes them.
     pub fn of_path(path: &str) -> Self {
@@ -136,6 +149,8 @@ impl Service {
             "lobby" | "notification" => Self::Lobby,
             "sessionbrowser" => Self::SessionBrowser,
             "dsmcontroller" => Self::Dsmc,
+            "session" => Self::Session,
+            "match2" => Self::Match2,
             _ => Self::Other,
         }
     }
@@ -146,6 +161,8 @@ impl Service {
             Self::Lobby => "lobby",
             Self::SessionBrowser => "sessionbrowser",
             Self::Dsmc => "dsmc",
+            Self::Session => "session",
+            Self::Match2 => "match2",
             Self::Other => "other",
         }
     }
@@ -156,6 +173,8 @@ impl Service {
             "lobby" | "notification" => Some(Self::Lobby),
             "sessionbrowser" | "session_browser" => Some(Self::SessionBrowser),
             "dsmc" | "dsmcontroller" => Some(Self::Dsmc),
+            "session" => Some(Self::Session),
+            "match2" => Some(Self::Match2),
             _ => None,
         }
     }
