@@ -296,9 +296,9 @@ pub struct CreateUserRequestV4 {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     pub country: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub date_of_birth: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub display_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_display_name: Option<String>,

@@ -203,7 +203,7 @@ async fn handle(
 /// - IAM: OAuth (`error`, `error_description`) on the OAuth endpoints, REST elsewhere;
 /// - lobby: `{"ErrorCode", "ErrorMessage"}` on `/notification/...`, REST elsewhere;
 /// - session browser: `ErrorResponseV2` on writes (create, update, settings, add, join, remove
-///   player) and the admin get, `response.Error` on reads and delete; a create's 5xx is
+///   player) and the admin get, `response.Error` on reads and delete; a create's 500 is
 ///   `response.Error` (its spec says so);
 /// - session v2: `response.Error` with `attributes`, `message`, `name` (the `ErrorResponseV2`
 ///   shape); match2: `response.Error` in PascalCase (`ErrorCode`, `ErrorMessage`);
@@ -220,7 +220,7 @@ pub fn error_shape(
         Service::SessionBrowser => {
             let create = *method == Method::POST && path.ends_with("/gamesession");
             let v2 = match *method {
-                _ if create && status.is_server_error() => false,
+                _ if create && status == StatusCode::INTERNAL_SERVER_ERROR => false,
                 Method::POST | Method::PUT => true,
                 Method::DELETE => path.contains("/player/"),
                 Method::GET => path.starts_with("/sessionbrowser/admin/"),
@@ -279,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn a_session_browser_create_answers_5xx_as_response_error() {
+    fn a_session_browser_create_answers_500_as_response_error() {
         let sb = "/sessionbrowser/namespaces/n/gamesession";
         let status = StatusCode::INTERNAL_SERVER_ERROR;
         assert_eq!(

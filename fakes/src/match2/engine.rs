@@ -52,6 +52,7 @@ async fn run(weak: WeakState, wake: std::sync::Arc<tokio::sync::Notify>) {
 /// One pass: expiry, then matching in every pool with queued tickets.
 pub fn tick(state: &AppState) {
     let now = Utc::now();
+    state.faults.before_match2_tick(&state.match2, now);
     for ticket in state.match2.take_expired(now) {
         announce_expired(state, &ticket);
     }

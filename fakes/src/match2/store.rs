@@ -407,6 +407,21 @@ impl Match2 {
             .collect()
     }
 
+    /// Ids of queued tickets (of `pool`, if given) whose creation time passes `due`.
+    pub fn queued_ids(
+        &self,
+        pool: Option<&str>,
+        due: impl Fn(DateTime<Utc>) -> bool,
+    ) -> Vec<String> {
+        self.inner
+            .lock()
+            .tickets
+            .values()
+            .filter(|t| t.is_queued() && pool.is_none_or(|p| t.pool == p) && due(t.created_at))
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
     /// Makes `ids` (all still queued) expire now (fault injection's expiry storm).
     pub fn expire_now(&self, ids: &[String], now: DateTime<Utc>) {
         let mut inner = self.inner.lock();

@@ -5,7 +5,8 @@
 //! Permissions are the spec's: templates need `ADMIN:NAMESPACE:{namespace}:SESSION:CONFIGURATION`
 //! (CREATE/READ/DELETE); sessions `NAMESPACE:{namespace}:SESSION:GAME` (CREATE/READ/UPDATE/DELETE);
 //! join and invite `NAMESPACE:{namespace}:SESSION:GAME:PLAYER` CREATE, leave its DELETE;
-//! `users/me/gamesessions` any user token of the namespace. Errors are `response.Error`
+//! `users/me/gamesessions` any user token of the namespace. A session that is not `OPEN` is
+//! visible to its invited and joined members only (and to clients). Errors are `response.Error`
 //! (`attributes`, `errorCode`, `errorMessage`, `message`, `name`).
 //!
 //! Notifications (lobby `messageNotif`, payload base64 JSON, sent through the hub's one send
@@ -477,6 +478,13 @@ async fn get_session(
         .game_sessions
         .get(&namespace, &id)
         .ok_or_else(|| error(SessionError::NotFound(id)))?;
+    // Only its members (invited or joined) see a session that is not OPEN; clients with the
+    // permission always do.
+    if let Some(user) = caller.user_id() {
+        if session.joinability != "OPEN" && !session.audience().iter().any(|m| m == user) {
+            return Err(error(SessionError::NotMember(user.to_owned())));
+        }
+    }
     Ok(Json(session_view(&session)))
 }
 

@@ -499,3 +499,41 @@ async fn game_sessions_join_leave_invite_and_update_with_notifications() {
     let quiet = tokio::time::timeout(Duration::from_millis(200), next_event(&mut ws2)).await;
     assert!(quiet.is_err(), "unexpected event {quiet:?}");
 }
+
+#[tokio::test]
+async fn a_ticket_expiry_storm_expires_queued_tickets_of_its_pool_only() {
+    let handle = common::start_with(with_faults(json!([
+        {"kind": "ticket_expiry", "after_s": 0, "pool": "stormy"}
+    ])))
+    .await;
+    setup_pool(&handle, "stormy", one_vs_one(), 0).await;
+    setup_pool(&handle, "calm", one_vs_one(), 0).await;
+    let p1 = common::user_token(&handle, PLAYER1);
+    let p2 = common::user_token(&handle, PLAYER2);
+    let mut ws1 = lobby(&handle, &p1.access_token).await;
+    let calm = ticket(&handle, &p2.access_token, "calm", 1000).await;
+    let stormy = ticket(&handle, &p1.access_token, "stormy", 1000).await;
+    let (expired, _) = wait_for(&mut ws1, "OnMatchmakingTicketExpired").await;
+    assert_eq!(
+        expired["ticketID"],
+        stormy.as_str(),
+        "the pool keeps tickets 300 s"
+    );
+    let (status, _) = call(
+        &handle,
+        Method::GET,
+        &format!("/match2/v1/namespaces/{NAMESPACE}/match-tickets/{calm}"),
+        &p2.access_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the other pool is untouched");
+    let kinds = handle.state.faults.injected_by_kind();
+    assert_eq!(
+        kinds[fakes::faults::model::KINDS
+            .iter()
+            .position(|k| *k == "ticket_expiry")
+            .expect("kind")],
+        1
+    );
+}
