@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use accelbyte::bloom::BloomFilter;
 use accelbyte::client::{ErrorBody, ErrorShape};
 use accelbyte::frame::Frame;
-use accelbyte::models::{dsmc, error, iam, lobby, sessionbrowser};
+use accelbyte::models::{dsmc, error, iam, lobby, match2, session, sessionbrowser};
 use pretty_assertions::assert_eq;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -701,4 +701,141 @@ fn typed_readers_reject_other_types() {
     assert!(lobby::ErrorNotif::from_frame(&frame).is_none());
     let frame = Frame::parse(&frame_fixture("message_notif_found.txt")).expect("parse");
     assert!(lobby::ConnectNotif::from_frame(&frame).is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session v2 and Matchmaking v2, required fields from the `session` and `match2` specs
+
+#[test]
+fn match2_ticket_request_and_status() {
+    let request: match2::MatchTicketRequest = request_round_trip("match2_ticket_request.json");
+    assert_eq!(request.latencies["eu-central-1"], 45);
+    for missing in ["attributes", "latencies", "matchPool"] {
+        let mut body = fixture_value("match2_ticket_request.json");
+        body.as_object_mut().expect("object").remove(missing);
+        rejects::<match2::MatchTicketRequest>(missing, body);
+    }
+    let status: match2::MatchTicketStatus = round_trip("match2_ticket_status.json");
+    assert!(status.match_found);
+    // api.MatchTicketStatus requires matchFound and sessionID.
+    assert_required(
+        "MatchTicketStatus",
+        &fixture_value("match2_ticket_status.json"),
+        &["matchFound", "sessionID"],
+    );
+}
+
+#[test]
+fn match2_pool_carries_every_required_field() {
+    const REQUIRED: [&str; 9] = [
+        "auto_accept_backfill_proposal",
+        "backfill_proposal_expiration_seconds",
+        "backfill_ticket_expiration_seconds",
+        "match_function",
+        "match_function_override",
+        "name",
+        "rule_set",
+        "session_template",
+        "ticket_expiration_seconds",
+    ];
+    let pool: match2::MatchPool = round_trip("match2_pool.json");
+    assert_eq!(pool.session_template, "duel-template");
+    assert_required(
+        "MatchPool",
+        &serde_json::to_value(pool).expect("json"),
+        &REQUIRED,
+    );
+}
+
+#[test]
+fn session_game_session_carries_every_required_field() {
+    // apimodels.GameSessionResponse, DSInformationResponse, models.GameServer,
+    // apimodels.UserResponse and apimodels.PublicConfiguration in the session spec.
+    const SESSION: [&str; 14] = [
+        "DSInformation",
+        "backfillTicketID",
+        "configuration",
+        "createdAt",
+        "createdBy",
+        "id",
+        "isActive",
+        "isFull",
+        "leaderID",
+        "matchPool",
+        "members",
+        "namespace",
+        "updatedAt",
+        "version",
+    ];
+    const SERVER: [&str; 8] = [
+        "custom_attribute",
+        "is_override_game_version",
+        "last_update",
+        "namespace",
+        "region",
+        "session_id",
+        "source",
+        "status",
+    ];
+    const MEMBER: [&str; 6] = [
+        "id",
+        "platformID",
+        "platformUserID",
+        "status",
+        "statusV2",
+        "updatedAt",
+    ];
+    const CONFIGURATION: [&str; 12] = [
+        "autoJoin",
+        "clientVersion",
+        "deployment",
+        "inactiveTimeout",
+        "inviteTimeout",
+        "joinability",
+        "maxPlayers",
+        "minPlayers",
+        "name",
+        "persistent",
+        "textChat",
+        "type",
+    ];
+    let typed: session::GameSessionResponse = round_trip("session_game_session.json");
+    assert_eq!(
+        typed.ds_information.status_v2,
+        session::ds_status::AVAILABLE
+    );
+    let ours = serde_json::to_value(session::GameSessionResponse::default()).expect("json");
+    assert_required("GameSessionResponse", &ours, &SESSION);
+    assert_required(
+        "DSInformation",
+        &ours["DSInformation"],
+        &["CreatedAt", "RequestedAt"],
+    );
+    assert_required(
+        "PublicConfiguration",
+        &ours["configuration"],
+        &CONFIGURATION,
+    );
+    let member = serde_json::to_value(session::Member::default()).expect("json");
+    assert_required("UserResponse", &member, &MEMBER);
+    let server = serde_json::to_value(session::GameServer::default()).expect("json");
+    assert_required("GameServer", &server, &SERVER);
+}
+
+#[test]
+fn session_template_request_requires_what_the_spec_requires() {
+    let request: session::CreateConfigurationTemplateRequest =
+        request_round_trip("session_template_request.json");
+    assert_eq!(request.kind, "DS");
+    for missing in [
+        "name",
+        "type",
+        "joinability",
+        "maxPlayers",
+        "requestedRegions",
+    ] {
+        let mut body = fixture_value("session_template_request.json");
+        body.as_object_mut().expect("object").remove(missing);
+        rejects::<session::CreateConfigurationTemplateRequest>(missing, body);
+    }
 }

@@ -62,6 +62,24 @@ pub struct MatchPool {
     pub ticket_expiration_seconds: i32,
 }
 
+/// `api.ListRuleSetsResponse`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ListRuleSetsResponse {
+    pub data: Vec<RuleSetPayload>,
+    pub pagination: Pagination,
+}
+
+impl Default for RuleSetPayload {
+    fn default() -> Self {
+        Self {
+            data: serde_json::Value::Object(serde_json::Map::new()),
+            enable_custom_match_function: false,
+            name: String::new(),
+        }
+    }
+}
+
 /// `api.ListMatchPoolsResponse`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]

@@ -58,7 +58,7 @@ pub struct CreateConfigurationTemplateRequest {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Map<String, Value>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_join: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ds_source: String,
@@ -339,4 +339,12 @@ pub struct DsStatusChangedNotif {
     #[serde(rename = "sessionID")]
     pub session_id: String,
     pub error: String,
+}
+
+/// `OnSessionEnded` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SessionEndedNotif {
+    #[serde(rename = "sessionID")]
+    pub session_id: String,
 }

@@ -17,9 +17,9 @@ pub mod ruleset;
 pub mod store;
 
 use accelbyte::models::match2::{
-    ListMatchPoolsResponse, MatchPool, MatchTicketRequest, MatchTicketResponse, MatchTicketStatus,
-    MatchTicketStatuses, MatchmakingStartedNotif, Pagination, ProposedProposal, RuleSetPayload,
-    topics,
+    ListMatchPoolsResponse, ListRuleSetsResponse, MatchPool, MatchTicketRequest,
+    MatchTicketResponse, MatchTicketStatus, MatchTicketStatuses, MatchmakingStartedNotif,
+    Pagination, ProposedProposal, RuleSetPayload, topics,
 };
 use accelbyte::permission::action;
 use axum::extract::{Path, State};
@@ -140,26 +140,17 @@ async fn create_ruleset(
     Ok(StatusCode::CREATED)
 }
 
-#[derive(Debug, Serialize)]
-struct RuleSetList {
-    data: Vec<RuleSetPayload>,
-    pagination: Pagination,
-}
-
-use serde::Serialize;
-
-/// GET `.../rulesets` (`api.ListRuleSetsResponse`: `data` + `pagination`).
+/// GET `.../rulesets` (`api.ListRuleSetsResponse`).
 async fn list_rulesets(
     State(state): State<AppState>,
     caller: Caller,
     Path(namespace): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ListRuleSetsResponse>> {
     authorize(&state, &caller, &namespace, "RULES", action::READ)?;
-    let list = RuleSetList {
+    Ok(Json(ListRuleSetsResponse {
         data: state.match2.rulesets(&namespace),
         pagination: Pagination::default(),
-    };
-    Ok(Json(serde_json::to_value(list).unwrap_or_default()))
+    }))
 }
 
 /// GET `.../rulesets/{ruleset}`.

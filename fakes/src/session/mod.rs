@@ -14,6 +14,9 @@
 //! and `OnSessionMembersChanged` to the members when someone joins, `OnSessionMembersChanged`
 //! when someone leaves, `OnGameSessionUpdated` after a PATCH, `OnDSStatusChanged` at each
 //! `DSInformation` change. Parties are not emulated yet.
+//!
+//! Simplification: a `DS` session asks the fleet for its server as soon as it exists (a user's
+//! create, or a match); AGS documents `NEED_TO_REQUEST` until `minPlayers` are active.
 
 pub mod ds;
 pub mod store;
@@ -23,8 +26,8 @@ use accelbyte::models::session::{
     ConfigurationTemplateResponse, ConfigurationTemplatesResponse,
     CreateConfigurationTemplateRequest, CreateGameSessionRequest, DsInformation, GameServer,
     GameSessionQueryResponse, GameSessionResponse, Member, Paging, PartyMembers,
-    PublicConfiguration, SessionInviteRequest, SessionInvitedNotif, SessionJoinedNotif,
-    SessionMembersChangedNotif, Team, UpdateGameSessionRequest, topics,
+    PublicConfiguration, SessionEndedNotif, SessionInviteRequest, SessionInvitedNotif,
+    SessionJoinedNotif, SessionMembersChangedNotif, Team, UpdateGameSessionRequest, topics,
 };
 use accelbyte::permission::action;
 use axum::extract::{Path, State};
@@ -545,7 +548,9 @@ async fn delete_session(
         .delete(&namespace, &id, caller.user_id())
         .map_err(error)?;
     state.dsmc.delete(&namespace, &id);
-    let body = serde_json::json!({"sessionID": session.id});
+    let body = SessionEndedNotif {
+        session_id: session.id.clone(),
+    };
     tell(
         &state,
         &namespace,

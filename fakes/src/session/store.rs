@@ -389,7 +389,7 @@ impl GameSessions {
             .filter(|s| s.audience().iter().any(|u| u == user_id))
             .cloned()
             .collect();
-        list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        list.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         list
     }
 
@@ -480,9 +480,9 @@ impl GameSessions {
         user_id: &str,
     ) -> Result<GameSession, SessionError> {
         self.with_session(namespace, id, |s, now| {
-            if !s
+            if s
                 .member(inviter)
-                .is_some_and(|m| m.status == member_status::JOINED)
+                .is_none_or(|m| m.status != member_status::JOINED)
             {
                 return Err(SessionError::NotMember(inviter.to_owned()));
             }
