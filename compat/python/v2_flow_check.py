@@ -163,12 +163,14 @@ async def main():
     tickets = []
     for i, (sdk, token, _, received) in enumerate(players):
         body = ApiMatchTicketRequest.create(attributes={"mmr": 1000 + 10 * i}, latencies={"us-east-1": 30}, match_pool=POOL)
+        queued_at = time.monotonic()
         result, error = match2.create_match_ticket(body=body, namespace=NAMESPACE, sdk=sdk)
         valid(f"match2.create_match_ticket player{i + 1}", result, error)
         tickets.append(result.match_ticket_id if result else None)
         started = await wait_topic(received, "OnMatchmakingStarted", lambda p, t=tickets[-1]: p.get("ticketID") == t)
         check(f"OnMatchmakingStarted player{i + 1}", started is not None, events(received))
     found = [await wait_topic(received, "OnMatchFound") for (_, _, _, received) in players]
+    print(f"  OnMatchFound on both lobbies within {1000 * (time.monotonic() - queued_at):.0f} ms of the second ticket's create call")
     check("OnMatchFound on both lobbies", all(found), [events(p[3]) for p in players])
     session_id = found[0]["id"] if found[0] else None
     check("both players found the same session", session_id and found[1] and found[1]["id"] == session_id)
@@ -186,6 +188,7 @@ async def main():
         result, error = session.join_game_session(session_id=session_id, namespace=NAMESPACE, sdk=sdk)
         valid(f"session.join_game_session player{i + 1}", result, error)
     available = None
+    joined_at = time.monotonic()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         result, error = session.get_game_session(session_id=session_id, namespace=NAMESPACE, sdk=p1_sdk)
@@ -196,6 +199,7 @@ async def main():
             break
         await asyncio.sleep(0.1)
     valid("session.get_game_session", available, error)
+    print(f"  DSInformation AVAILABLE {1000 * (time.monotonic() - joined_at):.0f} ms after the joins")
     server = available.ds_information.server if available else None
     check("DSInformation AVAILABLE with a server", server is not None and server.ip and server.port, available)
     changed = await wait_topic(
