@@ -480,8 +480,7 @@ impl GameSessions {
         user_id: &str,
     ) -> Result<GameSession, SessionError> {
         self.with_session(namespace, id, |s, now| {
-            if s
-                .member(inviter)
+            if s.member(inviter)
                 .is_none_or(|m| m.status != member_status::JOINED)
             {
                 return Err(SessionError::NotMember(inviter.to_owned()));
