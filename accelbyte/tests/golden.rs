@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use accelbyte::bloom::BloomFilter;
 use accelbyte::client::{ErrorBody, ErrorShape};
 use accelbyte::frame::Frame;
-use accelbyte::models::{dsmc, error, iam, lobby, sessionbrowser};
+use accelbyte::models::{dsmc, error, iam, lobby, match2, session, sessionbrowser};
 use pretty_assertions::assert_eq;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -239,11 +239,158 @@ fn create_user_v4() {
     sdk_body["acceptedPolicies"] = json!([]);
     serde_json::from_value::<iam::CreateUserRequestV4>(sdk_body).expect("extra sdk fields");
 
-    for missing in ["authType", "emailAddress", "password", "country"] {
+    // account.createUserRequestV4 requires authType, country, emailAddress and username; the
+    // password is optional.
+    for missing in ["authType", "emailAddress", "username", "country"] {
         let mut body = fixture_value("create_user_v4_request.json");
         body.as_object_mut().expect("object").remove(missing);
         rejects::<iam::CreateUserRequestV4>(missing, body);
     }
+    let no_password: iam::CreateUserRequestV4 =
+        request_round_trip("create_user_v4_no_password_request.json");
+    assert_eq!(no_password.password, None);
+    assert_eq!(no_password.username, "bob");
+}
+
+/// Every key the spec's definition lists as required is present in `value`.
+fn assert_required(what: &str, value: &Value, required: &[&str]) {
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|key| value.get(key).is_none())
+        .collect();
+    assert!(missing.is_empty(), "{what} lacks required {missing:?}");
+}
+
+#[test]
+fn user_responses_carry_every_required_field() {
+    // model.UserResponseV3's required list in the IAM spec.
+    const ME: [&str; 17] = [
+        "authType",
+        "bans",
+        "country",
+        "createdAt",
+        "deletionStatus",
+        "displayName",
+        "emailAddress",
+        "emailVerified",
+        "enabled",
+        "lastDateOfBirthChangedTime",
+        "lastEnabledChangedTime",
+        "namespace",
+        "namespaceRoles",
+        "permissions",
+        "phoneVerified",
+        "roles",
+        "userId",
+    ];
+    // model.PublicUserResponseV3's.
+    const PUBLIC: [&str; 16] = [
+        "authType",
+        "bans",
+        "createdAt",
+        "deletionStatus",
+        "displayName",
+        "emailVerified",
+        "enabled",
+        "lastDateOfBirthChangedTime",
+        "lastEnabledChangedTime",
+        "namespace",
+        "namespaceRoles",
+        "permissions",
+        "phoneVerified",
+        "roles",
+        "uniqueDisplayName",
+        "userId",
+    ];
+    let me = serde_json::to_value(iam::UserResponseV3::default()).expect("json");
+    assert_required("UserResponseV3", &me, &ME);
+    assert_required("user_me.json", &fixture_value("user_me.json"), &ME);
+    let public: iam::PublicUserResponseV3 = round_trip("public_user_v3.json");
+    assert_eq!(public.unique_display_name, "alice");
+    let public = serde_json::to_value(public).expect("json");
+    assert_required("PublicUserResponseV3", &public, &PUBLIC);
+}
+
+#[test]
+fn client_v3_response_carries_every_required_field() {
+    // clientmodel.ClientV3Response's required list in the IAM spec.
+    const REQUIRED: [&str; 15] = [
+        "audiences",
+        "baseUri",
+        "clientId",
+        "clientName",
+        "clientPermissions",
+        "clientPlatform",
+        "createdAt",
+        "description",
+        "modifiedAt",
+        "namespace",
+        "oauthClientType",
+        "redirectUri",
+        "scopes",
+        "skipLoginQueue",
+        "twoFactorEnabled",
+    ];
+    let client: iam::ClientV3Response = round_trip("client_v3.json");
+    assert_eq!(client.oauth_client_type, "Confidential");
+    assert_required(
+        "ClientV3Response",
+        &serde_json::to_value(client).expect("json"),
+        &REQUIRED,
+    );
+}
+
+#[test]
+fn token_response_v3_has_unique_display_name() {
+    let token: iam::TokenResponseV3 = round_trip("token_response_v3.json");
+    assert_eq!(token.unique_display_name, token.display_name);
+}
+
+#[test]
+fn dsmc_server_carries_every_required_field() {
+    // models.Server's required list in the DSMC spec.
+    const REQUIRED: [&str; 24] = [
+        "allocation_id",
+        "artifact_path",
+        "cpu_limit",
+        "created_at",
+        "deployment",
+        "game_version",
+        "image_version",
+        "ip",
+        "is_override_game_version",
+        "is_override_region",
+        "job_id",
+        "last_update",
+        "mem_limit",
+        "namespace",
+        "params",
+        "pod_name",
+        "port",
+        "protocol",
+        "provider",
+        "region",
+        "session_id",
+        "status",
+        "termination_reason",
+        "ulimit_file_size",
+    ];
+    let server = serde_json::to_value(dsmc::Server::default()).expect("json");
+    assert_required("Server", &server, &REQUIRED);
+    let fixture = fixture_value("dsmc_session_response.json");
+    assert_required("fixture Server", &fixture["session"]["Server"], &REQUIRED);
+}
+
+#[test]
+fn sb_update_session_request_is_max_player_only() {
+    let request: sessionbrowser::UpdateSessionRequest =
+        request_round_trip("sb_update_session_request.json");
+    assert_eq!(request.game_max_player, 8);
+    rejects::<sessionbrowser::UpdateSessionRequest>(
+        "no game_max_player",
+        json!({"game_current_player": 1}),
+    );
 }
 
 #[test]
@@ -554,4 +701,141 @@ fn typed_readers_reject_other_types() {
     assert!(lobby::ErrorNotif::from_frame(&frame).is_none());
     let frame = Frame::parse(&frame_fixture("message_notif_found.txt")).expect("parse");
     assert!(lobby::ConnectNotif::from_frame(&frame).is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session v2 and Matchmaking v2, required fields from the `session` and `match2` specs
+
+#[test]
+fn match2_ticket_request_and_status() {
+    let request: match2::MatchTicketRequest = request_round_trip("match2_ticket_request.json");
+    assert_eq!(request.latencies["eu-central-1"], 45);
+    for missing in ["attributes", "latencies", "matchPool"] {
+        let mut body = fixture_value("match2_ticket_request.json");
+        body.as_object_mut().expect("object").remove(missing);
+        rejects::<match2::MatchTicketRequest>(missing, body);
+    }
+    let status: match2::MatchTicketStatus = round_trip("match2_ticket_status.json");
+    assert!(status.match_found);
+    // api.MatchTicketStatus requires matchFound and sessionID.
+    assert_required(
+        "MatchTicketStatus",
+        &fixture_value("match2_ticket_status.json"),
+        &["matchFound", "sessionID"],
+    );
+}
+
+#[test]
+fn match2_pool_carries_every_required_field() {
+    const REQUIRED: [&str; 9] = [
+        "auto_accept_backfill_proposal",
+        "backfill_proposal_expiration_seconds",
+        "backfill_ticket_expiration_seconds",
+        "match_function",
+        "match_function_override",
+        "name",
+        "rule_set",
+        "session_template",
+        "ticket_expiration_seconds",
+    ];
+    let pool: match2::MatchPool = round_trip("match2_pool.json");
+    assert_eq!(pool.session_template, "duel-template");
+    assert_required(
+        "MatchPool",
+        &serde_json::to_value(pool).expect("json"),
+        &REQUIRED,
+    );
+}
+
+#[test]
+fn session_game_session_carries_every_required_field() {
+    // apimodels.GameSessionResponse, DSInformationResponse, models.GameServer,
+    // apimodels.UserResponse and apimodels.PublicConfiguration in the session spec.
+    const SESSION: [&str; 14] = [
+        "DSInformation",
+        "backfillTicketID",
+        "configuration",
+        "createdAt",
+        "createdBy",
+        "id",
+        "isActive",
+        "isFull",
+        "leaderID",
+        "matchPool",
+        "members",
+        "namespace",
+        "updatedAt",
+        "version",
+    ];
+    const SERVER: [&str; 8] = [
+        "custom_attribute",
+        "is_override_game_version",
+        "last_update",
+        "namespace",
+        "region",
+        "session_id",
+        "source",
+        "status",
+    ];
+    const MEMBER: [&str; 6] = [
+        "id",
+        "platformID",
+        "platformUserID",
+        "status",
+        "statusV2",
+        "updatedAt",
+    ];
+    const CONFIGURATION: [&str; 12] = [
+        "autoJoin",
+        "clientVersion",
+        "deployment",
+        "inactiveTimeout",
+        "inviteTimeout",
+        "joinability",
+        "maxPlayers",
+        "minPlayers",
+        "name",
+        "persistent",
+        "textChat",
+        "type",
+    ];
+    let typed: session::GameSessionResponse = round_trip("session_game_session.json");
+    assert_eq!(
+        typed.ds_information.status_v2,
+        session::ds_status::AVAILABLE
+    );
+    let ours = serde_json::to_value(session::GameSessionResponse::default()).expect("json");
+    assert_required("GameSessionResponse", &ours, &SESSION);
+    assert_required(
+        "DSInformation",
+        &ours["DSInformation"],
+        &["CreatedAt", "RequestedAt"],
+    );
+    assert_required(
+        "PublicConfiguration",
+        &ours["configuration"],
+        &CONFIGURATION,
+    );
+    let member = serde_json::to_value(session::Member::default()).expect("json");
+    assert_required("UserResponse", &member, &MEMBER);
+    let server = serde_json::to_value(session::GameServer::default()).expect("json");
+    assert_required("GameServer", &server, &SERVER);
+}
+
+#[test]
+fn session_template_request_requires_what_the_spec_requires() {
+    let request: session::CreateConfigurationTemplateRequest =
+        request_round_trip("session_template_request.json");
+    assert_eq!(request.kind, "DS");
+    for missing in [
+        "name",
+        "type",
+        "joinability",
+        "maxPlayers",
+        "requestedRegions",
+    ] {
+        let mut body = fixture_value("session_template_request.json");
+        body.as_object_mut().expect("object").remove(missing);
+        rejects::<session::CreateConfigurationTemplateRequest>(missing, body);
+    }
 }

@@ -20,6 +20,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::lobby::router())
         .merge(crate::sessionbrowser::router())
         .merge(crate::dsmc::router())
+        .merge(crate::session::router())
+        .merge(crate::match2::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -95,6 +95,16 @@ pub struct Seed {
     pub default_user_roles: Vec<String>,
     #[serde(default)]
     pub users: Vec<SeedUser>,
+    /// The `iss` claim of every token (AGS puts its public base URL there).
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+}
+
+/// The `iss` of tokens when the seed names none.
+pub const DEFAULT_ISSUER: &str = "https://fakes.matchbench.invalid";
+
+fn default_issuer() -> String {
+    DEFAULT_ISSUER.to_owned()
 }
 
 /// The built-in seed, as TOML so users can copy it as a starting point.

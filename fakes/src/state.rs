@@ -9,7 +9,9 @@ use crate::iam::store::IamStore;
 use crate::keys::{KeyRing, SigningKey};
 use crate::lobby::cluster::ShardBoard;
 use crate::lobby::hub::Hub;
+use crate::match2::store::Match2;
 use crate::seed::Seed;
+use crate::session::store::GameSessions;
 use crate::sessionbrowser::store::SessionStore;
 use crate::stats::RequestStats;
 
@@ -53,6 +55,10 @@ pub struct Shared {
     pub lobby: Hub,
     pub sessions: SessionStore,
     pub dsmc: Fleet,
+    /// Session v2: templates and game sessions.
+    pub game_sessions: GameSessions,
+    /// Matchmaking v2: rule sets, pools, tickets.
+    pub match2: Match2,
     pub faults: Faults,
     pub requests: RequestStats,
     /// The accept loop's counters.
@@ -93,6 +99,8 @@ impl AppState {
             lobby: Hub::new(),
             sessions: SessionStore::new(),
             dsmc: Fleet::new(config.fleet.clone()),
+            game_sessions: GameSessions::new(),
+            match2: Match2::new(),
             faults,
             requests: RequestStats::new(),
             accept: Arc::default(),
@@ -107,6 +115,7 @@ impl AppState {
             .set_claim_override(Some(state.faults.claim_hook()));
         crate::faults::driver::reconcile(&state);
         crate::faults::driver::spawn(&state);
+        crate::match2::engine::spawn(&state);
         state
     }
 
@@ -122,6 +131,8 @@ impl AppState {
         self.lobby.reset();
         self.sessions.reset();
         self.dsmc.reset();
+        self.game_sessions.reset();
+        self.match2.reset();
         // The fleet's reset dropped its capacities and claim hook.
         self.faults.applied().fleet_was_reset();
         self.dsmc.set_claim_override(Some(self.faults.claim_hook()));

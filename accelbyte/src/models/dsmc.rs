@@ -56,6 +56,7 @@ pub struct ClaimSessionRequest {
 pub struct Server {
     pub allocation_id: String,
     pub alternate_ips: Vec<String>,
+    pub artifact_path: String,
     pub cpu_limit: i32,
     pub created_at: String,
     pub custom_attribute: String,
@@ -64,6 +65,7 @@ pub struct Server {
     pub image_version: String,
     pub ip: String,
     pub is_override_game_version: bool,
+    pub is_override_region: bool,
     pub job_id: String,
     pub last_update: String,
     pub mem_limit: i32,
@@ -78,6 +80,8 @@ pub struct Server {
     pub session_id: String,
     pub status: String,
     pub status_history: Vec<StatusHistory>,
+    pub termination_reason: String,
+    pub ulimit_file_size: i32,
 }
 
 /// `models.Session`.

@@ -23,6 +23,7 @@ pub mod codes {
     pub const COUNTRY_NOT_FOUND: i64 = 10154;
     pub const USER_UNDER_AGE: i64 = 10130;
     pub const ROLE_NOT_FOUND: i64 = 10456;
+    pub const CLIENT_NOT_FOUND: i64 = 10365;
 }
 
 /// `oauthmodel.ErrorResponse`: the IAM OAuth endpoints (token, revoke, authorize errors).

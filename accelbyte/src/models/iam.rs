@@ -109,6 +109,7 @@ pub struct TokenResponseV3 {
     pub roles: Vec<String>,
     pub scope: String,
     pub token_type: String,
+    pub unique_display_name: String,
     pub user_id: String,
     pub xuid: String,
 }
@@ -289,13 +290,15 @@ pub struct RoleOverridePermissions {
 pub struct CreateUserRequestV4 {
     pub auth_type: String,
     pub email_address: String,
-    #[serde(default)]
+    /// Required by `account.createUserRequestV4`.
     pub username: String,
-    pub password: String,
+    /// Optional in `account.createUserRequestV4` (a user may be created before choosing one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
     pub country: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub date_of_birth: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub display_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_display_name: Option<String>,
@@ -373,11 +376,14 @@ pub struct UserResponseV3 {
     pub email_address: String,
     pub email_verified: bool,
     pub enabled: bool,
+    pub last_date_of_birth_changed_time: String,
+    pub last_enabled_changed_time: String,
     pub namespace: String,
     pub namespace_roles: Vec<NamespaceRole>,
     pub permissions: Vec<PermissionV3>,
     pub phone_verified: bool,
     pub roles: Vec<String>,
+    pub unique_display_name: String,
     pub user_id: String,
     pub user_name: String,
 }
@@ -393,11 +399,36 @@ pub struct PublicUserResponseV3 {
     pub display_name: String,
     pub email_verified: bool,
     pub enabled: bool,
+    pub last_date_of_birth_changed_time: String,
+    pub last_enabled_changed_time: String,
     pub namespace: String,
     pub namespace_roles: Vec<NamespaceRole>,
     pub permissions: Vec<PermissionV3>,
     pub phone_verified: bool,
     pub roles: Vec<String>,
+    pub unique_display_name: String,
     pub user_id: String,
     pub user_name: String,
+}
+
+/// `GET /iam/v3/admin/namespaces/{ns}/clients/{clientId}` (`clientmodel.ClientV3Response`, its
+/// required fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClientV3Response {
+    pub audiences: Vec<String>,
+    pub base_uri: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub client_permissions: Vec<PermissionV3>,
+    pub client_platform: String,
+    pub created_at: String,
+    pub description: String,
+    pub modified_at: String,
+    pub namespace: String,
+    pub oauth_client_type: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub skip_login_queue: bool,
+    pub two_factor_enabled: bool,
 }

@@ -9,4 +9,6 @@ pub mod dsmc;
 pub mod error;
 pub mod iam;
 pub mod lobby;
+pub mod match2;
+pub mod session;
 pub mod sessionbrowser;

@@ -43,10 +43,9 @@ pub struct AddPlayerResponse {
     pub status: bool,
 }
 
-/// `PUT .../gamesession/{id}` body.
+/// `PUT .../gamesession/{id}` body (`models.UpdateSessionRequest`: `game_max_player` only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateSessionRequest {
-    pub game_current_player: i32,
     pub game_max_player: i32,
 }
 

@@ -920,6 +920,22 @@ impl Inner {
     }
 }
 
+/// Game-session claims (Session v2 asks the fleet for a server the way AMS does).
+impl Fleet {
+    /// How long until the session's server turns `READY`: `Some(ZERO)` once it is (or is past
+    /// it), `None` for an unknown session or a server that never gets ready. Lets a waiter sleep
+    /// exactly as long as needed instead of polling.
+    pub fn time_to_ready(&self, namespace: &str, session_id: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        let record = inner.record_mut(namespace, session_id)?;
+        if record.settle(now) != ServerStatus::Creating {
+            return Some(Duration::ZERO);
+        }
+        record.ready_at.map(|at| at.saturating_duration_since(now))
+    }
+}
+
 /// Fault injection (added for the fault layer): the ready delay is changed between registers.
 impl Fleet {
     /// The ready delay of servers registered from now on; sessions already registered keep

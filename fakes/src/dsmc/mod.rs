@@ -47,10 +47,10 @@ use crate::state::AppState;
 use fleet::{CancelError, ClaimFailure, RegisterError, Registration, SessionInfo};
 
 /// What every server reports as its provider and image: this is not a real cloud.
-const PROVIDER: &str = "fakes";
-const IMAGE_VERSION: &str = "fakes";
+pub const PROVIDER: &str = "fakes";
+pub const IMAGE_VERSION: &str = "fakes";
 /// The port name under `ports`.
-const PORT_NAME: &str = "default";
+pub const PORT_NAME: &str = "default";
 /// Admin list page size when `count` is absent, and the most one page may hold.
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 1000;
@@ -294,6 +294,7 @@ pub fn wire_server(info: &SessionInfo) -> Server {
     Server {
         allocation_id: info.allocation_id.clone(),
         alternate_ips: Vec::new(),
+        artifact_path: String::new(),
         cpu_limit: 0,
         created_at: rfc3339(info.created_at),
         custom_attribute: String::new(),
@@ -302,6 +303,7 @@ pub fn wire_server(info: &SessionInfo) -> Server {
         image_version: IMAGE_VERSION.to_owned(),
         ip: info.ip.clone(),
         is_override_game_version: false,
+        is_override_region: false,
         job_id: String::new(),
         last_update: rfc3339(info.last_update()),
         mem_limit: 0,
@@ -316,6 +318,8 @@ pub fn wire_server(info: &SessionInfo) -> Server {
         session_id: info.id.clone(),
         status: info.status.as_str().to_owned(),
         status_history: wire_history(info),
+        termination_reason: String::new(),
+        ulimit_file_size: 0,
     }
 }
 

@@ -146,20 +146,24 @@ pub async fn apply(State(state): State<AppState>, request: Request, next: Next) 
     let plan = state
         .faults
         .plan_http(service, method.as_str(), request.uri().path());
-    let shape = match plan.action {
-        HttpAction::Pass => ErrorShape::default(),
-        _ => error_shape(service, &method, request.uri().path()),
+    let path = match plan.action {
+        HttpAction::Pass => String::new(),
+        _ => request.uri().path().to_owned(),
+    };
+    let respond = |failure: Failure| {
+        let shape = error_shape(service, &method, &path, failure.status);
+        failure.into_response(shape)
     };
     if !plan.delay.is_zero() {
         tokio::time::sleep(plan.delay).await;
     }
     let mut response = match plan.action {
         HttpAction::Pass => handle(&state, service, &method, route.as_ref(), request, next).await,
-        HttpAction::Fail(failure) => failure.into_response(shape),
+        HttpAction::Fail(failure) => respond(failure),
         HttpAction::Hang { hold, fail } => {
             tokio::time::sleep(hold).await;
             match fail {
-                Some(failure) => failure.into_response(shape),
+                Some(failure) => respond(failure),
                 None => handle(&state, service, &method, route.as_ref(), request, next).await,
             }
         }
@@ -199,14 +203,24 @@ async fn handle(
 /// - IAM: OAuth (`error`, `error_description`) on the OAuth endpoints, REST elsewhere;
 /// - lobby: `{"ErrorCode", "ErrorMessage"}` on `/notification/...`, REST elsewhere;
 /// - session browser: `ErrorResponseV2` on writes (create, update, settings, add, join, remove
-///   player) and the admin get, `response.Error` on reads and delete;
+///   player) and the admin get, `response.Error` on reads and delete; a create's 500 is
+///   `response.Error` (its spec says so);
+/// - session v2: `response.Error` with `attributes`, `message`, `name` (the `ErrorResponseV2`
+///   shape); match2: `response.Error` in PascalCase (`ErrorCode`, `ErrorMessage`);
 /// - DSMC and anything else: REST (`errorCode`, `errorMessage`).
-pub fn error_shape(service: Service, method: &Method, path: &str) -> ErrorShape {
+pub fn error_shape(
+    service: Service,
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+) -> ErrorShape {
     match service {
         Service::Iam if is_oauth_endpoint(path) => ErrorShape::OAuth,
         Service::Lobby if path.starts_with("/notification/") => ErrorShape::LobbyNotification,
         Service::SessionBrowser => {
+            let create = *method == Method::POST && path.ends_with("/gamesession");
             let v2 = match *method {
+                _ if create && status == StatusCode::INTERNAL_SERVER_ERROR => false,
                 Method::POST | Method::PUT => true,
                 Method::DELETE => path.contains("/player/"),
                 Method::GET => path.starts_with("/sessionbrowser/admin/"),
@@ -218,6 +232,8 @@ pub fn error_shape(service: Service, method: &Method, path: &str) -> ErrorShape 
                 ErrorShape::Rest
             }
         }
+        Service::Session => ErrorShape::SessionBrowserV2,
+        Service::Match2 => ErrorShape::LobbyNotification,
         _ => ErrorShape::Rest,
     }
 }
@@ -232,8 +248,9 @@ fn is_oauth_endpoint(path: &str) -> bool {
             | "/iam/v3/oauth/verify"
             | "/iam/oauth/verify"
             | "/iam/v3/oauth/revoke"
-            | "/iam/oauth/revoke"
-    )
+            | "/iam/oauth/revoke/token"
+            | "/iam/oauth/revoke/user"
+    ) || (path.starts_with("/iam/v3/oauth/admin/namespaces/") && path.ends_with("/revoke"))
 }
 
 #[cfg(test)]
@@ -257,18 +274,42 @@ mod tests {
         )
     }
 
+    fn shape_4xx(service: Service, method: &Method, path: &str) -> ErrorShape {
+        error_shape(service, method, path, StatusCode::BAD_REQUEST)
+    }
+
     #[test]
-    fn shapes_follow_the_routes() {
+    fn a_session_browser_create_answers_500_as_response_error() {
+        let sb = "/sessionbrowser/namespaces/n/gamesession";
+        let status = StatusCode::INTERNAL_SERVER_ERROR;
         assert_eq!(
-            error_shape(Service::Iam, &Method::POST, "/iam/v3/oauth/token"),
-            ErrorShape::OAuth
-        );
-        assert_eq!(
-            error_shape(Service::Iam, &Method::GET, "/iam/v3/oauth/jwks"),
+            error_shape(Service::SessionBrowser, &Method::POST, sb, status),
             ErrorShape::Rest
         );
         assert_eq!(
             error_shape(
+                Service::SessionBrowser,
+                &Method::PUT,
+                &format!("{sb}/s"),
+                status
+            ),
+            ErrorShape::SessionBrowserV2,
+            "update's 500 is ErrorResponseV2"
+        );
+    }
+
+    #[test]
+    fn shapes_follow_the_routes() {
+        assert_eq!(
+            shape_4xx(Service::Iam, &Method::POST, "/iam/v3/oauth/token"),
+            ErrorShape::OAuth
+        );
+        assert_eq!(
+            shape_4xx(Service::Iam, &Method::GET, "/iam/v3/oauth/jwks"),
+            ErrorShape::Rest
+        );
+        assert_eq!(
+            shape_4xx(
                 Service::Lobby,
                 &Method::POST,
                 "/notification/namespaces/n/freeform"
@@ -276,24 +317,24 @@ mod tests {
             ErrorShape::LobbyNotification
         );
         assert_eq!(
-            error_shape(Service::Lobby, &Method::GET, "/lobby/"),
+            shape_4xx(Service::Lobby, &Method::GET, "/lobby/"),
             ErrorShape::Rest
         );
         let sb = "/sessionbrowser/namespaces/n/gamesession";
         assert_eq!(
-            error_shape(Service::SessionBrowser, &Method::POST, sb),
+            shape_4xx(Service::SessionBrowser, &Method::POST, sb),
             ErrorShape::SessionBrowserV2
         );
         assert_eq!(
-            error_shape(Service::SessionBrowser, &Method::GET, sb),
+            shape_4xx(Service::SessionBrowser, &Method::GET, sb),
             ErrorShape::Rest
         );
         assert_eq!(
-            error_shape(Service::SessionBrowser, &Method::DELETE, &format!("{sb}/s")),
+            shape_4xx(Service::SessionBrowser, &Method::DELETE, &format!("{sb}/s")),
             ErrorShape::Rest
         );
         assert_eq!(
-            error_shape(
+            shape_4xx(
                 Service::SessionBrowser,
                 &Method::DELETE,
                 &format!("{sb}/s/player/u")
@@ -301,7 +342,7 @@ mod tests {
             ErrorShape::SessionBrowserV2
         );
         assert_eq!(
-            error_shape(Service::Dsmc, &Method::POST, "/dsmcontroller/x"),
+            shape_4xx(Service::Dsmc, &Method::POST, "/dsmcontroller/x"),
             ErrorShape::Rest
         );
     }

@@ -26,6 +26,7 @@ pub mod driver;
 pub mod dsmc;
 pub mod layer;
 pub mod lobby;
+pub mod match2;
 pub mod model;
 
 use std::collections::BTreeMap;
@@ -144,6 +145,8 @@ pub(crate) struct Snapshot {
     pub ready_delay: Vec<Arc<Entry>>,
     /// Faults the driver applies: region capacity, token expiry, revocation, rotation.
     pub state: Vec<Arc<Entry>>,
+    /// Match ticket expiry storms (applied by the matchmaking loop).
+    pub ticket_expiry: Vec<Arc<Entry>>,
 }
 
 impl Snapshot {
@@ -165,6 +168,7 @@ impl Snapshot {
                 | FaultKind::TokenExpiry(_)
                 | FaultKind::RevokeUser(_)
                 | FaultKind::JwksRotation(_) => &mut s.state,
+                FaultKind::TicketExpiry(_) => &mut s.ticket_expiry,
             };
             list.push(Arc::clone(entry));
         }

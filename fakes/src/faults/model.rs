@@ -115,6 +115,12 @@ pub enum Service {
     SessionBrowser,
     #[serde(rename = "dsmc", alias = "dsmcontroller")]
     Dsmc,
+    /// Session v2 (`/session/...`).
+    #[serde(rename = "session")]
+    Session,
+    /// Matchmaking v2 (`/match2/...`).
+    #[serde(rename = "match2")]
+    Match2,
     /// Paths no service serves (404s); not a valid target.
     #[serde(rename = "other", skip_deserializing)]
     Other,
@@ -122,7 +128,14 @@ pub enum Service {
 
 impl Service {
     /// Every service a target may name.
-    pub const TARGETS: [Service; 4] = [Self::Iam, Self::Lobby, Self::SessionBrowser, Self::Dsmc];
+    pub const TARGETS: [Service; 6] = [
+        Self::Iam,
+        Self::Lobby,
+        Self::SessionBrowser,
+        Self::Dsmc,
+        Self::Session,
+        Self::Match2,
+    ];
 
     /// Classifies a request path by its prefix, as AGS routes them.
     pub fn of_path(path: &str) -> Self {
@@ -136,6 +149,8 @@ impl Service {
             "lobby" | "notification" => Self::Lobby,
             "sessionbrowser" => Self::SessionBrowser,
             "dsmcontroller" => Self::Dsmc,
+            "session" => Self::Session,
+            "match2" => Self::Match2,
             _ => Self::Other,
         }
     }
@@ -146,6 +161,8 @@ impl Service {
             Self::Lobby => "lobby",
             Self::SessionBrowser => "sessionbrowser",
             Self::Dsmc => "dsmc",
+            Self::Session => "session",
+            Self::Match2 => "match2",
             Self::Other => "other",
         }
     }
@@ -156,6 +173,8 @@ impl Service {
             "lobby" | "notification" => Some(Self::Lobby),
             "sessionbrowser" | "session_browser" => Some(Self::SessionBrowser),
             "dsmc" | "dsmcontroller" => Some(Self::Dsmc),
+            "session" => Some(Self::Session),
+            "match2" => Some(Self::Match2),
             _ => None,
         }
     }
@@ -594,6 +613,18 @@ pub struct ReadyDelay {
     pub never: bool,
 }
 
+/// Matchmaking v2: an expiry storm — while active, every queued match ticket (of `pool`, if
+/// given) that has waited at least `after_s` seconds expires at the next matchmaking pass, with
+/// `OnMatchmakingTicketExpired`, however long its pool would have kept it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketExpiry {
+    #[serde(default)]
+    pub after_s: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+}
+
 /// IAM: tokens issued while active live `access_s` (and `refresh_s`) seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -638,10 +669,11 @@ pub enum FaultKind {
     TokenExpiry(TokenExpiry),
     RevokeUser(RevokeUser),
     JwksRotation(JwksRotation),
+    TicketExpiry(TicketExpiry),
 }
 
 /// Every kind's name, in [`FaultKind::index`] order.
-pub const KINDS: [&str; 14] = [
+pub const KINDS: [&str; 15] = [
     "latency",
     "error",
     "outage",
@@ -656,6 +688,7 @@ pub const KINDS: [&str; 14] = [
     "token_expiry",
     "revoke_user",
     "jwks_rotation",
+    "ticket_expiry",
 ];
 
 /// Where a kind acts, which decides the target fields it understands.
@@ -666,6 +699,7 @@ pub enum Scope {
     Socket,
     Dsmc,
     Iam,
+    Match2,
 }
 
 impl FaultKind {
@@ -686,6 +720,7 @@ impl FaultKind {
             Self::TokenExpiry(_) => 11,
             Self::RevokeUser(_) => 12,
             Self::JwksRotation(_) => 13,
+            Self::TicketExpiry(_) => 14,
         }
     }
 
@@ -702,6 +737,7 @@ impl FaultKind {
             Self::Disconnect(_) => Scope::Socket,
             Self::ClaimOutcome(_) | Self::RegionCapacity(_) | Self::ReadyDelay(_) => Scope::Dsmc,
             Self::TokenExpiry(_) | Self::RevokeUser(_) | Self::JwksRotation(_) => Scope::Iam,
+            Self::TicketExpiry(_) => Scope::Match2,
         }
     }
 
@@ -714,6 +750,7 @@ impl FaultKind {
                 | Self::TokenExpiry(_)
                 | Self::RevokeUser(_)
                 | Self::JwksRotation(_)
+                | Self::TicketExpiry(_)
         )
     }
 
@@ -735,6 +772,7 @@ impl FaultKind {
             "token_expiry" => Self::TokenExpiry(de("", fields)?),
             "revoke_user" => Self::RevokeUser(de("", fields)?),
             "jwks_rotation" => Self::JwksRotation(de("", fields)?),
+            "ticket_expiry" => Self::TicketExpiry(de("", fields)?),
             other => {
                 return Err(FieldError::new(
                     "kind",
@@ -867,6 +905,18 @@ impl FaultKind {
                 )),
                 _ => Ok(()),
             },
+            Self::TicketExpiry(t) => {
+                if t.after_s > MAX_SECONDS {
+                    return Err(FieldError::new(
+                        "after_s",
+                        format!("must be at most {MAX_SECONDS} seconds"),
+                    ));
+                }
+                if t.pool.as_ref().is_some_and(|p| p.trim().is_empty()) {
+                    return Err(FieldError::new("pool", "must not be empty"));
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -1001,6 +1051,7 @@ impl Fault {
             Scope::Notification | Scope::Socket => Some(Service::Lobby),
             Scope::Dsmc => Some(Service::Dsmc),
             Scope::Iam => Some(Service::Iam),
+            Scope::Match2 => Some(Service::Match2),
         };
         if let (Some(service), Some(own)) = (t.service, own_service) {
             if service != own {

@@ -23,7 +23,12 @@ pub fn router() -> Router<AppState> {
         .route("/iam/v3/oauth/verify", post(oauth::verify_v3))
         .route("/iam/oauth/verify", post(oauth::verify_legacy))
         .route("/iam/v3/oauth/revoke", post(oauth::revoke))
-        .route("/iam/oauth/revoke", post(oauth::revoke))
+        .route("/iam/oauth/revoke/token", post(oauth::revoke_token_legacy))
+        .route("/iam/oauth/revoke/user", post(oauth::revoke_user_legacy))
+        .route(
+            "/iam/v3/oauth/admin/namespaces/{namespace}/users/{user_id}/revoke",
+            post(oauth::revoke_user),
+        )
         .layer(Extension(ErrorShape::OAuth));
     let rest = Router::new()
         .route("/iam/v3/oauth/jwks", get(oauth::jwks))
@@ -31,10 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/iam/v3/oauth/revocationlist", get(oauth::revocation_list))
         .route("/iam/oauth/revocationlist", get(oauth::revocation_list))
         .route("/iam/v3/logout", post(oauth::logout))
-        .route(
-            "/iam/v3/oauth/admin/namespaces/{namespace}/users/{user_id}/revoke",
-            post(oauth::revoke_user),
-        )
         .route(
             "/iam/v4/public/namespaces/{namespace}/users",
             post(users::create_user_v4),

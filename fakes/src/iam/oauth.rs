@@ -13,10 +13,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::auth::{AnyCredentials, BasicClient, Caller, basic_credentials};
-use crate::error::{ApiError, ApiResult};
+use crate::auth::{AnyCredentials, BasicClient, Caller, basic_credentials, bearer_token};
+use crate::error::{ApiError, ApiResult, ErrorShape};
 use crate::extract::{FormBody, QueryParams};
 use crate::iam::store::ClientRecord;
+use crate::lobby::hub::Close;
 use crate::state::AppState;
 
 /// Where authorize sends the browser on success: the (emulated) login page.
@@ -326,26 +327,105 @@ pub async fn revoke(
     Ok(StatusCode::OK)
 }
 
-/// `POST /iam/v3/logout`: revokes the caller's own token.
+/// Legacy `POST /iam/oauth/revoke/token` (`RevokeToken`): Basic client or Bearer token, form
+/// `token`; 200. The token must have been issued to the calling client (the Bearer token's
+/// client), as on the v3 route.
+pub async fn revoke_token_legacy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    FormBody(form): FormBody<TokenOnlyForm>,
+) -> ApiResult<StatusCode> {
+    let oauth = |e: ApiError| e.with_shape(ErrorShape::OAuth);
+    let client_id = if let Some((id, secret)) = basic_credentials(&headers) {
+        state
+            .iam
+            .authenticate_client(&id, &secret)
+            .map_err(oauth)?
+            .id
+    } else if let Some(token) = bearer_token(&headers) {
+        state
+            .iam
+            .authenticate(token)
+            .map_err(oauth)?
+            .claims
+            .client_id
+    } else {
+        return Err(ApiError::oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication is required",
+        ));
+    };
+    let token = required(&form.token, "token")?;
+    state.iam.revoke_client_token(&client_id, token)?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /iam/v3/logout`: revokes the caller's own token and closes their lobby socket with
+/// 4021 (`DisconnectDueToIAMLoggedOut`), as AGS does.
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> StatusCode {
     state.iam.revoke_token(&caller.token);
+    if let Some(user_id) = caller.user_id() {
+        state
+            .lobby
+            .disconnect(caller.namespace(), user_id, Close::LOGGED_OUT);
+    }
     StatusCode::NO_CONTENT
 }
 
 /// `POST /iam/v3/oauth/admin/namespaces/{namespace}/users/{userId}/revoke`: every token of the
-/// user issued until now stops validating (it enters `revoked_users`).
+/// user issued until now stops validating (it enters `revoked_users`) and their lobby socket
+/// closes with 4020 (`DisconnectTokenRevokedCode`). Errors are `oauthmodel.ErrorResponse`.
 pub async fn revoke_user(
     State(state): State<AppState>,
     caller: Caller,
     Path((namespace, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    state.iam.require_namespace(&namespace)?;
-    caller.require(
-        &format!("ADMIN:NAMESPACE:{namespace}:USER:{user_id}"),
-        accelbyte::permission::action::UPDATE,
-    )?;
-    state.iam.revoke_user(&user_id)?;
+    let oauth = |e: ApiError| e.with_shape(ErrorShape::OAuth);
+    state.iam.require_namespace(&namespace).map_err(oauth)?;
+    caller
+        .require(
+            &format!("ADMIN:NAMESPACE:{namespace}:USER:{user_id}"),
+            accelbyte::permission::action::UPDATE,
+        )
+        .map_err(oauth)?;
+    state.iam.revoke_user(&user_id).map_err(oauth)?;
+    state
+        .lobby
+        .disconnect(&namespace, &user_id, Close::TOKEN_REVOKED);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserIdForm {
+    #[serde(rename = "userID")]
+    user_id: Option<String>,
+}
+
+/// Legacy `POST /iam/oauth/revoke/user` (`RevokeAUser`): Bearer, form `userID`, needs
+/// `NAMESPACE:{namespace}:USER:{userId}:ADMIN` UPDATE in the caller's namespace; 200. Closes
+/// the user's lobby socket with 4020 like the v3 route.
+pub async fn revoke_user_legacy(
+    State(state): State<AppState>,
+    caller: Caller,
+    FormBody(form): FormBody<UserIdForm>,
+) -> ApiResult<StatusCode> {
+    let user_id = required(&form.user_id, "userID")?;
+    let namespace = caller.namespace().to_owned();
+    caller
+        .require(
+            &format!("NAMESPACE:{namespace}:USER:{user_id}:ADMIN"),
+            accelbyte::permission::action::UPDATE,
+        )
+        .map_err(|e| e.with_shape(ErrorShape::OAuth))?;
+    state
+        .iam
+        .revoke_user(user_id)
+        .map_err(|e| e.with_shape(ErrorShape::OAuth))?;
+    state
+        .lobby
+        .disconnect(&namespace, user_id, Close::TOKEN_REVOKED);
+    Ok(StatusCode::OK)
 }
 
 /// `GET /iam/v3/oauth/jwks` (and legacy): any credentials or none.

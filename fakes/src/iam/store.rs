@@ -42,6 +42,8 @@ pub struct ClientRecord {
     pub name: String,
     pub redirect_uri: String,
     pub permissions: Vec<PermissionV3>,
+    /// When the seed was applied (RFC 3339): the client's `createdAt` and `modifiedAt`.
+    pub created_at: String,
 }
 
 /// A role; its permissions may hold `{namespace}` and `{userId}` placeholders.
@@ -141,6 +143,8 @@ struct IamData {
     bloom: BloomFilter,
     revoked_users: HashMap<String, DateTime<Utc>>,
     lifetimes: TokenLifetimes,
+    /// The `iss` claim of every token.
+    issuer: String,
 }
 
 /// IAM: owns the key ring and all identity data.
@@ -204,11 +208,18 @@ impl IamStore {
         &self.keys
     }
 
+    /// The `iss` claim tokens carry.
+    pub fn issuer(&self) -> String {
+        self.data.lock().issuer.clone()
+    }
+
     /// Forgets everything and applies `seed` again (tokens already issued stop validating only
     /// if their user no longer exists; signatures stay valid).
     pub fn reset(&self, seed: &Seed) {
         let mut d = IamData::empty(self.data.lock().lifetimes);
         d.namespaces = seed.namespaces.iter().cloned().collect();
+        d.issuer = seed.issuer.clone();
+        let seeded_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         for c in &seed.clients {
             d.clients.insert(
                 c.id.clone(),
@@ -227,6 +238,7 @@ impl IamStore {
                         .iter()
                         .map(|p| to_v3(p, &c.namespace))
                         .collect(),
+                    created_at: seeded_at.clone(),
                 },
             );
         }
@@ -527,6 +539,7 @@ impl IamStore {
         let lifetimes = self.lifetimes();
         let now = Utc::now().timestamp();
         let claims = JwtClaims {
+            iss: Some(self.issuer()),
             jti: Some(new_id()),
             iat: now,
             exp: now + lifetimes.access.as_secs() as i64,
@@ -608,6 +621,7 @@ impl IamStore {
         let now = Utc::now().timestamp();
         let claims = JwtClaims {
             sub: Some(user.user_id.clone()),
+            iss: Some(self.issuer()),
             jti: Some(new_id()),
             iat: now,
             exp: now + lifetimes.access.as_secs() as i64,
@@ -662,6 +676,7 @@ impl IamStore {
             roles: user.roles.clone(),
             scope: scope.to_owned(),
             token_type: "Bearer".into(),
+            unique_display_name: user.display_name.clone(),
             user_id: user.user_id.clone(),
             ..TokenResponseV3::default()
         })
@@ -674,7 +689,7 @@ impl IamStore {
         let now = Utc::now().timestamp();
         Some(TokenResponseV3 {
             access_token: token.to_owned(),
-            display_name: c.display_name,
+            display_name: c.display_name.clone(),
             expires_in: (c.exp - now).max(1),
             is_comply: c.is_comply,
             jflgs: c.jflgs,
@@ -684,6 +699,7 @@ impl IamStore {
             roles: c.roles,
             scope: c.scope,
             token_type: "Bearer".into(),
+            unique_display_name: c.display_name.clone(),
             user_id: c.sub.unwrap_or_default(),
             ..TokenResponseV3::default()
         })
@@ -847,6 +863,7 @@ impl IamData {
             bloom: BloomFilter::with_capacity(BLOOM_INITIAL_CAPACITY, BLOOM_FALSE_POSITIVE_RATE),
             revoked_users: HashMap::new(),
             lifetimes,
+            issuer: crate::seed::DEFAULT_ISSUER.to_owned(),
         }
     }
 

@@ -7,7 +7,7 @@
 use accelbyte::models::error::codes;
 use accelbyte::models::iam::{
     CreateTestUsersRequest, CreateTestUsersResponse, CreateUserRequestV4, CreateUserResponseV4,
-    PublicUserResponseV3, TestUser, UserResponseV3,
+    NamespaceRole, PublicUserResponseV3, TestUser, UserResponseV3,
 };
 use accelbyte::permission::action;
 use axum::Json;
@@ -99,7 +99,9 @@ fn record_from_v4(namespace: &str, body: &CreateUserRequestV4) -> ApiResult<User
         return Err(ApiError::bad_request("authType must be EMAILPASSWD"));
     }
     validate_email(&body.email_address)?;
-    validate_password(&body.password)?;
+    if let Some(password) = &body.password {
+        validate_password(password)?;
+    }
     if !body.username.is_empty() {
         validate_username(&body.username)?;
     }
@@ -113,7 +115,8 @@ fn record_from_v4(namespace: &str, body: &CreateUserRequestV4) -> ApiResult<User
     Ok(UserRecord {
         user_id: new_id(),
         username: body.username.clone(),
-        password: body.password.clone(),
+        // No password: the user exists but cannot use the password grant until they set one.
+        password: body.password.clone().unwrap_or_default(),
         email: body.email_address.clone(),
         namespace: namespace.to_owned(),
         display_name: display,
@@ -140,7 +143,8 @@ fn response_v4(u: &UserRecord) -> CreateUserResponseV4 {
     }
 }
 
-/// `POST /iam/v4/public/namespaces/{namespace}/users` and `.../test_users`.
+/// `POST /iam/v4/public/namespaces/{namespace}/users` and `.../test_users`: `username` is
+/// required (`account.createUserRequestV4`), `password` optional.
 pub async fn create_user_v4(
     State(state): State<AppState>,
     _caller: Caller,
@@ -148,6 +152,7 @@ pub async fn create_user_v4(
     JsonBody(body): JsonBody<CreateUserRequestV4>,
 ) -> ApiResult<(StatusCode, Json<CreateUserResponseV4>)> {
     state.iam.require_namespace(&namespace)?;
+    validate_username(&body.username)?;
     let user = state.iam.create_user(record_from_v4(&namespace, &body)?)?;
     Ok((StatusCode::CREATED, Json(response_v4(&user))))
 }
@@ -178,7 +183,7 @@ pub async fn create_user_v3(
         auth_type: body.auth_type,
         email_address: body.email_address,
         username: String::new(),
-        password: body.password,
+        password: Some(body.password),
         country: body.country,
         date_of_birth: body.date_of_birth,
         display_name: body.display_name,
@@ -291,10 +296,13 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
         email_address: user.email.clone(),
         email_verified: true,
         enabled: user.enabled,
+        last_date_of_birth_changed_time: user.created_at.clone(),
+        last_enabled_changed_time: user.created_at.clone(),
         namespace: user.namespace.clone(),
         namespace_roles: caller.claims.namespace_roles.clone(),
         permissions,
         roles: user.roles.clone(),
+        unique_display_name: user.display_name.clone(),
         user_id: user.user_id.clone(),
         user_name: user.username.clone(),
         ..UserResponseV3::default()
@@ -315,26 +323,42 @@ pub async fn public_user(
         .ok_or_else(|| ApiError::not_found(codes::USER_NOT_FOUND, "user not found"))?;
     Ok(Json(PublicUserResponseV3 {
         auth_type: "EMAILPASSWD".into(),
-        created_at: user.created_at,
-        display_name: user.display_name,
+        created_at: user.created_at.clone(),
+        display_name: user.display_name.clone(),
         email_verified: true,
         enabled: user.enabled,
+        last_date_of_birth_changed_time: user.created_at.clone(),
+        last_enabled_changed_time: user.created_at.clone(),
+        namespace_roles: user
+            .roles
+            .iter()
+            .map(|role_id| NamespaceRole {
+                namespace: user.namespace.clone(),
+                role_id: role_id.clone(),
+            })
+            .collect(),
         namespace: user.namespace,
         roles: user.roles,
+        unique_display_name: user.display_name,
         user_id: user.user_id,
         user_name: user.username,
         ..PublicUserResponseV3::default()
     }))
 }
 
-/// `DELETE /iam/v3/admin/namespaces/{namespace}/users/{userId}/information`.
+/// `DELETE /iam/v3/admin/namespaces/{namespace}/users/{userId}/information`: needs
+/// `ADMIN:NAMESPACE:{namespace}:INFORMATION:USER:{userId}` DELETE (the spec's
+/// `AdminDeleteUserInformationV3`).
 pub async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
     Path((namespace, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state.iam.require_namespace(&namespace)?;
-    caller.require(&format!("ADMIN:NAMESPACE:{namespace}:USER"), action::DELETE)?;
+    caller.require(
+        &format!("ADMIN:NAMESPACE:{namespace}:INFORMATION:USER:{user_id}"),
+        action::DELETE,
+    )?;
     state.iam.delete_user(&namespace, &user_id)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -52,6 +52,13 @@ pub const BACKLOG_LIMIT: usize = 1_000;
 /// `DisconnectDueToMultipleSessions`).
 pub const CLOSE_MULTIPLE_SESSIONS: u16 = 4041;
 
+/// Close code for a user whose tokens an admin revoked (Unity `WsCloseCode`
+/// `DisconnectTokenRevokedCode`).
+pub const CLOSE_TOKEN_REVOKED: u16 = 4020;
+
+/// Close code for a user who logged out (Unity `WsCloseCode` `DisconnectDueToIAMLoggedOut`).
+pub const CLOSE_LOGGED_OUT: u16 = 4021;
+
 /// Close code for "unknown error" (Unity `WsCloseCode.Unknown`), used when a connection lost
 /// its registry entry without being told why.
 pub const CLOSE_UNKNOWN: u16 = 4099;
@@ -72,6 +79,16 @@ impl Close {
     pub const MULTIPLE_SESSIONS: Close = Close {
         code: CLOSE_MULTIPLE_SESSIONS,
         reason: Cow::Borrowed("multiple sessions"),
+    };
+    /// An admin revoked the user's tokens.
+    pub const TOKEN_REVOKED: Close = Close {
+        code: CLOSE_TOKEN_REVOKED,
+        reason: Cow::Borrowed("token revoked"),
+    };
+    /// The user logged out.
+    pub const LOGGED_OUT: Close = Close {
+        code: CLOSE_LOGGED_OUT,
+        reason: Cow::Borrowed("logged out"),
     };
     /// The registry entry vanished without a reason (should not happen; kept total).
     pub const UNKNOWN: Close = Close {

@@ -197,3 +197,19 @@ async fn admin_bulk_freeform(
         .notify_many(&namespace, user_ids, &body.topic_name, &body.message);
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Sends a service notification (Session v2, Matchmaking v2) to one user through the hub's one
+/// send path: topic as given, payload the JSON of `body` in standard base64, as AGS encodes
+/// them (the client SDKs decode the payload before parsing it).
+pub fn send_json<T: serde::Serialize>(
+    hub: &crate::lobby::hub::Hub,
+    namespace: &str,
+    user_id: &str,
+    topic: &str,
+    body: &T,
+) -> crate::lobby::hub::Delivery {
+    use base64::Engine;
+    let json = serde_json::to_vec(body).unwrap_or_default();
+    let payload = base64::engine::general_purpose::STANDARD.encode(json);
+    hub.notify(namespace, user_id, topic, &payload)
+}

@@ -10,9 +10,10 @@
 //! token (401), namespace (404), permission (403).
 //!
 //! Error shapes follow the spec: create, update, settings, add, remove and join (and the admin
-//! get) answer `restapi.ErrorResponseV2`; get, delete, query and bulk answer `response.Error`,
-//! as do all 500s. Each route carries its shape as a request extension, so bad tokens, bad JSON
-//! and oversized bodies answer in it too.
+//! get) answer `restapi.ErrorResponseV2`; get, delete, query and bulk answer `response.Error`.
+//! 500s answer in the route's shape too, except create, whose spec gives its 500 as
+//! `response.Error`. Each route carries its shape as a request extension, so bad tokens, bad
+//! JSON and oversized bodies answer in it too.
 //!
 //! Joinable, and the dedicated server: see [`store::GameSession::joinable`]. A dedicated session
 //! has a server once the DSMC session with the same id (the tutorial reuses the session browser
@@ -66,7 +67,9 @@ pub fn router() -> Router<AppState> {
         .route("/sessionbrowser/healthz", get(healthz))
         .route(
             NS,
-            v2(post(create_session)).merge(rest(get(query_sessions))),
+            v2(post(create_session))
+                .layer(Extension(ServerErrorShape(ErrorShape::Rest)))
+                .merge(rest(get(query_sessions))),
         )
         .route(&format!("{NS}/bulk"), rest(get(sessions_by_users)))
         .route(
@@ -91,6 +94,10 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// A route whose 500s answer in another shape than its 4xx (create, per the spec).
+#[derive(Debug, Clone, Copy)]
+struct ServerErrorShape(ErrorShape);
+
 fn rest(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
     route.layer(Extension(ErrorShape::Rest))
 }
@@ -110,6 +117,7 @@ struct Authorized<const ACTION: u32, const ADMIN: bool = false> {
     /// Empty on routes without `{userID}`.
     user_id: String,
     shape: ErrorShape,
+    server_error_shape: ErrorShape,
 }
 
 impl<const ACTION: u32, const ADMIN: bool> FromRequestParts<AppState>
@@ -119,6 +127,10 @@ impl<const ACTION: u32, const ADMIN: bool> FromRequestParts<AppState>
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let shape = shape_of(parts);
+        let server_error_shape = parts
+            .extensions
+            .get::<ServerErrorShape>()
+            .map_or(shape, |s| s.0);
         let caller = Caller::from_request_parts(parts, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
@@ -148,17 +160,18 @@ impl<const ACTION: u32, const ADMIN: bool> FromRequestParts<AppState>
             session_id: param("sessionID"),
             user_id: param("userID"),
             shape,
+            server_error_shape,
         })
     }
 }
 
 impl<const ACTION: u32, const ADMIN: bool> Authorized<ACTION, ADMIN> {
-    /// Runs a handler body, rendering its errors in the route's shape (500s always as
-    /// `response.Error`, as the spec has it).
+    /// Runs a handler body, rendering its errors in the route's shape (500s in the route's
+    /// server-error shape, as the spec has it).
     fn run<T>(&self, body: impl FnOnce() -> ApiResult<T>) -> ApiResult<T> {
         body().map_err(|e| {
             let shape = if e.status.is_server_error() {
-                ErrorShape::Rest
+                self.server_error_shape
             } else {
                 self.shape
             };
@@ -329,15 +342,9 @@ async fn update_session(
 ) -> ApiResult<Json<SessionResponse>> {
     auth.run(|| {
         non_negative("game_max_player", body.game_max_player)?;
-        non_negative("game_current_player", body.game_current_player)?;
         let session = state
             .sessions
-            .update(
-                &auth.namespace,
-                &auth.session_id,
-                body.game_max_player,
-                body.game_current_player,
-            )
+            .update(&auth.namespace, &auth.session_id, body.game_max_player)
             .map_err(store_error)?;
         Ok(Json(view(
             &session,

@@ -11,9 +11,8 @@
 //! - capacity is `max_player` if > 0, else `max_internal_player` if > 0, else unlimited (up to
 //!   [`MAX_ROSTER`]); it counts players and spectators alike. Adding past it fails with
 //!   [`StoreError::Full`];
-//! - `current_internal_player` always equals the roster size; `current_player` does too, except
-//!   that an update (`game_current_player`) may report another number, kept until the next
-//!   roster change.
+//! - `current_player` and `current_internal_player` both equal the roster size (the spec's
+//!   update body carries only `game_max_player`).
 
 use std::collections::HashMap;
 
@@ -93,8 +92,6 @@ pub struct GameSession {
     pub settings: SessionSettings,
     pub players: Vec<String>,
     pub spectators: Vec<String>,
-    /// `game_current_player` of the last update, until the roster changes.
-    pub reported_current_player: Option<i32>,
     seq: u64,
 }
 
@@ -138,8 +135,7 @@ impl GameSession {
     }
 
     pub fn current_player(&self) -> i32 {
-        self.reported_current_player
-            .unwrap_or_else(|| self.current_internal_player())
+        self.current_internal_player()
     }
 
     /// The joinable rule (AGS's own is undocumented; this one is ours): a session is joinable
@@ -153,10 +149,6 @@ impl GameSession {
             SessionType::Dedicated => server_claimed,
         };
         has_host && !self.is_over_capacity()
-    }
-
-    fn roster_changed(&mut self) {
-        self.reported_current_player = None;
     }
 }
 
@@ -251,7 +243,6 @@ impl SessionStore {
             settings: new.settings,
             players: Vec::new(),
             spectators: Vec::new(),
-            reported_current_player: None,
             seq: inner.next_seq,
         };
         inner.next_seq += 1;
@@ -317,26 +308,21 @@ impl SessionStore {
         session.players.retain(|u| u != user_id);
         session.spectators.retain(|u| u != user_id);
         let removed = session.roster_len() < before;
-        if removed {
-            session.roster_changed();
-        }
         let snapshot = session.clone();
         inner.stats.players_removed += u64::from(removed);
         Ok((removed, snapshot))
     }
 
-    /// Sets `max_player` and the reported `current_player` (both already checked non-negative).
+    /// Sets `max_player` (already checked non-negative).
     pub fn update(
         &self,
         namespace: &str,
         id: &str,
         max_player: i32,
-        current_player: i32,
     ) -> Result<GameSession, StoreError> {
         let mut inner = self.inner.lock();
         let session = inner.session_mut(namespace, id)?;
         session.settings.max_player = max_player;
-        session.reported_current_player = Some(current_player);
         Ok(session.clone())
     }
 
@@ -456,7 +442,6 @@ fn add_member(
         // Switching role keeps the seat.
         other.remove(pos);
         target.push(user_id.to_owned());
-        session.roster_changed();
         return Ok(false);
     }
     let limit = session.capacity().unwrap_or(MAX_ROSTER).min(MAX_ROSTER);
@@ -469,7 +454,6 @@ fn add_member(
         &mut session.players
     };
     list.push(user_id.to_owned());
-    session.roster_changed();
     Ok(true)
 }
 
@@ -546,10 +530,10 @@ mod tests {
         assert_eq!(s.capacity(), None);
         store.add_player("ns", &s.id, "a", false).expect("a");
         store.add_player("ns", &s.id, "b", false).expect("b");
-        let s = store.update("ns", &s.id, 1, 7).expect("updated");
+        let s = store.update("ns", &s.id, 1).expect("updated");
         assert!(s.is_over_capacity());
         assert!(!s.joinable(false));
-        assert_eq!(s.current_player(), 7, "reported until the roster changes");
+        assert_eq!(s.current_player(), 2, "the roster's size");
         let (removed, s) = store.remove_player("ns", &s.id, "b").expect("removed");
         assert!(removed);
         assert!(s.joinable(false));
