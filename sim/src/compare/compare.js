@@ -19,7 +19,9 @@
     drawn++;
   }
   var ms = function (u, v) { return fmtMs(v); };
-  var yMs = { label: "pairing latency", labelSize: 18, size: 64, values: function (u, s) { return s.map(fmtMs); } };
+  function decade(v) { var l = Math.log10(v); return Math.abs(l - Math.round(l)) < 1e-6; }
+  function decades(fmt) { return function (u, s) { return s.map(function (v) { return decade(v) ? fmt(v) : ""; }); }; }
+  var yMs = { label: "pairing latency", labelSize: 18, size: 64, values: decades(fmtMs) };
   if (D.base.t.length || D.new.t.length) {
     chart("chart-p99", {
       scales: { x: { time: false }, y: { distr: 3, log: 10 } },
@@ -32,9 +34,7 @@
   if (D.base.curve.x.length || D.new.curve.x.length) {
     chart("chart-curve", {
       scales: { x: { time: false, distr: 3, log: 10 }, y: { distr: 3, log: 10 } },
-      axes: [{ label: "percentile", labelSize: 18, values: function (u, s) {
-        return s.map(function (v) { var p = 100 * (1 - 1 / v); return (p >= 99.9 ? p.toFixed(3) : p >= 99 ? p.toFixed(1) : p.toFixed(0)) + "%"; });
-      } }, yMs],
+      axes: [{ label: "percentile", labelSize: 18, values: decades(function (v) { var p = 100 * (1 - 1 / v); return (p >= 99.9 ? p.toFixed(3) : p >= 99 ? p.toFixed(1) : p.toFixed(0)) + "%"; }) }, yMs],
       series: [{ label: "percentile", value: function (u, v) { return v == null ? "-" : (100 * (1 - 1 / v)).toFixed(3) + "%"; } },
         { label: "base", stroke: "#8c959f", width: 2, value: ms, spanGaps: true },
         { label: "new", stroke: "#cf222e", width: 2.5, value: ms, spanGaps: true }],

@@ -22,6 +22,9 @@
     return Math.abs(v - Math.round(v)) < 1e-9 ? String(Math.round(v)) : v.toFixed(1);
   }
   function secs(u, v) { return v == null ? "-" : v + "s"; }
+  // On a log axis, labels at the decades only (uPlot also places ticks between them).
+  function decade(v) { var l = Math.log10(v); return Math.abs(l - Math.round(l)) < 1e-6; }
+  function decades(fmt) { return function (u, s) { return s.map(function (v) { return decade(v) ? fmt(v) : ""; }); }; }
 
   // Shades the run's phases (grey) and fault windows (red) behind the series, labelled.
   function bands() {
@@ -107,7 +110,7 @@
     chart("chart-latency", {
       height: 340,
       scales: { x: xScale, y: { distr: 3, log: 10 } },
-      axes: timeAxes("pairing latency", function (u, s) { return s.map(fmtMs); }),
+      axes: timeAxes("pairing latency", decades(fmtMs)),
       series: [x,
         line("p50", C.p50, 2.5, { value: ms }),
         line("p90", C.p90, 2, { value: ms }),
@@ -169,10 +172,8 @@
     chart("chart-curve", {
       scales: { x: { time: false, distr: 3, log: 10 }, y: { distr: 3, log: 10 } },
       axes: [
-        { label: "percentile", labelSize: 18, values: function (u, s) {
-          return s.map(function (v) { var p = 100 * (1 - 1 / v); return (p >= 99.9 ? p.toFixed(3) : p >= 99 ? p.toFixed(1) : p.toFixed(0)) + "%"; });
-        } },
-        { label: "pairing latency", labelSize: 18, size: 64, values: function (u, s) { return s.map(fmtMs); } },
+        { label: "percentile", labelSize: 18, values: decades(function (v) { var p = 100 * (1 - 1 / v); return (p >= 99.9 ? p.toFixed(3) : p >= 99 ? p.toFixed(1) : p.toFixed(0)) + "%"; }) },
+        { label: "pairing latency", labelSize: 18, size: 64, values: decades(fmtMs) },
       ],
       series: [
         { label: "percentile", value: function (u, v) { return v == null ? "-" : (100 * (1 - 1 / v)).toFixed(3) + "%"; } },
@@ -182,7 +183,7 @@
     chart("chart-histogram", {
       scales: { x: { time: false, distr: 3, log: 10 }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
       axes: [
-        { label: "pairing latency (bucket upper bound)", labelSize: 18, values: function (u, s) { return s.map(fmtMs); } },
+        { label: "pairing latency (bucket upper bound)", labelSize: 18, values: decades(fmtMs) },
         { label: "players", labelSize: 18, size: 64 },
       ],
       series: [
