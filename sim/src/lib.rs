@@ -14,7 +14,9 @@
 //! - [`metrics`]: per-worker HDR histograms and counters merged on a tick; per-second series.
 //! - [`outcome`]: the vocabulary of results; [`invariants`]: the check after every run;
 //!   [`thresholds`]: pass/fail limits.
-//! - [`report`]: summary table, JSON (mergeable histograms), JUnit XML, HTML.
+//! - [`report`]: summary table, JSON (mergeable histograms), JUnit XML, HTML;
+//!   [`compare`]: two reports side by side with regression limits.
+//! - [`exporter`]: the live figures in the Prometheus text format (`--metrics-addr`).
 //! - [`dashboard`]: the live terminal view (reads snapshots, sends commands).
 //! - [`limits`]: the open-files limit and how many players it allows.
 //! - [`sampler`]: every process's CPU, open files and memory during the run; [`sut`]: the
@@ -25,8 +27,10 @@
 //! central task; the engine knows no output format and the dashboard no engine internals;
 //! nothing below `main` reads the process environment.
 
+pub mod compare;
 pub mod dashboard;
 pub mod engine;
+pub mod exporter;
 pub mod invariants;
 pub mod limits;
 pub mod metrics;

@@ -5,6 +5,8 @@
 //!   optional JSON report, JUnit XML and HTML page. Headless (`--headless`, or whenever stdout is
 //!   not a terminal): a progress line every few seconds.
 //! - `sim merge A.json B.json ...` combines the reports of shards (`--shard i/n`) exactly.
+//! - `sim compare BASE.json NEW.json` sets two reports side by side; `--max-regression
+//!   p99=10%` limits set the exit code and JUnit cases.
 //! - `sim stack FILE` serves a scenario's embedded target for shards run by hand.
 //!
 //! When the players of a run need more open files than one process may have, `sim run` starts
@@ -58,6 +60,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Merge the JSON reports of shards into one.
     Merge(MergeArgs),
+    /// Compare two JSON reports (a baseline and a new run), with regression limits.
+    Compare(CompareArgs),
     /// One worker process of a `sim run` (started by it; not for people).
     #[command(hide = true)]
     Worker(Box<WorkerArgs>),
@@ -134,6 +138,10 @@ struct RunArgs {
     worker_stall_timeout: Duration,
     #[command(flatten)]
     stack: StackArgs,
+    /// Serve the run's live figures at http://ADDR/metrics in the Prometheus text format
+    /// (e.g. `127.0.0.1:9464`; port 0 picks one and prints it).
+    #[arg(long, env = "SIM_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// How an embedded target is spread over processes; by default the open-files budget decides
@@ -210,6 +218,26 @@ struct WorkerArgs {
 }
 
 #[derive(Args, Debug)]
+struct CompareArgs {
+    /// The baseline report (JSON).
+    base: PathBuf,
+    /// The new run's report (JSON).
+    new: PathBuf,
+    /// How much worse a figure may get: `KEY=N%`, or `p99=200ms`, `timeout_rate=0.01`.
+    /// Keys: p50 p90 p95 p99 max throughput players matched timeout_rate error_rate
+    /// failed_rate claim_failure_rate ENDPOINT.p99 ENDPOINT.error_rate. Repeat or separate with
+    /// commas.
+    #[arg(long, value_name = "KEY=LIMIT")]
+    max_regression: Vec<String>,
+    /// Write the comparison as an HTML page.
+    #[arg(long, value_name = "FILE.html")]
+    html: Option<PathBuf>,
+    /// Write JUnit XML: one test case per limit.
+    #[arg(long, value_name = "FILE.xml")]
+    junit: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct MergeArgs {
     #[arg(required = true)]
     reports: Vec<PathBuf>,
@@ -247,6 +275,7 @@ fn main() -> ExitCode {
         Command::Check { files } => check(&files),
         Command::Run(args) => run(*args),
         Command::Merge(args) => merge(args),
+        Command::Compare(args) => compare(&args),
         Command::Stack {
             file,
             stack: layout,
@@ -419,15 +448,23 @@ fn run(args: RunArgs) -> ExitCode {
             layout,
             ..Default::default()
         },
+        // The metrics endpoint's latency histogram needs the exact one.
+        mergeable_snapshots: args.metrics_addr.is_some(),
         ..EngineOptions::default()
     };
     let outputs = args.outputs.clone();
+    let metrics_addr = args.metrics_addr;
+    let provenance = provenance(&args);
     let result = runtime.block_on(async move {
         let progress_every = plan.run.progress_every;
         eprintln!("sim: {}", sim::engine::describe(&plan));
         let header = sim::dashboard::Header::from_plan(&plan);
         let engine = Engine::new(plan, options);
         let snapshots = engine.snapshots();
+        let exporter = match start_exporter(metrics_addr, &snapshots).await {
+            Ok(exporter) => exporter,
+            Err(code) => return Err(code),
+        };
         let commands = engine.commands();
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
@@ -442,6 +479,9 @@ fn run(args: RunArgs) -> ExitCode {
         );
         // The engine samples this process (`single`) and the stack's children.
         let result = engine.run(shutdown).await;
+        if let Some(exporter) = exporter {
+            exporter.stop().await;
+        }
         if headless {
             printer.abort();
         } else {
@@ -455,17 +495,82 @@ fn run(args: RunArgs) -> ExitCode {
             }
             eprintln!();
         }
-        result
+        Ok(result)
     });
     match result {
-        Ok(report) => finish(&report, &outputs),
-        Err(err) => {
+        Ok(Ok(mut report)) => {
+            report.set_provenance(provenance.0, provenance.1);
+            finish(&report, &outputs)
+        }
+        Ok(Err(err)) => {
             eprintln!("sim: {err}");
             ExitCode::from(if err.is_config() {
                 EXIT_CONFIG
             } else {
                 EXIT_BREACH
             })
+        }
+        Err(code) => code,
+    }
+}
+
+/// The scenario file's text and the command line's overrides of it, for the report.
+fn provenance(args: &RunArgs) -> (Option<String>, Vec<String>) {
+    let text = std::fs::read_to_string(&args.file).ok();
+    let mut flags: Vec<String> = Vec::new();
+    let mut add = |flag: &str, value: String| {
+        flags.push(flag.to_owned());
+        flags.push(value);
+    };
+    if let Some(seed) = args.seed {
+        add("--seed", seed.to_string());
+    }
+    if let Some(d) = args.duration {
+        add("--duration", format!("{}ms", d.as_millis()));
+    }
+    if let Some(s) = args.shard {
+        add("--shard", format!("{}/{}", s.index, s.count));
+    }
+    if let Some(url) = &args.target.fakes_url {
+        add("--fakes-url", url.to_string());
+    }
+    if !args.target.matchmaker_url.is_empty() {
+        let urls: Vec<&str> = args
+            .target
+            .matchmaker_url
+            .iter()
+            .map(url::Url::as_str)
+            .collect();
+        add("--matchmaker-url", urls.join(","));
+    }
+    if let Some(n) = args.workers {
+        add("--workers", n.to_string());
+    }
+    if let Some(n) = args.stack.lobby_shards {
+        add("--lobby-shards", n.to_string());
+    }
+    if let Some(n) = args.stack.replicas {
+        add("--replicas", n.to_string());
+    }
+    (text, flags)
+}
+
+/// Starts the live metrics endpoint when asked for; says where it listens.
+async fn start_exporter(
+    addr: Option<std::net::SocketAddr>,
+    snapshots: &tokio::sync::watch::Receiver<sim::metrics::MetricsSnapshot>,
+) -> Result<Option<sim::exporter::Exporter>, ExitCode> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    match sim::exporter::Exporter::start(addr, snapshots.clone()).await {
+        Ok(exporter) => {
+            eprintln!("sim: metrics at http://{}/metrics", exporter.addr);
+            Ok(Some(exporter))
+        }
+        Err(err) => {
+            eprintln!("sim: --metrics-addr {addr}: {err}");
+            Err(ExitCode::from(EXIT_CONFIG))
         }
     }
 }
@@ -629,6 +734,7 @@ fn run_workers(
     };
     let outputs = args.outputs.clone();
     let worker_reports = args.worker_reports.clone();
+    let provenance = provenance(&args);
     let result = runtime.block_on(async move {
         eprintln!(
             "sim: {} — {processes} worker processes",
@@ -728,6 +834,10 @@ fn run_workers(
         };
         let (snap_tx, snapshots) =
             tokio::sync::watch::channel(sim::metrics::MetricsSnapshot::default());
+        // The parent serves the merged figures.
+        let exporter = start_exporter(args.metrics_addr, &snapshots)
+            .await
+            .map_err(|_| ("cannot serve the metrics endpoint".to_owned(), EXIT_CONFIG))?;
         let (commands, commands_rx) = tokio::sync::mpsc::channel(64);
         let shutdown = CancellationToken::new();
         tokio::spawn(on_interrupt(shutdown.clone()));
@@ -748,6 +858,9 @@ fn run_workers(
         };
         let collected =
             sim::workers::supervisor::run(launch, options, snap_tx, commands_rx, shutdown).await;
+        if let Some(exporter) = exporter {
+            exporter.stop().await;
+        }
         if headless {
             printer.abort();
         } else {
@@ -797,6 +910,7 @@ fn run_workers(
             merged.scenario.target = "embedded".to_owned();
         }
         merged.judge();
+        merged.set_provenance(provenance.0, provenance.1);
         Ok(merged)
     });
     match result {
@@ -921,6 +1035,58 @@ fn merge(args: MergeArgs) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// `sim compare`: prints the comparison, writes its HTML and JUnit, exits 1 on a regression
+/// beyond a limit.
+fn compare(args: &CompareArgs) -> ExitCode {
+    let limits = match sim::compare::parse_limits(&args.max_regression) {
+        Ok(limits) => limits,
+        Err(err) => {
+            eprintln!("sim: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut reports = Vec::new();
+    for path in [&args.base, &args.new] {
+        match RunReport::read_json(path) {
+            Ok(r) => reports.push(r),
+            Err(err) => {
+                eprintln!("sim: {err}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
+    let (base, new) = (&reports[0], &reports[1]);
+    let comparison = sim::compare::compare(base, new, &limits);
+    let files = (
+        args.base.display().to_string(),
+        args.new.display().to_string(),
+    );
+    print!(
+        "{}",
+        sim::compare::render::text(&comparison, &files.0, &files.1)
+    );
+    let written = (|| -> anyhow::Result<()> {
+        if let Some(path) = &args.html {
+            let page = sim::compare::render::html(&comparison, base, new, (&files.0, &files.1));
+            write_file(path, page.as_bytes()).context("html")?;
+        }
+        if let Some(path) = &args.junit {
+            write_file(path, sim::compare::render::junit(&comparison).as_bytes())
+                .context("junit")?;
+        }
+        Ok(())
+    })();
+    if let Err(err) = written {
+        eprintln!("sim: {err:#}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    ExitCode::from(if comparison.passed() {
+        EXIT_PASS
+    } else {
+        EXIT_BREACH
+    })
 }
 
 #[cfg(test)]

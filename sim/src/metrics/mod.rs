@@ -11,6 +11,7 @@
 //! serialization (V2 + DEFLATE, base64) so reports from several processes merge exactly.
 //! Must not know how players behave, what a scenario file looks like, or how results are shown.
 
+pub mod prometheus;
 pub mod snapshot;
 
 use std::collections::BTreeMap;

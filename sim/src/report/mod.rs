@@ -1,6 +1,6 @@
 //! Results of a run, in every form: the [`RunReport`] (all results, serialized as JSON with exact
 //! mergeable histograms), the terminal summary table ([`summary`]), JUnit XML ([`junit`]) and a
-//! self-contained HTML page with SVG plots ([`html`]).
+//! self-contained HTML page with interactive charts ([`html`]).
 //!
 //! Owns the report format (`format = 1`) and [`RunReport::merge`], which combines the reports of
 //! several processes or machines exactly (histograms are added bucket for bucket, then
@@ -68,6 +68,23 @@ pub struct ScenarioInfo {
     pub target: String,
     /// A one-line description of the arrival model.
     pub arrival: String,
+    /// The scenario file's text as it was run (absent in reports of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Command-line overrides of the file, as flags (`--seed 7`, `--duration 30s`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// Versions of what produced the report (`sim`, the report format).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, String>,
+}
+
+/// The versions a report of this build records.
+pub fn versions() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("sim".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+        ("report_format".to_owned(), REPORT_FORMAT.to_string()),
+    ])
 }
 
 /// Final outcome counts.
@@ -277,6 +294,9 @@ impl RunReport {
                     TargetPlan::Urls(_) => "urls".to_owned(),
                 },
                 arrival: describe_arrival(plan),
+                text: None,
+                overrides: Vec::new(),
+                versions: versions(),
             },
             shards: 1,
             elapsed_ms,
@@ -334,6 +354,13 @@ impl RunReport {
         let pairing = metrics::decode(&self.pairing_histogram)?;
         self.check_thresholds(&pairing);
         Ok(())
+    }
+
+    /// Records how the run can be reproduced: the scenario file's text and the command line's
+    /// overrides of it.
+    pub fn set_provenance(&mut self, text: Option<String>, overrides: Vec<String>) {
+        self.scenario.text = text;
+        self.scenario.overrides = overrides;
     }
 
     /// Judges saturation and refusals again from what the report holds now (after processes,
@@ -563,3 +590,8 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 
 #[cfg(test)]
 mod tests;
+/// Known reports for the tests of other modules.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::{report, report_of};
+}

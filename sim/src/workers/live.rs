@@ -172,6 +172,11 @@ impl LiveMerge {
             claims: out.claims,
         };
         out.thresholds = thresholds::evaluate(&self.thresholds, &view, true);
+        // The merged pairing histogram, for the live metrics endpoint's latency histogram.
+        out.mergeable = Some(crate::metrics::Mergeable {
+            pairing_hist: metrics::encode(&pairing),
+            recent_seconds: Vec::new(),
+        });
         out
     }
 

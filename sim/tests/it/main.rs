@@ -4,6 +4,7 @@ mod cli;
 mod double;
 mod e2e;
 mod failover;
+mod live_metrics;
 mod overload;
 mod scenarios;
 mod stack;
