@@ -146,17 +146,20 @@ pub fn step_line(kind: LoadKind, s: &StepResult) -> String {
     } else {
         "FAIL"
     };
+    let achieved = format!("{:.1}/s", s.achieved_rate);
+    let errors = format!("{:.2}%", s.error_rate * 100.0);
+    let wall = format!("{:.0}s", s.wall_ms as f64 / 1000.0);
     let mut line = format!(
         "{:>14} {:>5} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7}  {}",
         kind.format(s.load),
         if s.hold { "hold" } else { "step" },
-        format!("{:.1}/s", s.achieved_rate),
+        achieved,
         s.matched,
         ms(s.pairing.p50_ms),
         ms(s.pairing.p95_ms),
         ms(s.pairing.p99_ms),
-        format!("{:.2}%", s.error_rate * 100.0),
-        format!("{:.0}s", s.wall_ms as f64 / 1000.0),
+        errors,
+        wall,
         result
     );
     if !s.saturated.is_empty() {

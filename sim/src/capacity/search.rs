@@ -281,7 +281,7 @@ mod tests {
         let (tried, knee, reason) = drive(Search::new(config()), 57.0, f64::INFINITY);
         assert_eq!(reason, StopReason::Confirmed);
         let knee = knee.expect("a knee");
-        assert!(knee <= 57.0 && knee >= 57.0 / 1.1, "{knee} {tried:?}");
+        assert!((57.0 / 1.1..=57.0).contains(&knee), "{knee} {tried:?}");
         assert_eq!(
             &tried[..4],
             &[(10.0, false), (20.0, false), (40.0, false), (80.0, false)]
@@ -304,7 +304,10 @@ mod tests {
     fn steps_down_when_the_start_fails_and_gives_up_at_the_floor() {
         let (_, knee, reason) = drive(Search::new(config()), 3.0, f64::INFINITY);
         assert_eq!(reason, StopReason::Confirmed);
-        assert!(knee.is_some_and(|k| k <= 3.0 && k >= 3.0 / 1.1), "{knee:?}");
+        assert!(
+            knee.is_some_and(|k| (3.0 / 1.1..=3.0).contains(&k)),
+            "{knee:?}"
+        );
         let (_, knee, reason) = drive(Search::new(config()), 0.0, f64::INFINITY);
         assert_eq!(reason, StopReason::NoPassingLoad);
         assert_eq!(knee, None);

@@ -178,7 +178,7 @@ impl StepResult {
             } else {
                 0.0
             },
-            pairing: report.pairing.clone(),
+            pairing: report.pairing,
             failures,
             verdict: report.verdict.status,
             verdict_headline: report.verdict.headline.clone(),
