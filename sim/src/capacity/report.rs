@@ -51,8 +51,19 @@ impl CapacityReport {
     ) -> CapacityReport {
         let stop_reason = search.stop_reason().unwrap_or(StopReason::Confirmed);
         // The saturation that ended the search (an earlier one may have been a passing burst).
+        // (Only a saturation seen twice in a row at one step counts.)
         let saturated = (stop_reason == StopReason::HarnessSaturated)
-            .then(|| steps.iter().rev().find(|s| !s.saturated.is_empty()))
+            .then(|| {
+                steps
+                    .windows(2)
+                    .rev()
+                    .find(|w| {
+                        w[0].load == w[1].load
+                            && w[0].hold == w[1].hold
+                            && w.iter().all(|s| !s.saturated.is_empty())
+                    })
+                    .map(|w| &w[1])
+            })
             .flatten();
         CapacityReport {
             format: 1,
