@@ -23,10 +23,14 @@
 //!   servers' refusal counters; [`verdict`]: who refused or saturated, and whether the figures
 //!   can be trusted.
 //!
+//! - [`remote`]: shards on other machines publish their snapshots to Redis; `sim watch` merges them live.
+//! - [`capacity`]: `sim capacity`, the knee search over load.
+//!
 //! Invariants: players record into their worker's shard, never one message per request to a
 //! central task; the engine knows no output format and the dashboard no engine internals;
 //! nothing below `main` reads the process environment.
 
+pub mod capacity;
 pub mod compare;
 pub mod dashboard;
 pub mod engine;
@@ -37,6 +41,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod player;
 pub mod process;
+pub mod remote;
 pub mod report;
 pub mod sampler;
 pub mod scenario;

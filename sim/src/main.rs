@@ -7,6 +7,8 @@
 //! - `sim merge A.json B.json ...` combines the reports of shards (`--shard i/n`) exactly.
 //! - `sim compare BASE.json NEW.json` sets two reports side by side; `--max-regression
 //!   p99=10%` limits set the exit code and JUnit cases.
+//! - `sim watch FILE redis://…/RUN-ID` follows shards that `--publish` there ([`sim::remote`]).
+//! - `sim capacity FILE` searches the highest load that meets the thresholds ([`sim::capacity`]).
 //! - `sim stack FILE` serves a scenario's embedded target for shards run by hand.
 //!
 //! When the players of a run need more open files than one process may have, `sim run` starts
@@ -62,6 +64,12 @@ enum Command {
     Merge(MergeArgs),
     /// Compare two JSON reports (a baseline and a new run), with regression limits.
     Compare(CompareArgs),
+    /// Find the highest load (arrival rate, or players for a closed model) that still meets
+    /// the scenario's thresholds: step up, bisect, confirm with a hold.
+    Capacity(Box<CapacityArgs>),
+    /// Follow the shards of a run that publish to Redis (`sim run --publish`): the merged
+    /// dashboard or progress lines while they run, the merged report when all have finished.
+    Watch(Box<WatchArgs>),
     /// One worker process of a `sim run` (started by it; not for people).
     #[command(hide = true)]
     Worker(Box<WorkerArgs>),
@@ -142,6 +150,10 @@ struct RunArgs {
     /// (e.g. `127.0.0.1:9464`; port 0 picks one and prints it).
     #[arg(long, env = "SIM_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Publish this run's live figures and final report to a Redis stream,
+    /// `redis://HOST:PORT/RUN-ID`, for `sim watch` (every shard of a run names the same one).
+    #[arg(long, env = "SIM_PUBLISH", value_parser = parse_run_channel, value_name = "REDIS-URL/RUN-ID")]
+    publish: Option<sim::remote::RunChannel>,
 }
 
 /// How an embedded target is spread over processes; by default the open-files budget decides
@@ -198,6 +210,21 @@ struct TargetArgs {
     /// Secret of the game client (with --fakes-url; the fakes' built-in one by default).
     #[arg(long, env = "SIM_GAME_CLIENT_SECRET", hide_env_values = true)]
     game_client_secret: Option<String>,
+    /// Bearer token of the fakes' control API, for `/_fakes/stats` (with --fakes-url, when the
+    /// fakes listens beyond loopback and so requires `--control-token`).
+    #[arg(long, env = "SIM_FAKES_CONTROL_TOKEN", hide_env_values = true)]
+    fakes_control_token: Option<String>,
+}
+
+impl TargetArgs {
+    /// The target options these flags ask for, on top of `layout`.
+    fn options(&self, layout: sim::stack::StackLayout) -> sim::target::TargetOptions {
+        sim::target::TargetOptions {
+            layout,
+            fakes_control_token: self.fakes_control_token.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -245,6 +272,68 @@ struct MergeArgs {
     outputs: Outputs,
 }
 
+#[derive(Args, Debug)]
+struct CapacityArgs {
+    /// The scenario file.
+    file: PathBuf,
+    /// The whole search, set-up and drains included (e.g. `10m`).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    time_limit: Duration,
+    /// How long each step holds its load.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    step_duration: Duration,
+    /// How long the knee is held to confirm it (default: twice a step).
+    #[arg(long, value_parser = parse_duration)]
+    hold: Option<Duration>,
+    /// The first load: arrivals per second (open model) or players (closed); default: the
+    /// scenario's own.
+    #[arg(long)]
+    start: Option<f64>,
+    /// Never try more than this load.
+    #[arg(long)]
+    max: Option<f64>,
+    /// Step-up factor while every step passes.
+    #[arg(long, default_value_t = 2.0)]
+    factor: f64,
+    /// Stop bisecting when the lowest failure is within this fraction of the highest pass.
+    #[arg(long, default_value_t = 0.1)]
+    precision: f64,
+    /// Override the scenario's seed.
+    #[arg(long, env = "SIM_SEED")]
+    seed: Option<u64>,
+    /// Write the search (every step, the knee) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+    /// Write an HTML page with the curve.
+    #[arg(long, value_name = "FILE.html")]
+    html: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    stack: StackArgs,
+}
+
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// The scenario the shards run (for the dashboard's header and the live thresholds).
+    file: PathBuf,
+    /// The run's stream, as the shards' `--publish`.
+    #[arg(value_parser = parse_run_channel, value_name = "REDIS-URL/RUN-ID")]
+    from: sim::remote::RunChannel,
+    /// How many shards to wait for (default: the count the first message names).
+    #[arg(long)]
+    shards: Option<u32>,
+    /// Progress lines instead of the live dashboard (automatic when stdout is not a terminal).
+    #[arg(long, env = "SIM_HEADLESS")]
+    headless: bool,
+    #[command(flatten)]
+    outputs: Outputs,
+}
+
+fn parse_run_channel(text: &str) -> Result<sim::remote::RunChannel, String> {
+    sim::remote::RunChannel::parse(text)
+}
+
 fn parse_shard(text: &str) -> Result<ShardSpec, String> {
     let (i, n) = text
         .split_once('/')
@@ -276,6 +365,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::Merge(args) => merge(args),
         Command::Compare(args) => compare(&args),
+        Command::Capacity(args) => capacity(*args),
+        Command::Watch(args) => watch(*args),
         Command::Stack {
             file,
             stack: layout,
@@ -431,6 +522,12 @@ fn run(args: RunArgs) -> ExitCode {
         (None, None) => sim::workers::count::workers_for(&plan, limit.unwrap_or(1024)),
     };
     if processes > 1 {
+        if args.publish.is_some() {
+            eprintln!(
+                "sim: --publish runs one process per shard: add --workers 1, or --shard I/N for each process"
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
         return run_workers(args, plan, processes, headless, limit);
     }
     let runtime = match runtime() {
@@ -444,18 +541,31 @@ fn run(args: RunArgs) -> ExitCode {
     let options = EngineOptions {
         shard: args.shard,
         open_files: limit,
-        target: sim::target::TargetOptions {
-            layout,
-            ..Default::default()
-        },
-        // The metrics endpoint's latency histogram needs the exact one.
-        mergeable_snapshots: args.metrics_addr.is_some(),
+        target: args.target.options(layout),
+        // The metrics endpoint's latency histogram and a watcher's merge need the exact one.
+        mergeable_snapshots: args.metrics_addr.is_some() || args.publish.is_some(),
         ..EngineOptions::default()
     };
     let outputs = args.outputs.clone();
     let metrics_addr = args.metrics_addr;
     let provenance = provenance(&args);
+    let shard = args.shard.unwrap_or(ShardSpec { index: 0, count: 1 });
+    let publish = args.publish.clone();
     let result = runtime.block_on(async move {
+        let publisher = match publish {
+            Some(channel) => {
+                match sim::remote::publish::Publisher::connect(channel, shard.index, shard.count)
+                    .await
+                {
+                    Ok(p) => Some(p),
+                    Err(err) => {
+                        eprintln!("sim: --publish: {err:#}");
+                        return Err(ExitCode::from(EXIT_BREACH));
+                    }
+                }
+            }
+            None => None,
+        };
         let progress_every = plan.run.progress_every;
         eprintln!("sim: {}", sim::engine::describe(&plan));
         let header = sim::dashboard::Header::from_plan(&plan);
@@ -477,10 +587,22 @@ fn run(args: RunArgs) -> ExitCode {
             shutdown.clone(),
             progress_every,
         );
+        let published = CancellationToken::new();
+        let publishing = publisher
+            .as_ref()
+            .map(|p| p.spawn_snapshots(engine.snapshots(), published.clone()));
         // The engine samples this process (`single`) and the stack's children.
         let result = engine.run(shutdown).await;
         if let Some(exporter) = exporter {
             exporter.stop().await;
+        }
+        if let (Some(p), Some(task)) = (&publisher, publishing) {
+            published.cancel();
+            let _ = task.await;
+            let sent = p.finish(result.as_ref().map_err(ToString::to_string)).await;
+            if let Err(err) = sent {
+                eprintln!("sim: --publish: the report did not reach Redis: {err}");
+            }
         }
         if headless {
             printer.abort();
@@ -814,6 +936,9 @@ fn run_workers(
         if let Some(secret) = &args.target.game_client_secret {
             env.push(("SIM_GAME_CLIENT_SECRET".into(), secret.into()));
         }
+        if let Some(token) = &args.target.fakes_control_token {
+            env.push(("SIM_FAKES_CONTROL_TOKEN".into(), token.into()));
+        }
         let parent = std::process::id().to_string();
         let launch = sim::workers::supervisor::Launch {
             program,
@@ -940,6 +1065,7 @@ fn worker(args: WorkerArgs) -> ExitCode {
     let options = EngineOptions {
         shard: Some(args.shard),
         open_files: limit,
+        target: args.target.options(sim::stack::StackLayout::SINGLE),
         ..EngineOptions::default()
     };
     let index = args.shard.index as usize;
@@ -1015,6 +1141,165 @@ fn stack(file: &Path, stack_args: &StackArgs) -> ExitCode {
         target.shutdown().await;
         ExitCode::from(EXIT_PASS)
     })
+}
+
+/// `sim capacity`: steps of the scenario at one load each, in this process (a fresh embedded
+/// target every step), until the knee is found, the harness saturates or time runs out.
+fn capacity(args: CapacityArgs) -> ExitCode {
+    let plan = match load_plan(&args.file, args.seed, None, &args.target) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    if args.factor.is_nan()
+        || args.factor <= 1.0
+        || args.precision.is_nan()
+        || args.precision <= 0.0
+    {
+        eprintln!("sim: --factor must be above 1 and --precision above 0");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if args.step_duration.is_zero() {
+        eprintln!("sim: --step-duration must be above 0");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let limit = open_files().ok().map(|(soft, _)| soft);
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let options = sim::capacity::CapacityOptions {
+        step: args.step_duration,
+        hold: args.hold.unwrap_or(args.step_duration * 2),
+        time_limit: args.time_limit,
+        start: args.start,
+        factor: args.factor,
+        precision: args.precision,
+        max_load: args.max,
+    };
+    let kind = sim::capacity::LoadKind::of(&plan);
+    eprintln!(
+        "sim: capacity of {} — {} steps, a {}s hold, within {}s",
+        plan.name,
+        sim::scenario::format_duration(options.step),
+        options.hold.as_secs(),
+        options.time_limit.as_secs()
+    );
+    let stack_args = args.stack;
+    let target_args = args.target;
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(on_interrupt(shutdown.clone()));
+        let run_step = |step: Plan, stop: CancellationToken| {
+            let layout = stack_args.layout(&step, limit.unwrap_or(1024));
+            let options = EngineOptions {
+                open_files: limit,
+                target: target_args.options(layout),
+                ..EngineOptions::default()
+            };
+            eprintln!(
+                "sim: step {} for {}",
+                kind.format(sim::capacity::LoadKind::scenario_load(&step)),
+                sim::scenario::format_duration(step.run.duration)
+            );
+            Engine::new(step, options).run(stop)
+        };
+        sim::capacity::run(&plan, &options, shutdown, run_step, |step| {
+            eprintln!("sim: {}", sim::capacity::report::step_line(kind, step));
+        })
+        .await
+    });
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("sim: {err}");
+            return ExitCode::from(if err.is_config() {
+                EXIT_CONFIG
+            } else {
+                EXIT_BREACH
+            });
+        }
+    };
+    print!("{}", sim::capacity::report::render_summary(&report));
+    if let Some(path) = &args.report {
+        if let Err(err) = report.write_json(path) {
+            eprintln!("sim: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    if let Some(path) = &args.html {
+        if let Err(err) = write_file(path, sim::capacity::report::render_html(&report).as_bytes()) {
+            eprintln!("sim: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
+    ExitCode::from(if report.knee.is_some() {
+        EXIT_PASS
+    } else {
+        EXIT_BREACH
+    })
+}
+
+/// `sim watch`: the merged live view of shards that publish to Redis, then their merged report.
+fn watch(args: WatchArgs) -> ExitCode {
+    let plan = match Plan::from_file(&args.file) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let headless = args.headless || !std::io::stdout().is_terminal();
+    let result = runtime.block_on(async move {
+        let (snap_tx, snapshots) =
+            tokio::sync::watch::channel(sim::metrics::MetricsSnapshot::default());
+        // Watching sends no commands: the shards are driven where they run.
+        let (commands, _commands_rx) = tokio::sync::mpsc::channel(1);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(on_interrupt(shutdown.clone()));
+        let mut header = sim::dashboard::Header::from_plan(&plan);
+        header.target = format!("{} (watching {})", header.target, args.from.key());
+        eprintln!("sim: watching {} on {}", args.from.key(), args.from.redis);
+        let mut printer = spawn_display(
+            headless,
+            header,
+            snapshots,
+            commands,
+            shutdown.clone(),
+            plan.run.progress_every,
+        );
+        let merged = sim::remote::watch::follow(
+            &args.from,
+            plan.thresholds.clone(),
+            args.shards,
+            snap_tx,
+            shutdown,
+        )
+        .await;
+        if headless {
+            printer.abort();
+        } else {
+            if tokio::time::timeout(Duration::from_secs(2), &mut printer)
+                .await
+                .is_err()
+            {
+                printer.abort();
+                sim::dashboard::terminal::restore();
+            }
+            eprintln!();
+        }
+        merged
+    });
+    match result {
+        Ok(report) => finish(&report, &args.outputs),
+        Err(err) => {
+            eprintln!("sim: {err}");
+            ExitCode::from(EXIT_BREACH)
+        }
+    }
 }
 
 fn merge(args: MergeArgs) -> ExitCode {

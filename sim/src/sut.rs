@@ -32,8 +32,25 @@ impl SutCounters {
     /// Reads them now, on connections of its own (the players' pools may hold connections the
     /// servers closed under load).
     pub async fn read(fakes: &Url, matchmakers: &[Url]) -> SutCounters {
+        Self::read_with_token(fakes, matchmakers, None).await
+    }
+
+    /// [`read`](Self::read), with the bearer token a fakes beyond loopback wants for
+    /// `/_fakes/stats`.
+    pub async fn read_with_token(
+        fakes: &Url,
+        matchmakers: &[Url],
+        control_token: Option<&str>,
+    ) -> SutCounters {
         let mut out = SutCounters::default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = control_token
+            .and_then(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).ok())
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let Ok(http) = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(std::time::Duration::from_secs(3))
             .pool_max_idle_per_host(1)
             .build()

@@ -159,6 +159,9 @@ pub struct TargetOptions {
     pub matchmaker: MatchmakerStarter,
     /// How an embedded target is laid out over processes ([`StackLayout::SINGLE`]: all here).
     pub layout: StackLayout,
+    /// Bearer token for a URLs target's fakes control API (`/_fakes/stats`), which a fakes
+    /// listening beyond loopback requires (`fakes serve --control-token`).
+    pub fakes_control_token: Option<String>,
 }
 
 impl Default for TargetOptions {
@@ -166,6 +169,7 @@ impl Default for TargetOptions {
         TargetOptions {
             matchmaker: default_matchmaker_starter(),
             layout: StackLayout::SINGLE,
+            fakes_control_token: None,
         }
     }
 }
@@ -247,8 +251,8 @@ fn read_accounts(path: &Path) -> Result<Vec<Account>, TargetError> {
 enum StatsSource {
     /// An embedded fakes: read the fleet directly.
     Embedded(fakes::AppState),
-    /// `GET {fakes}/_fakes/stats`.
-    Http(Url),
+    /// `GET {fakes}/_fakes/stats`, with the control token if the fakes wants one.
+    Http(Url, Option<String>),
 }
 
 /// The target, ready for players.
@@ -269,6 +273,8 @@ pub struct Target {
     /// File descriptors one searching player costs this process.
     pub fds_per_player: u64,
     pub embedded: bool,
+    /// The control token `/_fakes/*` calls carry (a URLs target's fakes beyond loopback).
+    pub fakes_control_token: Option<String>,
     stats: StatsSource,
     // Held for their lifetime: dropping them stops the servers.
     _matchmaker: Option<Box<dyn EmbeddedMatchmaker>>,
@@ -315,7 +321,8 @@ impl Target {
                     insecure_tls: u.insecure_tls,
                     fds_per_player: 2,
                     embedded: false,
-                    stats: StatsSource::Http(stats),
+                    stats: StatsSource::Http(stats, options.fakes_control_token.clone()),
+                    fakes_control_token: options.fakes_control_token.clone(),
                     _matchmaker: None,
                     fakes: None,
                     stack: None,
@@ -415,6 +422,7 @@ impl Target {
             // when the stack is spread over processes).
             fds_per_player,
             embedded: true,
+            fakes_control_token: None,
             stats: StatsSource::Embedded(state),
             _matchmaker: matchmaker,
             fakes: handle,
@@ -510,8 +518,12 @@ impl ClaimsReader {
                     unreachable: s.claims_failed.unreachable,
                 })
             }
-            StatsSource::Http(url) => {
-                let response = http.get(url.clone()).send().await.ok()?;
+            StatsSource::Http(url, token) => {
+                let mut request = http.get(url.clone());
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await.ok()?;
                 if !response.status().is_success() {
                     return None;
                 }

@@ -351,7 +351,12 @@ impl Engine {
         let http = workers[0].http.clone();
         let claims = target.claims_reader();
         let baseline = claims.read(&http).await;
-        let sut_before = SutCounters::read(&target.fakes_url, &target.matchmaker_urls).await;
+        let sut_before = SutCounters::read_with_token(
+            &target.fakes_url,
+            &target.matchmaker_urls,
+            target.fakes_control_token.as_deref(),
+        )
+        .await;
         let latest_claims: Arc<Mutex<Option<ClaimCounts>>> = Arc::new(Mutex::new(None));
 
         let mut commands = self.commands_rx;
@@ -579,7 +584,12 @@ impl Engine {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             warnings,
         );
-        let sut_after = SutCounters::read(&target.fakes_url, &target.matchmaker_urls).await;
+        let sut_after = SutCounters::read_with_token(
+            &target.fakes_url,
+            &target.matchmaker_urls,
+            target.fakes_control_token.as_deref(),
+        )
+        .await;
         report.sut = Some(sut_after.since(&sut_before));
         let active: Vec<String> = Vec::new();
         publish(

@@ -52,10 +52,16 @@ pub fn header(h: &mut String, report: &RunReport) {
             escape(&v.headline)
         );
     }
-    for f in timeline::faults(report) {
+    let applied = report.faults.iter().filter(|f| f.applied);
+    for (f, event) in timeline::faults(report).into_iter().zip(applied) {
+        // A chaos step says how long after it ended matching was back.
+        let recovery = event
+            .recovered_ms
+            .map(|ms| format!("; matching again {:.1}s after it ended", ms as f64 / 1000.0))
+            .unwrap_or_default();
         let _ = writeln!(
             h,
-            "<p class=\"fault\"><span class=\"swatch\"></span>fault <strong>{}</strong> from {:.1}s to {:.1}s</p>",
+            "<p class=\"fault\"><span class=\"swatch\"></span>fault <strong>{}</strong> from {:.1}s to {:.1}s{recovery}</p>",
             escape(&f.label),
             f.from_s,
             f.to_s

@@ -17,6 +17,7 @@ fn known() -> RunReport {
         until_ms: Some(2_000),
         applied: true,
         error: None,
+        recovered_ms: Some(800),
     });
     r.errors.push(ErrorCount {
         endpoint: "matchmaking".to_owned(),
@@ -80,7 +81,9 @@ fn the_page_has_every_section_and_the_run_s_figures() {
     assert!(page.contains("<td>&lt;= 1s</td>"), "pairing_p95's limit");
     assert!(page.contains("<td>invariants</td><td>31 players"));
     // The fault window in words, and as data for the shading.
-    assert!(page.contains("fault <strong>claims fail 85%</strong> from 1.0s to 2.0s"));
+    assert!(page.contains(
+        "fault <strong>claims fail 85%</strong> from 1.0s to 2.0s; matching again 0.8s after it ended"
+    ));
     let data = chart_data(&r);
     assert_eq!(data["faults"][0]["from_s"], 1.0);
     assert_eq!(data["faults"][0]["to_s"], 2.0);
