@@ -662,7 +662,7 @@ async fn backfill_fills_open_slots_by_the_same_rules() {
         solo("fit", 1050.0),
         solo("next", 1000.0), // after "fit": the one slot is gone
     ];
-    let proposals = backfill(&mut f, rules_json, &[s.clone()], &tickets)
+    let proposals = backfill(&mut f, rules_json, std::slice::from_ref(&s), &tickets)
         .await
         .expect("tick");
     assert_eq!(proposals.len(), 1, "{proposals:?}");
@@ -736,4 +736,49 @@ async fn the_health_service_reports_the_match_function_serving() {
         status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+}
+
+#[tokio::test]
+async fn the_match_function_command_serves_on_the_address_it_is_given() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_matchmaker"))
+        .args(["match-function", "--grpc-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("MATCHMAKER_CONFIG")
+        .env_remove("MATCHMAKER_GRPC_ADDR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the matchmaker binary");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            if let Some((_, rest)) = line.split_once("match function listening on ") {
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                return addr;
+            }
+        }
+        panic!("the binary exited without announcing its address");
+    })
+    .await
+    .expect("announced within 30 s");
+    let mut client = MatchFunctionClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let codes = client
+        .get_stat_codes(GetStatCodesRequest {
+            rules: rules(r#"{"skill_attribute":"rating"}"#),
+        })
+        .await
+        .expect("stat codes")
+        .into_inner()
+        .codes;
+    assert_eq!(codes, ["rating"]);
+    child.kill().await.expect("stop");
 }
