@@ -20,7 +20,7 @@
 //! - `alliance` (AGS) or `teams` + `team_size` or `free_for_all` (the matchmaker's): the format.
 //!   An alliance with a fixed number of fixed-size teams is `teams` × `team_size`; one with a
 //!   range of teams of one player each (`player_max_number` 1) is a free-for-all between
-//!   `min_number` and `max_number` players. Teams of a variable size are refused: the
+//!   `min_number` (at least 2: a match of one is no match) and `max_number` players. Teams of a variable size are refused: the
 //!   matchmaker's rules fill every team exactly.
 //! - `mmr_window` or AGS's `matching_rule` (one `distance` rule): the skill window; the rule's
 //!   `attribute` is the skill attribute and its `reference` the (fixed) window. AGS's
