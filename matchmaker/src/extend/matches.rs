@@ -2,15 +2,19 @@
 //! ([`crate::matching::plan`]) — the same teams, parties, skill widening, region and timeout
 //! rules as the HTTP service — then shaped as AGS `Match` messages.
 //!
-//! The one thing the planner does not know is a latency limit: after its region wait a ticket
-//! accepts any region there. With `region_latency_max_ms` set, a proposal whose region some
-//! ticket reported above the limit is not sent; that ticket sits out this tick and the rest are
-//! planned again without it, so it never holds others back.
+//! The one thing the planner does not know is which regions a ticket can play in: after its
+//! region wait a ticket accepts any region there, while here it accepts only the regions it
+//! reported (within `region_latency_max_ms`). So a tick plans twice: first with every ticket
+//! holding to its best region (the region wait taken as endless), then the rest under the rules'
+//! region wait. A proposal of the second pass in a region some ticket cannot play in is not
+//! sent; that ticket sits out this tick and the rest are planned again without it, so it never
+//! holds others back, and it was not matchable in its own region this tick anyway.
 //!
 //! Tickets the rules refuse are left out (and counted); timed-out tickets are never matched (AGS
 //! expires them by the pool's own ticket expiration).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
@@ -39,7 +43,7 @@ pub struct Tick {
 /// Matches `tickets` (one pool) under `rules` at time `now`.
 pub fn make_matches(tickets: &[proto::Ticket], rules: &PoolRules, now: UnixMillis) -> Tick {
     let mut tick = Tick::default();
-    let mut by_id: HashMap<TicketId, (&proto::Ticket, Admitted)> = HashMap::new();
+    let mut by_id: ById<'_> = HashMap::new();
     let mut order = Vec::new();
     for ticket in tickets {
         match admit(ticket, rules, now) {
@@ -57,27 +61,33 @@ pub fn make_matches(tickets: &[proto::Ticket], rules: &PoolRules, now: UnixMilli
         }
     }
 
-    let mut queued = order;
+    // First pass: everyone in their best region.
+    let mut at_home = rules.mode.clone();
+    at_home.region_wait = Duration::MAX;
+    let first = plan(&order, &at_home, now);
+    tick.timed_out = first.timed_out.len();
     let mut accepted: Vec<MatchProposal> = Vec::new();
+    let mut done: HashSet<TicketId> = first.timed_out.into_iter().collect();
+    for proposal in first.proposals {
+        if acceptable(&proposal, &by_id) {
+            done.extend(proposal.ticket_ids().cloned());
+            accepted.push(proposal);
+        }
+    }
+
+    // Second pass: the rest, relaxing regions after the rules' wait.
+    let mut queued = order;
+    queued.retain(|t| !done.contains(&t.id));
     for round in 0.. {
         let planned = plan(&queued, &rules.mode, now);
-        if round == 0 {
-            tick.timed_out = planned.timed_out.len();
-        }
         let mut set_aside: HashSet<TicketId> = HashSet::new();
         let mut good = Vec::new();
         for proposal in planned.proposals {
-            let beyond: Vec<&TicketId> = match &proposal.region {
-                Some(region) => proposal
-                    .ticket_ids()
-                    .filter(|id| !by_id[*id].1.accepts(region))
-                    .collect(),
-                None => Vec::new(),
-            };
+            let beyond = cannot_play(&proposal, &by_id);
             if beyond.is_empty() {
                 good.push(proposal);
             } else {
-                set_aside.extend(beyond.into_iter().cloned());
+                set_aside.extend(beyond);
             }
         }
         if set_aside.is_empty() || round + 1 >= MAX_REPLANS {
@@ -96,11 +106,25 @@ pub fn make_matches(tickets: &[proto::Ticket], rules: &PoolRules, now: UnixMilli
     tick
 }
 
-fn to_match(
-    proposal: &MatchProposal,
-    by_id: &HashMap<TicketId, (&proto::Ticket, Admitted)>,
-    rules: &PoolRules,
-) -> proto::Match {
+type ById<'a> = HashMap<TicketId, (&'a proto::Ticket, Admitted)>;
+
+/// The tickets of `proposal` that cannot play in its region.
+fn cannot_play(proposal: &MatchProposal, by_id: &ById<'_>) -> Vec<TicketId> {
+    match &proposal.region {
+        Some(region) => proposal
+            .ticket_ids()
+            .filter(|id| !by_id[*id].1.accepts(region))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+fn acceptable(proposal: &MatchProposal, by_id: &ById<'_>) -> bool {
+    cannot_play(proposal, by_id).is_empty()
+}
+
+fn to_match(proposal: &MatchProposal, by_id: &ById<'_>, rules: &PoolRules) -> proto::Match {
     let members: Vec<&Admitted> = proposal.ticket_ids().map(|id| &by_id[id].1).collect();
     let teams = proposal
         .teams

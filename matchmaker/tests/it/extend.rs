@@ -378,6 +378,19 @@ async fn regions_follow_latency_within_the_limit_and_widen_after_the_wait() {
     assert_eq!(matches.len(), 1);
     assert_eq!(matches[0].region_preferences[0], "eu-west");
 
+    // A ticket past its region wait still plays at home first: the closer skill across the
+    // ocean does not cost it the partner in its own region.
+    let tickets = [
+        solo("x", 1000.0).latency("eu-west", 20).waited(60),
+        solo("y", 1000.0).latency("us-east", 20),
+        solo("z", 1090.0).latency("eu-west", 25),
+    ];
+    let matches = make(&mut f, rules_json, &tickets).await.expect("tick");
+    assert_eq!(matches.len(), 1, "{matches:?}");
+    let mut ids = ticket_ids(&matches[0]);
+    ids.sort_unstable();
+    assert_eq!(ids, ["x", "z"]);
+
     // A ticket with no region within the limit can never match: ValidateTicket says why.
     let far = solo("far", 1000.0).latency("ap-south", 250);
     let (valid, reason) = validate(&mut f, rules_json, &far).await;
