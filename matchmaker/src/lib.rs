@@ -38,6 +38,8 @@
 //! - [`ags`]: the AGS calls, as the game client with a token kept fresh.
 //! - [`engine`]: per-mode matching tasks woken by enqueues (plus a tick for widening), a lease
 //!   reaper, a task per claimed match that runs the [`MatchSink`] (the pipeline).
+//! - [`extend`]: the same rules served as an AGS Extend match function over gRPC (tonic):
+//!   `GetStatCodes`, `ValidateTicket`, `EnrichTicket`, `MakeMatches`, `BackfillMatches`.
 //! - [`matching`]: pure functions from queued tickets + rules + time to proposed matches.
 //! - [`store`]: the [`Store`] trait — one live ticket per player, atomic claims under leases,
 //!   requeue with attempts, announcements — in memory ([`MemoryStore`]) and on Redis with Lua
@@ -68,6 +70,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod extend;
 pub mod http;
 pub mod matching;
 pub mod metrics;

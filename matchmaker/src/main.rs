@@ -1,6 +1,7 @@
 //! `matchmaker serve`: parse flags, environment and an optional TOML file into a `Config`, bind,
 //! install signal handlers, serve. Everything else lives in the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -28,6 +29,19 @@ enum Command {
     Serve(ServeArgs),
     /// Print the configuration `serve` would run with (secrets hidden) and exit.
     CheckConfig(ServeArgs),
+    /// Serve only the AGS Extend match function (gRPC) until SIGTERM or Ctrl-C: no AGS
+    /// account, store or HTTP API needed, as in an Extend app container.
+    MatchFunction(MatchFunctionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MatchFunctionArgs {
+    /// TOML config file; only its `grpc_addr` is read here (unknown keys are still refused).
+    #[arg(long, env = "MATCHMAKER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0:6565, the port AGS Extend calls].
+    #[arg(long, env = "MATCHMAKER_GRPC_ADDR")]
+    grpc_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,15 +53,19 @@ struct ServeArgs {
     overrides: Overrides,
 }
 
-fn load(args: ServeArgs) -> anyhow::Result<Config> {
-    let file = match &args.config {
+fn read_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    Ok(match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{}: cannot read", path.display()))?;
             FileConfig::from_toml(&text).with_context(|| format!("{}", path.display()))?
         }
         None => FileConfig::default(),
-    };
+    })
+}
+
+fn load(args: ServeArgs) -> anyhow::Result<Config> {
+    let file = read_file(args.config.as_ref())?;
     Ok(Config::resolve(args.overrides, file)?)
 }
 
@@ -68,23 +86,84 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             let config = load(args)?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve(config))
+            runtime()?.block_on(serve(config))
+        }
+        Command::MatchFunction(args) => {
+            let file = read_file(args.config.as_ref())?;
+            let addr = args
+                .grpc_addr
+                .or(file.grpc_addr)
+                .unwrap_or(SocketAddr::from((
+                    [0, 0, 0, 0],
+                    matchmaker::extend::EXTEND_GRPC_PORT,
+                )));
+            runtime()?.block_on(async move {
+                let listener = matchmaker::bind(addr)
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                tracing::info!(
+                    "match function listening on {} (gRPC accelbyte.matchmaking.matchfunction.MatchFunction)",
+                    listener.local_addr()?
+                );
+                matchmaker::extend::serve_grpc(
+                    listener,
+                    matchmaker::extend::MatchFunctionService::default(),
+                    shutdown_signal(),
+                )
+                .await?;
+                Ok(())
+            })
         }
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = config.addr;
     let listener = matchmaker::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let grpc_listener = match config.grpc_addr {
+        Some(grpc_addr) => Some(
+            matchmaker::bind(grpc_addr).with_context(|| format!("cannot listen on {grpc_addr}"))?,
+        ),
+        None => None,
+    };
     let state = matchmaker::AppState::start(config).await?;
     tracing::info!(
         "matchmaker listening on http://{}  (POST /matchmaking, /v1/tickets; GET /readyz, /metrics)",
         listener.local_addr()?
     );
-    matchmaker::serve(listener, state, shutdown_signal()).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let grpc = match grpc_listener {
+        Some(grpc_listener) => {
+            tracing::info!(
+                "match function listening on {} (gRPC accelbyte.matchmaking.matchfunction.MatchFunction)",
+                grpc_listener.local_addr()?
+            );
+            Some(tokio::spawn(matchmaker::extend::serve_grpc(
+                grpc_listener,
+                matchmaker::extend::MatchFunctionService::default(),
+                stop.clone().cancelled_owned(),
+            )))
+        }
+        None => None,
+    };
+    let http = matchmaker::serve(listener, state, {
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    })
+    .await;
+    stop.cancel();
+    if let Some(grpc) = grpc {
+        grpc.await??;
+    }
+    http?;
     Ok(())
 }
 

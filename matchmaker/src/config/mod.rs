@@ -19,6 +19,7 @@
 //!
 //! ```toml
 //! addr = "127.0.0.1:8090"
+//! grpc_addr = "0.0.0.0:6565"  # absent: no match-function gRPC server (see crate::extend)
 //! default_mode = "1v1"
 //! shutdown_grace_secs = 20
 //!
@@ -100,6 +101,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub struct Config {
     /// Where `serve` listens (the library's `spawn` always binds 127.0.0.1:0).
     pub addr: SocketAddr,
+    /// `Some`: `serve` also serves the AGS Extend match function ([`crate::extend`]) here.
+    pub grpc_addr: Option<SocketAddr>,
     /// AGS (or fakes): base URL, the game's confidential client, the game namespace.
     pub ags: AbConfig,
     /// Timeout of one AGS request.
@@ -122,6 +125,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("addr", &self.addr)
+            .field("grpc_addr", &self.grpc_addr)
             .field("ags", &self.ags)
             .field("redis", &self.redis.as_ref().map(|r| redact_url(&r.url)))
             .field(
@@ -155,6 +159,7 @@ impl Config {
     pub fn new(ags: AbConfig) -> Self {
         Config {
             addr: DEFAULT_ADDR,
+            grpc_addr: None,
             ags,
             ags_timeout: DEFAULT_REQUEST_TIMEOUT,
             redis: None,
@@ -215,6 +220,7 @@ impl Config {
     pub fn resolve(flags: Overrides, file: FileConfig) -> Result<Config, LoadError> {
         let FileConfig {
             addr,
+            grpc_addr,
             default_mode,
             shutdown_grace_secs,
             ags,
@@ -265,6 +271,7 @@ impl Config {
         if let Some(addr) = flags.addr.or(addr) {
             config.addr = addr;
         }
+        config.grpc_addr = flags.grpc_addr.or(grpc_addr);
         if let Some(s) = ags.request_timeout_secs {
             config.ags_timeout = secs("ags.request_timeout_secs", s)?;
         }
@@ -498,6 +505,10 @@ pub struct Overrides {
     /// Address to listen on [default: 127.0.0.1:8090].
     #[arg(long, env = "MATCHMAKER_ADDR")]
     pub addr: Option<SocketAddr>,
+    /// Also serve the AGS Extend match function (gRPC) on this address; AGS Extend expects
+    /// port 6565 [default: off].
+    #[arg(long, env = "MATCHMAKER_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
     /// AGS (or fakes) base URL, without a service path.
     #[arg(long, env = "AB_BASE_URL")]
     pub base_url: Option<Url>,
@@ -544,6 +555,7 @@ pub struct Overrides {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub addr: Option<SocketAddr>,
+    pub grpc_addr: Option<SocketAddr>,
     pub default_mode: Option<String>,
     pub shutdown_grace_secs: Option<f64>,
     #[serde(default)]
@@ -715,6 +727,29 @@ mod tests {
         assert_eq!(config.pipeline.claim_attempts, 7);
         assert_eq!(config.shutdown_grace, Duration::from_secs(5));
         assert_eq!(config.default_mode, "1v1");
+    }
+
+    #[test]
+    fn grpc_addr_comes_from_flag_or_file() {
+        let file = FileConfig::from_toml("grpc_addr = \"0.0.0.0:6565\"").expect("valid");
+        let config = Config::resolve(ags_flags(), file.clone()).expect("valid");
+        assert_eq!(
+            config.grpc_addr,
+            Some("0.0.0.0:6565".parse().expect("addr"))
+        );
+        let flags = Overrides {
+            grpc_addr: Some("127.0.0.1:7000".parse().expect("addr")),
+            ..ags_flags()
+        };
+        let config = Config::resolve(flags, file).expect("valid");
+        assert_eq!(
+            config.grpc_addr.map(|a| a.port()),
+            Some(7000),
+            "flag over file"
+        );
+        let config = Config::resolve(ags_flags(), FileConfig::default()).expect("valid");
+        assert_eq!(config.grpc_addr, None, "off by default");
+        assert!(FileConfig::from_toml("grpc_adr = \"0.0.0.0:6565\"").is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod auth;
 mod engine;
+mod extend;
 mod hostile;
 mod replicas;
 mod service;

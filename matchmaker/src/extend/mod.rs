@@ -1,0 +1,109 @@
+//! The matchmaker as an AGS Extend match function: its rules (teams, parties, skill widening,
+//! regions, timeouts) served over AccelByte's `MatchFunction` gRPC interface, so AGS
+//! Matchmaking v2 — or fakes' match2 — can call it instead of a built-in matcher for a pool
+//! configured to use it.
+//!
+//! - [`proto`]: the generated types and service stubs (`proto/matchFunction.proto`, compiled by
+//!   `build.rs` with protox: no `protoc` needed).
+//! - [`rules`]: the pool's ruleset JSON → [`crate::config::GameMode`] and the function's extras.
+//! - [`tickets`]: AGS tickets → the matchmaker's tickets (party, skill, region, enqueue time).
+//! - [`matches`]: `MakeMatches` — the matchmaker's planner ([`crate::matching::plan`]), shaped
+//!   as AGS matches.
+//! - [`backfill`]: `BackfillMatches` — open slots of running sessions filled by the same rules.
+//! - [`service`]: the tonic service tying them to the five RPCs.
+//!
+//! [`serve_grpc`] serves it (plus `grpc.health.v1.Health`) on a listener until a shutdown future
+//! resolves; [`spawn_grpc`] starts one on 127.0.0.1:0 for tests. The function is stateless: every
+//! call carries its rules and tickets, so replicas need nothing shared. AGS Extend expects the
+//! container to listen on [`EXTEND_GRPC_PORT`].
+
+pub mod backfill;
+pub mod matches;
+#[allow(missing_docs)]
+pub mod proto;
+pub mod rules;
+pub mod service;
+pub mod tickets;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+pub use rules::{PoolRules, RulesError};
+pub use service::{INVALID_REASON_KEY, MatchFunctionService};
+
+/// The port AGS Extend sends a match function's gRPC calls to (as in AccelByte's samples).
+pub const EXTEND_GRPC_PORT: u16 = 6565;
+
+/// Serves the match function and the gRPC health service on `listener` until `shutdown`
+/// resolves, then lets calls in progress finish.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    service: MatchFunctionService,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<proto::match_function_server::MatchFunctionServer<MatchFunctionService>>()
+        .await;
+    Server::builder()
+        .add_service(health_service)
+        .add_service(proto::match_function_server::MatchFunctionServer::new(
+            service,
+        ))
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await
+}
+
+/// A match function serving on 127.0.0.1; stops when dropped.
+#[derive(Debug)]
+pub struct GrpcHandle {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl GrpcHandle {
+    /// `http://127.0.0.1:<port>`, for a tonic client's `connect`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and waits until the server has finished.
+    pub async fn shutdown(mut self) -> Result<(), tonic::transport::Error> {
+        self.stop.cancel();
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for GrpcHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts `service` on 127.0.0.1 with an ephemeral port; it accepts calls when this returns.
+pub async fn spawn_grpc(service: MatchFunctionService) -> std::io::Result<GrpcHandle> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    let task = tokio::spawn(serve_grpc(listener, service, async move {
+        shutdown.cancelled().await;
+    }));
+    Ok(GrpcHandle {
+        addr,
+        stop,
+        task: Some(task),
+    })
+}
