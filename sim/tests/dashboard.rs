@@ -144,6 +144,7 @@ fn snapshot_at(elapsed_ms: u64) -> MetricsSnapshot {
         pairing: &pairing,
         matched,
         timed_out,
+        failed,
         errors,
         finished: matched + timed_out + failed + errors,
         claims: Some(claims),

@@ -265,7 +265,8 @@ async fn a_party_of_two_in_two_v_two() {
     let duo = {
         let api = api.clone();
         let token = leader.token.clone();
-        let body = json!({"game_mode": "2v2", "party_members": [{"user_id": member.user_id}]});
+        let body = json!({"game_mode": "2v2", "party_members": [{"user_id": member.user_id}],
+                          "party_tokens": [member.token]});
         tokio::spawn(async move { api.matchmaking(&token, Some(body)).await })
     };
     for p in &mut players[..2] {
