@@ -163,10 +163,10 @@ fn junit_has_a_case_per_threshold_one_for_invariants_and_one_for_saturation() {
     });
     report.passed = false;
     let xml = junit::render(&report);
-    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sim\" tests=\"5\" failures=\"3\""), "{xml}");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sim\" tests=\"7\" failures=\"3\""), "{xml}");
     assert!(
         xml.contains(
-            "<testsuite name=\"sim.unit\" tests=\"5\" failures=\"3\" errors=\"0\" skipped=\"0\""
+            "<testsuite name=\"sim.unit\" tests=\"7\" failures=\"3\" errors=\"0\" skipped=\"0\""
         ),
         "{xml}"
     );
