@@ -149,7 +149,7 @@ impl Target for TokenTarget {
         // A third of the time, one part's claims re-encoded after a structural mutation (the
         // signature no longer matches, which is the point: claims must not be read unsigned).
         if m.chance(0.3) {
-            if let Some(text) = std::str::from_utf8(base).ok() {
+            if let Ok(text) = std::str::from_utf8(base) {
                 let parts: Vec<&str> = text.split('.').collect();
                 if parts.len() == 3 {
                     let part = m.below(2);
