@@ -91,7 +91,10 @@ pub fn run(
         let base = m.below(corpus.len());
         let other = m.below(corpus.len());
         let input = target.mutate(&mut m, &corpus[base], &corpus[other]);
-        if execute(target, &input, &mut stats)? == Verdict::Accepted && input != corpus[base] {
+        // Accepted mutants join the corpus unless they shrank to a fraction of where they came
+        // from: otherwise trivial inputs (an empty fault file is valid) crowd out deep ones.
+        let keep = input.len() * 2 >= corpus[base].len() && input != corpus[base];
+        if execute(target, &input, &mut stats)? == Verdict::Accepted && keep {
             if corpus.len() < MAX_CORPUS {
                 corpus.push(input);
             } else {
