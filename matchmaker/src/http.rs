@@ -20,12 +20,22 @@
 //!
 //! ```json
 //! {"game_mode": "2v2", "party_members": ["<user id>", {"user_id": "<user id>"}],
+//!  "party_tokens": ["<member's access token>", "<member's access token>"],
 //!  "attributes": {"mmr": 1500, "region": "eu-west-1", "anything": "else"}}
 //! ```
 //!
-//! The caller leads the party and is always a member; `party_members` adds the others (the
-//! matchmaker trusts the leader: AGS parties are not consulted). `mmr` (integer) and `region`
-//! drive the matching rules; other scalar attributes travel to DSMC as party attributes.
+//! The caller leads the party and is always a member; `party_members` adds the others.
+//! **Every other member consents** with their own access token in `party_tokens` (any order),
+//! validated exactly like the leader's — signature, expiry, revocation, namespace, bans,
+//! permission — and the tokens' subjects must be exactly the listed members: a member without
+//! a valid token of their own is refused with **403** (510403), a token of someone not listed
+//! (or a second token of one member) with 400. The party must fit the game mode (400 beyond),
+//! checked before any token. `mmr` (integer) and `region` drive the matching rules; other
+//! scalar attributes travel to DSMC as party attributes.
+//!
+//! **Nothing is sent before a request is accepted**: `searching` goes to the members only once
+//! their ticket exists, so a refused request (bad body, no consent, oversize party, a live
+//! ticket) notifies nobody.
 //!
 //! **One live ticket per player**: a request while any member of the party has a queued or
 //! claimed ticket is refused with **409** (`errorCode` 510409, naming the ticket). The
@@ -51,9 +61,12 @@
 //!
 //! **Errors** use AGS's REST shape `{"errorCode": <int>, "errorMessage": "<text>"}` (plus
 //! `requiredPermission` on a 403): 400 (20002 validation, 20019 unparsable body), 401 (20001),
-//! 403 (20013 permission or namespace, 20022 not a user token, 20003 banned or not comply), 404 (510404), 409 (510409 live
+//! 403 (20013 permission or namespace, 20022 not a user token, 20003 banned or not comply,
+//! 510403 a party member did not consent), 404 (510404), 409 (510409 live
 //! ticket, 510410 not cancellable or cancelled), 408 (510408 body too slow), 413 (510413), 429 (20007: too many held
-//! requests), 502 (510502 match failed), 503 (510503 shutting down, not ready, store down).
+//! requests), 502 (a match that failed for good: one code per failure class, 510520
+//! `no_capacity` … 510534 `lease_expired`, see [`error_codes::MATCH_FAILED_CLASSES`]; 510502
+//! when unclassified), 503 (510503 shutting down, not ready, store down).
 //! No input makes a handler panic.
 //!
 //! **How a held request learns its outcome** — including when another replica built the match —
@@ -91,13 +104,55 @@ pub mod error_codes {
     pub const BODY_TOO_LARGE: i64 = 510413;
     pub const MATCH_FAILED: i64 = 510502;
     pub const UNAVAILABLE: i64 = 510503;
+    /// A listed party member did not consent: no valid token of theirs came with the request.
+    pub const PARTY_CONSENT: i64 = 510403;
+
+    /// A match that failed for good (502), by the class of its last failure — the class the
+    /// `failed <class>` notification names ([`crate::pipeline::StepError::class`]). Clients
+    /// read why from the code, not from the message. A class missing here answers
+    /// [`MATCH_FAILED`].
+    pub const MATCH_FAILED_CLASSES: &[(&str, i64)] = &[
+        ("no_capacity", 510520),
+        ("session_create", 510521),
+        ("dsmc_register", 510522),
+        ("claim_conflict", 510523),
+        ("claim_not_ready", 510524),
+        ("claim_unreachable", 510525),
+        ("claim_timeout", 510526),
+        ("claim_not_found", 510527),
+        ("claim_failed", 510528),
+        ("dsmc_get", 510529),
+        ("add_player", 510530),
+        ("session_get", 510531),
+        ("not_joinable", 510532),
+        ("lease_lost", 510533),
+        ("lease_expired", 510534),
+    ];
+
+    /// The code of a match that failed with `class`.
+    pub fn match_failed(class: &str) -> i64 {
+        MATCH_FAILED_CLASSES
+            .iter()
+            .find(|(c, _)| *c == class)
+            .map_or(MATCH_FAILED, |(_, code)| *code)
+    }
+
+    /// The class a match-failure code stands for (`None` for [`MATCH_FAILED`] and other codes).
+    pub fn match_failed_class(code: i64) -> Option<&'static str> {
+        MATCH_FAILED_CLASSES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(class, _)| *class)
+    }
 }
 
 /// The tutorial's 408 message.
 pub const TIMED_OUT_MESSAGE: &str = "Timed out! Not enough players.";
 
-/// Most party members one request may list.
+/// Most party members one request may list (the game mode bounds a party further).
 const MAX_PARTY_MEMBERS: usize = 100;
+/// Longest party token accepted (the validator refuses longer ones anyway).
+const MAX_TOKEN_CHARS: usize = 16 * 1024;
 /// Longest user id accepted.
 const MAX_ID_LEN: usize = 128;
 /// Most attributes one request may carry.
@@ -313,6 +368,9 @@ struct RequestBody {
     party_members: Vec<Member>,
     #[serde(default)]
     attributes: serde_json::Map<String, Value>,
+    /// The other members' own access tokens: their consent to be queued by this leader.
+    #[serde(default)]
+    party_tokens: Vec<String>,
 }
 
 /// A party member, as a bare id or as the tutorial's `{"user_id": ...}` — an object, never an
@@ -375,12 +433,21 @@ fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Turns the caller and the optional body into a ticket request.
-fn parse_request(
+/// A matchmaking request as its body says, before the members' consent is checked.
+#[derive(Debug)]
+pub struct ParsedRequest {
+    pub ticket: TicketRequest,
+    /// `party_tokens`, as sent: one token per other member.
+    pub party_tokens: Vec<String>,
+}
+
+/// Turns the caller and the optional body into a request (public for the fuzz targets). No
+/// token in it is checked yet: [`check_consent`] does that.
+pub fn parse_request(
     body: &[u8],
     caller: &Principal,
     default_mode: &str,
-) -> Result<TicketRequest, ApiError> {
+) -> Result<ParsedRequest, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let parsed: RequestBody = if first.is_none() {
         RequestBody::default()
@@ -400,9 +467,20 @@ fn parse_request(
             )
         })?
     };
-    if parsed.party_members.len() > MAX_PARTY_MEMBERS {
+    if parsed.party_members.len() > MAX_PARTY_MEMBERS
+        || parsed.party_tokens.len() > MAX_PARTY_MEMBERS
+    {
         return Err(ApiError::validation(format!(
-            "at most {MAX_PARTY_MEMBERS} party members"
+            "at most {MAX_PARTY_MEMBERS} party members and party tokens"
+        )));
+    }
+    if parsed
+        .party_tokens
+        .iter()
+        .any(|t| t.is_empty() || t.len() > MAX_TOKEN_CHARS)
+    {
+        return Err(ApiError::validation(format!(
+            "party_tokens must be 1-{MAX_TOKEN_CHARS} characters each"
         )));
     }
     let mut members = vec![caller.user_id.clone()];
@@ -421,12 +499,74 @@ fn parse_request(
         PartyError::Empty => ApiError::validation("a party needs a member"),
     })?;
     let game_mode = parsed.game_mode.unwrap_or_else(|| default_mode.to_owned());
-    Ok(TicketRequest {
-        game_mode,
-        party,
-        attributes: parse_attributes(parsed.attributes)?,
-        id: None,
+    Ok(ParsedRequest {
+        ticket: TicketRequest {
+            game_mode,
+            party,
+            attributes: parse_attributes(parsed.attributes)?,
+            id: None,
+        },
+        party_tokens: parsed.party_tokens,
     })
+}
+
+fn no_consent(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, error_codes::PARTY_CONSENT, message)
+}
+
+/// Checks every listed member consented: `party_tokens` holds one token per member other than
+/// the leader, each validated exactly like the leader's (signature, expiry, revocation,
+/// namespace, bans, permission), and their subjects are exactly the listed members. A member
+/// without a valid token of their own is refused with 403 (510403); tokens of users not listed,
+/// or two of one user, with 400. Nothing is sent and nothing is queued before this passes.
+pub async fn check_consent(
+    auth: &crate::auth::Auth,
+    request: &ParsedRequest,
+) -> Result<(), ApiError> {
+    let members = request.ticket.party.members();
+    let others = members.get(1..).unwrap_or_default();
+    let tokens = &request.party_tokens;
+    if tokens.len() < others.len() {
+        return Err(no_consent(format!(
+            "{} party members are listed but {} party tokens came: every member other than the \
+             leader consents with their own token in party_tokens",
+            others.len(),
+            tokens.len()
+        )));
+    }
+    if tokens.len() > others.len() {
+        return Err(ApiError::validation(format!(
+            "{} party tokens for {} other party members: one token per listed member",
+            tokens.len(),
+            others.len()
+        )));
+    }
+    let mut consented: Vec<&PlayerId> = Vec::with_capacity(tokens.len());
+    let mut subjects = Vec::with_capacity(tokens.len());
+    for (i, token) in tokens.iter().enumerate() {
+        let principal = match auth.authenticate(token).await {
+            Ok(principal) => principal,
+            // The matchmaker cannot tell (keys not loaded, IAM down): not the member's fault.
+            Err(e) if e.status() == 503 => return Err(e.into()),
+            Err(e) => return Err(no_consent(format!("party_tokens[{i}]: {e}"))),
+        };
+        subjects.push(principal.user_id);
+    }
+    for (i, subject) in subjects.iter().enumerate() {
+        let Some(member) = others.iter().find(|m| *m == subject) else {
+            return Err(ApiError::validation(format!(
+                "party_tokens[{i}] belongs to {subject}, who is not another listed party member"
+            )));
+        };
+        if consented.contains(&member) {
+            return Err(ApiError::validation(format!(
+                "party_tokens[{i}] is a second token of {subject}"
+            )));
+        }
+        consented.push(member);
+    }
+    // Same count, no duplicates, all listed: every listed member consented.
+    Ok(())
 }
 
 fn parse_attributes(map: serde_json::Map<String, Value>) -> Result<Attributes, ApiError> {
@@ -507,9 +647,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     Ok(state.auth().authenticate(token).await?)
 }
 
-/// Authenticates, then reads the body, parses and queues; the common start of both matchmaking
-/// routes. The body is read only once the token is good, so unauthenticated uploads cost
-/// nothing (hyper closes the connection instead of reading them).
+/// Authenticates, then reads the body, parses, checks the party's consent and queues; the
+/// common start of both matchmaking routes. The body is read only once the token is good, so
+/// unauthenticated uploads cost nothing (hyper closes the connection instead of reading them).
+/// Sends nothing: `searching` goes out only once the ticket exists ([`announce`]).
 async fn submit(state: &AppState, request: Request) -> Result<Submitted, ApiError> {
     let caller = authenticate(state, request.headers()).await?;
     let key = idempotency_key(request.headers())?;
@@ -525,9 +666,9 @@ async fn submit(state: &AppState, request: Request) -> Result<Submitted, ApiErro
         }
     };
     let mut request = parse_request(&body, &caller, &state.config().default_mode)?;
-    request.id = key.map(|k| TicketId::for_request(&caller.user_id, &k));
+    request.ticket.id = key.map(|k| TicketId::for_request(&caller.user_id, &k));
     // A retry of a request that made its ticket already: that ticket, live or finished.
-    if let Some(ticket) = resumable(state, request.id.as_ref()).await? {
+    if let Some(ticket) = resumable(state, request.ticket.id.as_ref()).await? {
         return Ok(Submitted {
             ticket,
             resumed: true,
@@ -536,17 +677,11 @@ async fn submit(state: &AppState, request: Request) -> Result<Submitted, ApiErro
     if state.is_draining() {
         return Err(ApiError::unavailable("the matchmaker is shutting down"));
     }
-    state.engine().check(&request)?;
-    // Before the ticket exists, so `searching` always reaches the lobby before `found`.
-    let searching = state.pipeline().searching(&request.party);
-    if tokio::time::timeout(state.config().http.searching_timeout, searching)
-        .await
-        .is_err()
-    {
-        state.metrics().notification("searching", "timeout");
-    }
-    let id = request.id.clone();
-    let ticket = match state.engine().submit(request).await {
+    // Mode and party size first: an oversize party costs no signature check.
+    state.engine().check(&request.ticket)?;
+    check_consent(state.auth(), &request).await?;
+    let id = request.ticket.id.clone();
+    let ticket = match state.engine().submit(request.ticket).await {
         Ok(ticket) => ticket,
         // The same request, retried at the same moment elsewhere: that one made the ticket.
         Err(SubmitError::Store(
@@ -608,6 +743,16 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// The header that makes a matchmaking request safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Tells the members of an accepted ticket `searching`, bounded by `searching_timeout`. The
+/// pipeline holds back this ticket's `found` or `failed` until it is done, so they never
+/// overtake it.
+async fn announce(state: &AppState, ticket: &Ticket) {
+    let within = state.config().http.searching_timeout;
+    if !state.pipeline().searching(ticket, within).await {
+        state.metrics().notification("searching", "timeout");
+    }
+}
 
 // ---- the synchronous call ------------------------------------------------------------------
 
@@ -722,13 +867,17 @@ async fn matchmaking(
             "too many matchmaking requests are waiting; retry later or use /v1/tickets",
         ));
     }
-    let Submitted { ticket, .. } = submit(&state, request).await?;
+    let Submitted { ticket, resumed } = submit(&state, request).await?;
     let _holding = Holding::new(&state);
     let waiter = state.waiters().register(ticket.id.clone());
     let guard = CancelOnDrop {
         state: state.clone(),
         ticket: Some((ticket.id.clone(), ticket.game_mode.clone())),
     };
+    // A resumed ticket's players heard `searching` when it was made.
+    if !resumed {
+        announce(&state, &ticket).await;
+    }
     let waited = wait_final(&state, &ticket, &waiter).await;
     guard.disarm();
     let caller = ticket.party.leader();
@@ -760,7 +909,7 @@ async fn matchmaking(
             TicketState::TimedOut => timed_out(),
             TicketState::Failed { reason } => ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                error_codes::MATCH_FAILED,
+                error_codes::match_failed(crate::pipeline::reason_class(&reason)),
                 format!("matchmaking failed: {reason}"),
             )
             .into_response(),
@@ -839,6 +988,10 @@ async fn create_ticket(
     request: Request,
 ) -> Result<Response, ApiError> {
     let Submitted { ticket, resumed } = submit(&state, request).await?;
+    // A resumed ticket's players heard `searching` when it was made.
+    if !resumed {
+        announce(&state, &ticket).await;
+    }
     let location = format!("/v1/tickets/{}", ticket.id);
     // A retry that found its ticket: 200 with it as it is now, not a second 202.
     let status = if resumed {
@@ -1012,7 +1165,7 @@ mod tests {
 
     #[test]
     fn an_empty_body_is_the_tutorials_request() {
-        let request = parse_request(b"", &caller(), "1v1").expect("valid");
+        let request = parse_request(b"", &caller(), "1v1").expect("valid").ticket;
         assert_eq!(request.game_mode, "1v1");
         assert_eq!(request.party.members(), [PlayerId::from("me")]);
         assert_eq!(request.attributes, Attributes::default());
@@ -1024,7 +1177,7 @@ mod tests {
         let body =
             br#"{"game_mode": "2v2", "party_members": ["a", {"user_id": "me"}, {"user_id": "b"}],
             "attributes": {"mmr": 1500, "region": "eu", "rank": 3, "tag": "x", "none": null}}"#;
-        let request = parse_request(body, &caller(), "1v1").expect("valid");
+        let request = parse_request(body, &caller(), "1v1").expect("valid").ticket;
         assert_eq!(request.game_mode, "2v2");
         let members: Vec<&str> = request
             .party
@@ -1057,10 +1210,50 @@ mod tests {
             (b" []", StatusCode::BAD_REQUEST),
             (br#"["2v2"]"#, StatusCode::BAD_REQUEST),
             (br#"{"party_members": [["a"]]}"#, StatusCode::BAD_REQUEST),
+            (br#"{"party_tokens": [""]}"#, StatusCode::BAD_REQUEST),
+            (br#"{"party_tokens": "t"}"#, StatusCode::BAD_REQUEST),
+            (br#"{"party_tokens": [7]}"#, StatusCode::BAD_REQUEST),
         ] {
             let err = parse_request(bad, &caller(), "1v1").expect_err("refused");
             assert_eq!(err.status, status, "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn party_tokens_are_read_as_sent() {
+        let body = br#"{"party_members": ["a", "b"], "party_tokens": ["ta", "tb"]}"#;
+        let request = parse_request(body, &caller(), "1v1").expect("valid");
+        assert_eq!(request.party_tokens, ["ta", "tb"]);
+        let many = format!(
+            r#"{{"party_tokens": [{}]}}"#,
+            vec!["\"t\""; MAX_PARTY_MEMBERS + 1].join(",")
+        );
+        let err = parse_request(many.as_bytes(), &caller(), "1v1").expect_err("too many");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn failed_matches_answer_a_code_per_class() {
+        assert_eq!(error_codes::match_failed("no_capacity"), 510520);
+        assert_eq!(
+            error_codes::match_failed("nonsense"),
+            error_codes::MATCH_FAILED
+        );
+        for (class, code) in error_codes::MATCH_FAILED_CLASSES {
+            assert_eq!(error_codes::match_failed_class(*code), Some(*class));
+            assert_eq!(error_codes::match_failed(class), *code);
+        }
+        assert_eq!(
+            error_codes::match_failed_class(error_codes::MATCH_FAILED),
+            None
+        );
+        let mut codes: Vec<i64> = error_codes::MATCH_FAILED_CLASSES
+            .iter()
+            .map(|(_, c)| *c)
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), error_codes::MATCH_FAILED_CLASSES.len());
     }
 
     #[test]

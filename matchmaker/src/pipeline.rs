@@ -20,9 +20,11 @@
 //! reached. The recorded reason starts with the failure's class (`claim_not_ready: ...`).
 //!
 //! **Notifications** (free-form, topic `NOTIF` by default, sent with the game client's token):
-//! - `searching` when a ticket is about to be queued ([`Pipeline::searching`], called by the HTTP
-//!   layer once the request passed validation and before the ticket exists, so it always
-//!   arrives before the `found` of that ticket's match);
+//! - `searching` once a ticket was accepted ([`Pipeline::searching`], called by the HTTP layer
+//!   after the store took the ticket, never for a refused request). While it is being sent, the
+//!   `found` or `failed` of that ticket's match built on this replica waits for it, so it cannot
+//!   overtake it; a match built on another replica needs the whole pipeline (six AGS calls)
+//!   before its `found`, against the one call of `searching`;
 //! - `found <ip> <port>` to every player of the match, **after** the store recorded the match
 //!   ([`MatchSink::recorded`]). A match is recorded at most once (a lost lease makes the record
 //!   fail and the pipeline's result is dropped), so the HTTP answer and the notification always
@@ -37,6 +39,7 @@
 //! Must not know about the HTTP layer or the store: it returns outcomes and the engine records
 //! them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,8 +58,8 @@ use crate::engine::MatchSink;
 use crate::metrics::{FinalState, Metrics, Step};
 use crate::store::{DueNotice, Reclaimed};
 use crate::ticket::{
-    ClaimedMatch, Completion, MatchOutcome, Party, Placement, PlayerId, ServerAddr, Ticket,
-    TicketId, TicketOutcome, TicketState,
+    ClaimedMatch, Completion, MatchOutcome, Placement, PlayerId, ServerAddr, Ticket, TicketId,
+    TicketOutcome, TicketState,
 };
 
 /// How the pipeline talks to AGS.
@@ -254,6 +257,22 @@ struct Inner {
     ags: Ags,
     config: PipelineConfig,
     metrics: Arc<Metrics>,
+    /// Tickets whose `searching` is being sent; cancelled (and removed) when it is done.
+    announcing: parking_lot::Mutex<HashMap<TicketId, CancellationToken>>,
+}
+
+/// Marks a ticket's `searching` done when dropped, sent or not.
+struct Announcing<'a> {
+    pipeline: &'a Pipeline,
+    id: TicketId,
+    done: CancellationToken,
+}
+
+impl Drop for Announcing<'_> {
+    fn drop(&mut self) {
+        self.pipeline.inner.announcing.lock().remove(&self.id);
+        self.done.cancel();
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -271,17 +290,44 @@ impl Pipeline {
                 ags,
                 config,
                 metrics,
+                announcing: parking_lot::Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// Tells every member of a party about to be queued `searching`.
-    pub async fn searching(&self, party: &Party) {
-        let notes = party
+    /// Tells every member of an accepted ticket `searching`, for at most `within`; `false` when
+    /// that ran out. Until this returns (or is dropped) the ticket's `found` or `failed` from
+    /// this replica waits.
+    pub async fn searching(&self, ticket: &Ticket, within: Duration) -> bool {
+        let done = CancellationToken::new();
+        self.inner
+            .announcing
+            .lock()
+            .insert(ticket.id.clone(), done.clone());
+        let _announcing = Announcing {
+            pipeline: self,
+            id: ticket.id.clone(),
+            done,
+        };
+        let notes = ticket
+            .party
             .members()
             .iter()
             .map(|p| self.notify(p, "searching", "searching"));
-        join_all(notes).await;
+        tokio::time::timeout(within, join_all(notes)).await.is_ok()
+    }
+
+    /// Waits until the `searching` of each of `tickets` that is being sent is done.
+    async fn after_searching<'a>(&self, tickets: impl Iterator<Item = &'a TicketId>) {
+        let pending: Vec<CancellationToken> = {
+            let announcing = self.inner.announcing.lock();
+            tickets
+                .filter_map(|id| announcing.get(id).cloned())
+                .collect()
+        };
+        for done in pending {
+            done.cancelled().await;
+        }
     }
 
     async fn build(
@@ -636,6 +682,7 @@ impl MatchSink for Pipeline {
                 _ => "failed",
             })
             .unwrap_or("failed");
+        self.after_searching(claimed.tickets().map(|t| &t.id)).await;
         let (found_told, failed_told) =
             tokio::join!(found_all, self.notify_failed(&failed, reason));
         found_told && failed_told
@@ -688,6 +735,7 @@ impl MatchSink for Pipeline {
                 .tickets_finished(&ticket.game_mode, FinalState::Failed, 1);
         }
         let refs: Vec<&Ticket> = failed.iter().collect();
+        self.after_searching(failed.iter().map(|t| &t.id)).await;
         self.notify_failed(
             &refs,
             "lease_expired: the replica building the match stopped",

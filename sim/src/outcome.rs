@@ -267,14 +267,38 @@ pub fn is_local_resource_errno(code: i32) -> bool {
     LOCAL_RESOURCE_ERRNOS.iter().any(|&e| e as i32 == code)
 }
 
-/// Why the matchmaker said a match failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailReason {
-    /// A dedicated server could not be claimed.
-    Claim,
-    /// Any other refusal of the match.
-    Other,
+/// Why the matchmaker said a match failed: the failure class its error code names
+/// (`no_capacity`, `claim_unreachable`, … — the matchmaker's
+/// [`MATCH_FAILED_CLASSES`](matchmaker::http::error_codes::MATCH_FAILED_CLASSES)), read from the
+/// code and never from the message; [`FailReason::UNCLASSIFIED`] when the answer carries no
+/// known code (the tutorial's own server, or an unclassified 510502).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FailReason(&'static str);
+
+impl FailReason {
+    pub const UNCLASSIFIED: FailReason = FailReason("unclassified");
+
+    /// The reason an AGS-shaped error's `errorCode` stands for.
+    pub fn from_code(code: Option<i64>) -> Self {
+        code.and_then(matchmaker::http::error_codes::match_failed_class)
+            .map_or(Self::UNCLASSIFIED, FailReason)
+    }
+
+    /// The class name (`no_capacity`), as reports print it.
+    pub fn class(self) -> &'static str {
+        self.0
+    }
+
+    /// No dedicated server could be had: none was free, or claiming one failed.
+    pub fn is_claim(self) -> bool {
+        self.0 == "no_capacity" || self.0.starts_with("claim_")
+    }
+}
+
+impl fmt::Display for FailReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 /// A dedicated server's address as players see it.

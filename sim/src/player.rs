@@ -3,7 +3,8 @@
 //! `found <ip> <port>` on the socket — or a 408, a cancel, a failure.
 //!
 //! A party is a small state machine (`Login → Connect → Search → Wait → Done`) run as one tokio
-//! task; members log in and listen concurrently, the leader sends the request for all of them.
+//! task; members log in and listen concurrently, the leader sends the request for all of them,
+//! carrying every other member's own access token as their consent (`party_tokens`).
 //! Latency is measured from the arrival's *scheduled* time, not from when the task got to run,
 //! so a saturated system cannot hide its backlog (no coordinated omission).
 //!
@@ -43,6 +44,10 @@ pub struct MatchRequest {
     /// The other members' user ids (the caller leads the party and is always a member).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub party_members: Vec<String>,
+    /// The other members' own access tokens: their consent to be queued by the leader (the
+    /// matchmaker validates each like the leader's and refuses a party without them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub party_tokens: Vec<String>,
     #[serde(skip_serializing_if = "MatchAttributes::is_empty")]
     pub attributes: MatchAttributes,
 }
@@ -80,8 +85,9 @@ pub enum Answer {
 }
 
 /// Reads a matchmaker answer: 200 with `{"server":{"ip","port"},"session":{"id"}}`; 408; a match
-/// that failed for good (502, `{"errorCode": 510502, "errorMessage": "claim_…: …"}`, or the
-/// tutorial's 400 `{"message": "Unable to join the session."}`); anything else is an error.
+/// that failed for good (502 `{"errorCode": 510520, …}`, whose code names the failure class —
+/// see [`FailReason::from_code`] — or the tutorial's 400 `{"message": "Unable to join the
+/// session."}`); anything else is an error.
 pub fn read_answer(status: u16, body: &[u8]) -> Answer {
     let json = || serde_json::from_slice::<serde_json::Value>(body).ok();
     match status {
@@ -111,23 +117,20 @@ pub fn read_answer(status: u16, body: &[u8]) -> Answer {
         408 => Answer::TimedOut,
         502 | 400 => {
             let json = json();
-            let text = |key: &str| {
-                json.as_ref()
-                    .and_then(|j| j.get(key))
-                    .and_then(|m| m.as_str())
-                    .map(str::to_ascii_lowercase)
-            };
-            // A 400 in AGS's error shape is a refused request, not a failed match.
-            let message = match status {
-                502 => text("errorMessage").or_else(|| text("message")),
-                _ if json.as_ref().is_some_and(|j| j.get("errorCode").is_some()) => None,
-                _ => text("message"),
-            };
-            match message {
-                Some(m) if m.contains("claim") => Answer::Failed(FailReason::Claim),
-                Some(_) => Answer::Failed(FailReason::Other),
-                None if status == 502 => Answer::Failed(FailReason::Other),
-                None => Answer::Error(ErrorKind::Status(status)),
+            let code = json
+                .as_ref()
+                .and_then(|j| j.get("errorCode"))
+                .and_then(serde_json::Value::as_i64);
+            match (status, code) {
+                // The matchmaker's failed match: the code names the failure class.
+                (502, code) => Answer::Failed(FailReason::from_code(code)),
+                // A 400 in AGS's error shape is a refused request, not a failed match.
+                (_, Some(_)) => Answer::Error(ErrorKind::Status(status)),
+                // The tutorial's own server: 400 {"message": "Unable to join the session."}.
+                (_, None) if json.as_ref().is_some_and(|j| j.get("message").is_some()) => {
+                    Answer::Failed(FailReason::UNCLASSIFIED)
+                }
+                (_, None) => Answer::Error(ErrorKind::Status(status)),
             }
         }
         other => Answer::Error(ErrorKind::Status(other)),
@@ -389,12 +392,11 @@ async fn search_inner(
         drain_stray(w, m).await;
     }
 
+    let others = || party.members[1..].iter().filter_map(|m| m.session.as_ref());
     let request = MatchRequest {
         game_mode: arrival.spec.game_mode.clone(),
-        party_members: party.members[1..]
-            .iter()
-            .filter_map(|m| m.session.as_ref().map(|s| s.user_id.clone()))
-            .collect(),
+        party_members: others().map(|s| s.user_id.clone()).collect(),
+        party_tokens: others().map(|s| s.access_token.clone()).collect(),
         attributes: MatchAttributes {
             mmr: arrival.spec.mmr,
             region: arrival.spec.region.clone(),
@@ -1053,18 +1055,31 @@ mod tests {
         );
         assert_eq!(
             read_answer(400, br#"{"message":"Unable to join the session."}"#),
-            Answer::Failed(FailReason::Other)
+            Answer::Failed(FailReason::UNCLASSIFIED)
         );
+        // The class comes from the code, whatever the message says.
+        let no_capacity = read_answer(
+            502,
+            br#"{"errorCode":510520,"errorMessage":"matchmaking failed: a claim of a server"}"#,
+        );
+        assert_eq!(
+            no_capacity,
+            Answer::Failed(FailReason::from_code(Some(510520)))
+        );
+        let Answer::Failed(reason) = no_capacity else {
+            unreachable!()
+        };
+        assert_eq!((reason.class(), reason.is_claim()), ("no_capacity", true));
         assert_eq!(
             read_answer(
                 502,
                 br#"{"errorCode":510502,"errorMessage":"claim_unreachable: dedicated server is unreachable"}"#
             ),
-            Answer::Failed(FailReason::Claim)
+            Answer::Failed(FailReason::UNCLASSIFIED)
         );
         assert_eq!(
             read_answer(502, b"bad gateway"),
-            Answer::Failed(FailReason::Other)
+            Answer::Failed(FailReason::UNCLASSIFIED)
         );
         assert_eq!(
             read_answer(400, br#"{"errorCode":20002,"errorMessage":"validation"}"#),
@@ -1083,6 +1098,7 @@ mod tests {
         let solo = serde_json::to_value(MatchRequest {
             game_mode: "1v1".into(),
             party_members: Vec::new(),
+            party_tokens: Vec::new(),
             attributes: MatchAttributes::default(),
         })
         .expect("json");
@@ -1090,6 +1106,7 @@ mod tests {
         let party = serde_json::to_value(MatchRequest {
             game_mode: "5v5".into(),
             party_members: vec!["u2".into()],
+            party_tokens: vec!["t2".into()],
             attributes: MatchAttributes {
                 mmr: Some(1500),
                 region: Some("eu".into()),
@@ -1099,6 +1116,7 @@ mod tests {
         assert_eq!(
             party,
             serde_json::json!({"game_mode": "5v5", "party_members": ["u2"],
+                               "party_tokens": ["t2"],
                                "attributes": {"mmr": 1500, "region": "eu"}})
         );
     }

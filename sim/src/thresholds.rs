@@ -1,8 +1,14 @@
 //! Thresholds: a scenario's pass/fail limits checked against measured results, live (for the
 //! dashboard) and at the end of a run (for the exit code, the report and JUnit).
 //!
-//! Owns the rules — which ratio each rate is, what "no data" means — and nothing else: it reads
-//! a [`ResultView`] and knows no engine, no I/O and no output format.
+//! Owns the rules — which ratio each rate is, what "no data" means, the defaults — and nothing
+//! else: it reads a [`ResultView`] and knows no engine, no I/O and no output format.
+//!
+//! **Defaults.** A scenario that sets no limit on errors, failed matches or timeouts still gets
+//! one ([`DEFAULT_ERROR_RATE`], [`DEFAULT_FAILURE_RATE`], [`DEFAULT_TIMEOUT_RATE`]), so a run
+//! whose players all failed can never pass for want of thresholds. A limit the scenario sets
+//! replaces its default; results from a default say so (`default: true`, "(default)" in the
+//! summary).
 
 use std::time::Duration;
 
@@ -12,12 +18,23 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::ClaimCounts;
 use crate::scenario::{Thresholds, format_duration};
 
+/// `error_rate` when the scenario sets none: more than 1% of players ending in an error fails.
+pub const DEFAULT_ERROR_RATE: f64 = 0.01;
+/// `failure_rate` when the scenario sets none: more than 1% of players whose match failed for
+/// good (no server, claims failing) fails.
+pub const DEFAULT_FAILURE_RATE: f64 = 0.01;
+/// `timeout_rate` when the scenario sets none: more than 5% of players timing out fails (some
+/// timeouts are normal at the end of a run, when the last players have nobody left to meet).
+pub const DEFAULT_TIMEOUT_RATE: f64 = 0.05;
+
 /// What thresholds are checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct ResultView<'a> {
     pub pairing: &'a Histogram<u64>,
     pub matched: u64,
     pub timed_out: u64,
+    /// Players whose match failed for good.
+    pub failed: u64,
     pub errors: u64,
     /// Players with a final outcome.
     pub finished: u64,
@@ -47,6 +64,9 @@ pub struct ThresholdResult {
     pub status: Status,
     /// Why it failed, in one line.
     pub message: String,
+    /// The limit is a default the scenario did not set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
 }
 
 impl ThresholdResult {
@@ -76,6 +96,7 @@ pub fn evaluate(th: &Thresholds, view: &ResultView<'_>, live: bool) -> Vec<Thres
                 status: if live { Status::Pending } else { Status::Fail },
                 message: "no player was matched, so there is no pairing latency to check"
                     .to_owned(),
+                default: false,
             });
             continue;
         }
@@ -100,28 +121,45 @@ pub fn evaluate(th: &Thresholds, view: &ResultView<'_>, live: bool) -> Vec<Thres
                     format_duration(limit)
                 )
             },
+            default: false,
         });
     }
+    let or_default = |set: Option<f64>, default: f64| match set {
+        Some(limit) => Some((limit, false)),
+        None => Some((default, true)),
+    };
     let rates = [
         (
             "timeout_rate",
-            th.timeout_rate,
+            or_default(th.timeout_rate, DEFAULT_TIMEOUT_RATE),
             Some((view.timed_out, view.finished)),
         ),
         (
             "error_rate",
-            th.error_rate,
+            or_default(th.error_rate, DEFAULT_ERROR_RATE),
             Some((view.errors, view.finished)),
         ),
         (
+            "failure_rate",
+            or_default(th.failure_rate, DEFAULT_FAILURE_RATE),
+            Some((view.failed, view.finished)),
+        ),
+        (
             "claim_failure_rate",
-            th.claim_failure_rate,
+            th.claim_failure_rate.map(|limit| (limit, false)),
             view.claims.map(|c| (c.failed(), c.attempted)),
         ),
     ];
     for (name, limit, counts) in rates {
-        let Some(limit) = limit else { continue };
+        let Some((limit, default)) = limit else {
+            continue;
+        };
         let condition = format!("{name} <= {}", format_rate(limit));
+        let limit_name = if default {
+            "the default limit"
+        } else {
+            "the limit"
+        };
         let Some((part, whole)) = counts else {
             out.push(ThresholdResult {
                 name: name.to_owned(),
@@ -129,6 +167,7 @@ pub fn evaluate(th: &Thresholds, view: &ResultView<'_>, live: bool) -> Vec<Thres
                 actual: None,
                 status: if live { Status::Pending } else { Status::Fail },
                 message: "not measured: the fakes' claim counters could not be read".to_owned(),
+                default,
             });
             continue;
         };
@@ -147,11 +186,12 @@ pub fn evaluate(th: &Thresholds, view: &ResultView<'_>, live: bool) -> Vec<Thres
                 String::new()
             } else {
                 format!(
-                    "{name} was {} ({part} of {whole}), above the limit of {}",
+                    "{name} was {} ({part} of {whole}), above {limit_name} of {}",
                     format_rate(rate),
                     format_rate(limit)
                 )
             },
+            default,
         });
     }
     if let Some(min) = th.min_matched {
@@ -173,6 +213,7 @@ pub fn evaluate(th: &Thresholds, view: &ResultView<'_>, live: bool) -> Vec<Thres
                     view.matched
                 )
             },
+            default: false,
         });
     }
     out
@@ -196,6 +237,7 @@ mod tests {
             pairing: h,
             matched: 90,
             timed_out: 5,
+            failed: 0,
             errors: 5,
             finished: 100,
             claims: Some(ClaimCounts {
@@ -236,10 +278,16 @@ mod tests {
                 ("pairing_max", Status::Pass),
                 ("timeout_rate", Status::Fail),
                 ("error_rate", Status::Pass),
+                ("failure_rate", Status::Pass),
                 ("claim_failure_rate", Status::Pass),
                 ("min_matched", Status::Fail),
             ]
         );
+        assert!(
+            results[5].default,
+            "failure_rate was not set: its default applies"
+        );
+        assert!(!results[4].default);
         assert_eq!(results[1].condition, "pairing_p99 <= 500ms");
         assert!(
             results[1].message.starts_with("pairing_p99 was 99"),
@@ -250,10 +298,66 @@ mod tests {
             results[3].message,
             "timeout_rate was 5% (5 of 100), above the limit of 1%"
         );
-        assert_eq!(results[5].actual.as_deref(), Some("20% (10/50)"));
+        assert_eq!(results[6].actual.as_deref(), Some("20% (10/50)"));
         // Live, an unmet minimum is still pending.
         let live = evaluate(&th, &view(&h), true);
-        assert_eq!(live[6].status, Status::Pending);
+        assert_eq!(live[7].status, Status::Pending);
+    }
+
+    #[test]
+    fn a_run_without_thresholds_still_fails_when_players_fail() {
+        let h = new_histogram();
+        // The run that printed PASS: 2000 players, every match failed, no thresholds set.
+        let all_failed = ResultView {
+            pairing: &h,
+            matched: 0,
+            timed_out: 0,
+            failed: 2000,
+            errors: 0,
+            finished: 2000,
+            claims: None,
+        };
+        let results = evaluate(&Thresholds::default(), &all_failed, false);
+        let failed: Vec<_> = results
+            .iter()
+            .filter(|r| !r.passed())
+            .map(|r| (r.name.as_str(), r.default))
+            .collect();
+        assert_eq!(failed, [("failure_rate", true)]);
+        let failure = results
+            .iter()
+            .find(|r| r.name == "failure_rate")
+            .expect("failure_rate");
+        assert_eq!(
+            failure.message,
+            "failure_rate was 100% (2000 of 2000), above the default limit of 1%"
+        );
+        // Errors and timeouts have their defaults too.
+        let errors = ResultView {
+            failed: 0,
+            errors: 30,
+            timed_out: 200,
+            ..all_failed
+        };
+        let results = evaluate(&Thresholds::default(), &errors, false);
+        let failed: Vec<_> = results
+            .iter()
+            .filter(|r| !r.passed())
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(failed, ["timeout_rate", "error_rate"]);
+        // A limit the scenario sets replaces the default.
+        let lenient = Thresholds {
+            failure_rate: Some(1.0),
+            ..Thresholds::default()
+        };
+        let results = evaluate(&lenient, &all_failed, false);
+        assert!(results.iter().all(ThresholdResult::passed), "{results:?}");
+        assert!(
+            results
+                .iter()
+                .any(|r| r.name == "failure_rate" && !r.default)
+        );
     }
 
     #[test]
@@ -267,9 +371,14 @@ mod tests {
         let mut v = view(&h);
         v.claims = None;
         let end = evaluate(&th, &v, false);
-        assert!(end.iter().all(|r| r.status == Status::Fail), "{end:?}");
-        assert!(end[1].message.contains("not measured"));
+        let set: Vec<_> = end.iter().filter(|r| !r.default).collect();
+        assert!(set.iter().all(|r| r.status == Status::Fail), "{end:?}");
+        assert!(set[1].message.contains("not measured"));
         let live = evaluate(&th, &v, true);
-        assert!(live.iter().all(|r| r.status == Status::Pending));
+        assert!(
+            live.iter()
+                .filter(|r| !r.default)
+                .all(|r| r.status == Status::Pending)
+        );
     }
 }

@@ -144,6 +144,7 @@ fn snapshot_at(elapsed_ms: u64) -> MetricsSnapshot {
         pairing: &pairing,
         matched,
         timed_out,
+        failed,
         errors,
         finished: matched + timed_out + failed + errors,
         claims: Some(claims),
@@ -395,8 +396,13 @@ fn every_panel_shows_a_brownout_in_progress() {
         .filter_map(|l| l.get(..4))
         .filter(|v| v.trim() != "")
         .collect();
-    assert_eq!(order, ["FAIL", "FAIL", "....", "PASS", "PASS"], "{th}");
-    assert_line!(screen.text(), "Thresholds", "2 PASS", "2 FAIL", "1 ....");
+    // The scenario's five plus the default error_rate and failure_rate.
+    assert_eq!(
+        order,
+        ["FAIL", "FAIL", "FAIL", "....", "PASS", "PASS", "PASS"],
+        "{th}"
+    );
+    assert_line!(screen.text(), "Thresholds", "3 PASS", "3 FAIL", "1 ....");
     assert_line!(th, "PASS", "pairing_p95 <= 2s", "1.9");
     assert_line!(th, "PASS", "pairing_p99 <= 5s", "4.2");
     assert_line!(th, "FAIL", "timeout_rate <= 1%");
@@ -639,7 +645,7 @@ fn small_terminals_keep_the_essentials() {
             .any(|c| ('\u{2801}'..='\u{28ff}').contains(&c))
     );
     assert!(screen.panel("DSMC claims and timeouts").contains('▀'));
-    assert_line!(screen.text(), "thresholds", "2 PASS", "2 FAIL", "1 ....");
+    assert_line!(screen.text(), "thresholds", "3 PASS", "3 FAIL", "1 ....");
     assert_line!(
         screen.text(),
         "q stop",

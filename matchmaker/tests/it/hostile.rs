@@ -300,3 +300,232 @@ async fn banned_players_are_refused() {
         assert_eq!(status, StatusCode::ACCEPTED, "{name}: {body}");
     }
 }
+
+/// A matchmaker with a 2v2 mode (parties of up to two) and a 100-player free-for-all.
+async fn party_stack(fakes: &fakes::Handle) -> (matchmaker::Handle, Api) {
+    let mut config = stack::config(fakes);
+    let modes = vec![
+        matchmaker::config::GameMode::teams("2v2", 2, 2),
+        matchmaker::config::GameMode::free_for_all("ffa", 2, 100),
+    ];
+    config.default_mode = "2v2".to_owned();
+    config.modes = matchmaker::config::Modes::new(modes).expect("modes");
+    let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
+    let api = Api::new(mm.base_url());
+    (mm, api)
+}
+
+/// Both routes refuse `body` from `token` with `want` + `code`, and nothing is sent or queued.
+async fn refused_quietly(
+    name: &str,
+    fakes: &fakes::Handle,
+    api: &Api,
+    token: &str,
+    body: &Value,
+    want: StatusCode,
+    code: i64,
+) {
+    let before = notifications(fakes);
+    let tickets = tickets_created(api).await;
+    for route in ["/matchmaking", "/v1/tickets"] {
+        let answer = send(
+            api.http
+                .post(format!("{}{route}", api.base))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await;
+        assert_ags(&format!("{name} {route}"), &answer, want, code);
+    }
+    assert_eq!(notifications(fakes), before, "{name}: nothing was sent");
+    assert_eq!(
+        tickets_created(api).await,
+        tickets,
+        "{name}: nothing queued"
+    );
+}
+
+/// Made-up member ids are refused with 403 (510403), even 99 of them in a free-for-all that
+/// fits them: no ticket, no notification to anyone, no DS claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_party_members_are_refused_and_nobody_hears_of_it() {
+    let fakes = stack::fakes().await;
+    let (_mm, api) = party_stack(&fakes).await;
+    let leader =
+        stack::Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
+    let token = leader.account.token.clone();
+    refused_quietly(
+        "one made-up member",
+        &fakes,
+        &api,
+        &token,
+        &serde_json::json!({"party_members": ["made-up-1"]}),
+        StatusCode::FORBIDDEN,
+        510403,
+    )
+    .await;
+    let ninety_nine: Vec<String> = (0..99).map(|i| format!("ghost-{i}")).collect();
+    refused_quietly(
+        "99 made-up members in a free-for-all",
+        &fakes,
+        &api,
+        &token,
+        &serde_json::json!({"game_mode": "ffa", "party_members": ninety_nine}),
+        StatusCode::FORBIDDEN,
+        510403,
+    )
+    .await;
+    // Tokens that are not tokens do not make consent either.
+    refused_quietly(
+        "a forged member token",
+        &fakes,
+        &api,
+        &token,
+        &serde_json::json!({"party_members": ["made-up-1"], "party_tokens": ["not.a.jwt"]}),
+        StatusCode::FORBIDDEN,
+        510403,
+    )
+    .await;
+    // The leader's own token is not another member's consent.
+    refused_quietly(
+        "the leader's token for a member",
+        &fakes,
+        &api,
+        &token,
+        &serde_json::json!({"party_members": ["made-up-1"], "party_tokens": [token.clone()]}),
+        StatusCode::BAD_REQUEST,
+        20002,
+    )
+    .await;
+    assert_eq!(
+        fakes.state.dsmc.stats().claims_attempted,
+        0,
+        "no DS was claimed"
+    );
+}
+
+/// Listing a real player without their token is refused: they hear no `searching`, and their
+/// own request still goes through. With their token, the party is accepted and both hear it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_player_is_not_queued_without_consent() {
+    let fakes = stack::fakes().await;
+    let (mm, api) = party_stack(&fakes).await;
+    let mut leader =
+        stack::Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
+    let mut victim =
+        stack::Player::connect(&fakes, login(&fakes, "player2", "Player2Pass!").await).await;
+    let victim_id = victim.id().to_owned();
+    refused_quietly(
+        "a real player without consent",
+        &fakes,
+        &api,
+        &leader.account.token,
+        &serde_json::json!({"party_members": [victim_id]}),
+        StatusCode::FORBIDDEN,
+        510403,
+    )
+    .await;
+    // A token of someone else does not stand in for the listed member.
+    let other = stack::accounts(&fakes, 1).await.remove(0);
+    refused_quietly(
+        "another player's token",
+        &fakes,
+        &api,
+        &leader.account.token,
+        &serde_json::json!({"party_members": [victim_id], "party_tokens": [other.token]}),
+        StatusCode::BAD_REQUEST,
+        20002,
+    )
+    .await;
+
+    // The victim's own request is not blocked by a 409, and its `searching` is the first
+    // notification the victim gets: the refused requests sent none.
+    let before = notifications(&fakes);
+    let (status, body) = api.create_ticket(&victim.account.token, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        notifications(&fakes),
+        before + 1,
+        "one searching, to the victim"
+    );
+    let first = victim
+        .lobby
+        .wait_message(|m| m.topic == "NOTIF")
+        .await
+        .expect("lobby open");
+    assert_eq!(first.payload, "searching");
+    let id = body["ticket_id"].as_str().expect("ticket id").to_owned();
+    let cancel = api
+        .http
+        .delete(format!("{}/v1/tickets/{id}", api.base))
+        .bearer_auth(&victim.account.token)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(cancel.status(), StatusCode::NO_CONTENT);
+
+    // With the victim's consent the party is queued, and both hear `searching`.
+    let body = serde_json::json!({"party_members": [victim_id],
+                                  "party_tokens": [victim.account.token]});
+    let (status, ticket) = api.create_ticket(&leader.account.token, Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{ticket}");
+    assert_eq!(ticket["party_members"].as_array().map(Vec::len), Some(2));
+    assert!(leader.next("searching", SOON).await.is_some());
+    assert!(victim.next("searching", SOON).await.is_some());
+    stack::wait_queued(&mm, &victim_id).await;
+}
+
+/// A party larger than the mode allows is refused before any member token is checked; a
+/// request refused for a live ticket (409) sends nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_parties_and_live_tickets_are_refused_without_a_word() {
+    let fakes = stack::fakes().await;
+    let (mm, api) = party_stack(&fakes).await;
+    let accounts = stack::accounts(&fakes, 3).await;
+    let mut players = Vec::new();
+    for account in accounts {
+        players.push(stack::Player::connect(&fakes, account).await);
+    }
+    let ids: Vec<String> = players[1..].iter().map(|p| p.id().to_owned()).collect();
+    let tokens: Vec<String> = players[1..]
+        .iter()
+        .map(|p| p.account.token.clone())
+        .collect();
+    refused_quietly(
+        "a party of three in 2v2",
+        &fakes,
+        &api,
+        &players[0].account.token,
+        &serde_json::json!({"party_members": ids, "party_tokens": tokens}),
+        StatusCode::BAD_REQUEST,
+        20002,
+    )
+    .await;
+
+    // players[1] queues alone; a party listing them (with consent) is then refused with 409.
+    let (status, body) = api.create_ticket(&players[1].account.token, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(players[1].next("searching", SOON).await.is_some());
+    stack::wait_queued(&mm, players[1].id()).await;
+    refused_quietly(
+        "a member with a live ticket",
+        &fakes,
+        &api,
+        &players[0].account.token,
+        &serde_json::json!({"party_members": [players[1].id()],
+                            "party_tokens": [players[1].account.token]}),
+        StatusCode::CONFLICT,
+        510409,
+    )
+    .await;
+    refused_quietly(
+        "a second request of the same player",
+        &fakes,
+        &api,
+        &players[1].account.token,
+        &serde_json::json!({}),
+        StatusCode::CONFLICT,
+        510409,
+    )
+    .await;
+}

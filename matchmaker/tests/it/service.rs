@@ -265,7 +265,8 @@ async fn a_party_of_two_in_two_v_two() {
     let duo = {
         let api = api.clone();
         let token = leader.token.clone();
-        let body = json!({"game_mode": "2v2", "party_members": [{"user_id": member.user_id}]});
+        let body = json!({"game_mode": "2v2", "party_members": [{"user_id": member.user_id}],
+                          "party_tokens": [member.token]});
         tokio::spawn(async move { api.matchmaking(&token, Some(body)).await })
     };
     for p in &mut players[..2] {
@@ -469,7 +470,12 @@ async fn a_match_that_keeps_failing_fails_its_players_after_max_attempts() {
     let (status1, body1) = first.await.expect("p1");
     for (status, body) in [(status1, &body1), (status2, &body2)] {
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-        assert_eq!(body["errorCode"], 510502);
+        // The code names the failure class; the message is for people.
+        assert_eq!(
+            body["errorCode"],
+            matchmaker::http::error_codes::match_failed("claim_conflict")
+        );
+        assert_eq!(body["errorCode"], 510523);
         let message = body["errorMessage"].as_str().expect("message");
         assert!(
             message.contains("gave up after 2 attempts: claim_conflict"),

@@ -177,9 +177,8 @@ pub struct Tally {
     pub errors: BTreeMap<(Endpoint, ErrorKind), u64>,
     /// Indexed by [`Outcome::index`].
     pub outcomes: [u64; 5],
-    /// Failed outcomes by reason (claim, other).
-    pub fail_claim: u64,
-    pub fail_other: u64,
+    /// Failed outcomes by reason (the matchmaker's failure class).
+    pub fails: BTreeMap<FailReason, u64>,
     /// Parties that started a search.
     pub arrivals: u64,
     /// Players in those parties.
@@ -200,8 +199,7 @@ impl Default for Tally {
             calls: [0; Endpoint::COUNT],
             errors: BTreeMap::new(),
             outcomes: [0; 5],
-            fail_claim: 0,
-            fail_other: 0,
+            fails: BTreeMap::new(),
             arrivals: 0,
             players: 0,
             counters: Counters::default(),
@@ -226,8 +224,9 @@ impl Tally {
         for (dst, src) in self.outcomes.iter_mut().zip(o.outcomes) {
             *dst += src;
         }
-        self.fail_claim += o.fail_claim;
-        self.fail_other += o.fail_other;
+        for (reason, n) in &o.fails {
+            *self.fails.entry(*reason).or_default() += n;
+        }
         self.arrivals += o.arrivals;
         self.players += o.players;
         self.counters.add(&o.counters);
@@ -244,8 +243,7 @@ impl Tally {
         self.calls = [0; Endpoint::COUNT];
         self.errors.clear();
         self.outcomes = [0; 5];
-        self.fail_claim = 0;
-        self.fail_other = 0;
+        self.fails.clear();
         self.arrivals = 0;
         self.players = 0;
         self.counters = Counters::default();
@@ -255,6 +253,15 @@ impl Tally {
 
     pub fn outcome(&self, o: Outcome) -> u64 {
         self.outcomes[o.index()]
+    }
+
+    /// Failed outcomes for want of a dedicated server (no capacity, or the claim failed).
+    pub fn fail_claim(&self) -> u64 {
+        self.fails
+            .iter()
+            .filter(|(reason, _)| reason.is_claim())
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Players with a final outcome.
@@ -377,10 +384,8 @@ impl Recorder {
     pub fn finish(&self, record: PlayerRecord, fail: Option<FailReason>) {
         self.with(|d| {
             d.tally.outcomes[record.outcome.index()] += 1;
-            match fail {
-                Some(FailReason::Claim) => d.tally.fail_claim += 1,
-                Some(FailReason::Other) => d.tally.fail_other += 1,
-                None => {}
+            if let Some(reason) = fail {
+                *d.tally.fails.entry(reason).or_default() += 1;
             }
             d.records.push(record);
         });
@@ -661,7 +666,10 @@ mod tests {
             dsmc_server: None,
         };
         r.finish(rec(Outcome::Matched), None);
-        recorders[1].finish(rec(Outcome::Failed), Some(FailReason::Claim));
+        recorders[1].finish(
+            rec(Outcome::Failed),
+            Some(FailReason::from_code(Some(510525))),
+        );
         collector.drain();
         assert_eq!(collector.interval().players, 3);
         collector.close_second(2.0, vec!["claims".into()]);
@@ -676,7 +684,11 @@ mod tests {
         assert_eq!(t.errors[&(Endpoint::Login, ErrorKind::Status(503))], 1);
         assert_eq!(t.errors_total(), 2);
         assert_eq!(t.outcome(Outcome::Matched), 1);
-        assert_eq!(t.fail_claim, 1);
+        assert_eq!(t.fail_claim(), 1);
+        assert_eq!(
+            t.fails.keys().map(|r| r.class()).collect::<Vec<_>>(),
+            ["claim_unreachable"]
+        );
         assert_eq!(t.counters.retries, 1);
         assert_eq!(collector.series.len(), 2);
         assert_eq!(collector.series[0].matched, 1);

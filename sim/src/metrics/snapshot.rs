@@ -188,6 +188,7 @@ impl Collector {
             pairing: &totals.pairing,
             matched: count(Outcome::Matched),
             timed_out: count(Outcome::TimedOut),
+            failed: count(Outcome::Failed),
             errors: count(Outcome::Error),
             finished,
             claims: self.claims,

@@ -200,6 +200,10 @@ pub struct RunReport {
     /// Who refused or saturated, and whether the figures can be trusted ([`crate::verdict`]).
     #[serde(default)]
     pub verdict: Verdict,
+    /// Players whose match failed for good, by the failure class the matchmaker's error code
+    /// named (`no_capacity`, `claim_unreachable`, …; `unclassified` without a known code).
+    #[serde(default)]
+    pub failure_reasons: BTreeMap<String, u64>,
 }
 
 /// Describes an arrival model in one line.
@@ -247,8 +251,13 @@ impl RunReport {
             cancelled: t.outcome(Outcome::Cancelled),
             failed: t.outcome(Outcome::Failed),
             error: t.outcome(Outcome::Error),
-            failed_claim: t.fail_claim,
+            failed_claim: t.fail_claim(),
         };
+        let failure_reasons = t
+            .fails
+            .iter()
+            .map(|(reason, n)| (reason.class().to_owned(), *n))
+            .collect();
         let mut endpoints = BTreeMap::new();
         for endpoint in Endpoint::ALL {
             let calls = t.calls[endpoint.index()];
@@ -326,6 +335,7 @@ impl RunReport {
             machine: None,
             sut: None,
             verdict: Verdict::default(),
+            failure_reasons,
         };
         report.check_thresholds(&t.pairing);
         report.judge();
@@ -338,6 +348,7 @@ impl RunReport {
             pairing,
             matched: self.outcomes.matched,
             timed_out: self.outcomes.timed_out,
+            failed: self.outcomes.failed,
             errors: self.outcomes.error,
             finished: self.outcomes.finished(),
             claims: self.claims,
@@ -440,6 +451,9 @@ impl RunReport {
             out.arrivals += r.arrivals;
             out.players += r.players;
             out.outcomes.add(&r.outcomes);
+            for (reason, n) in &r.failure_reasons {
+                *out.failure_reasons.entry(reason.clone()).or_default() += n;
+            }
             out.counters.add(&r.counters);
             out.saturation.warned |= r.saturation.warned;
             out.saturation.lagged_starts += r.saturation.lagged_starts;

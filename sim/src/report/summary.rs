@@ -75,6 +75,12 @@ pub fn render(report: &RunReport) -> String {
         o.failed_claim,
         o.error
     );
+    if !report.failure_reasons.is_empty() {
+        let mut reasons: Vec<(&String, &u64)> = report.failure_reasons.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(s, "  failures   {}", list.join(", "));
+    }
     let _ = writeln!(s, "  pairing    {}", pct(&report.pairing));
     match &report.claims {
         Some(c) => {
@@ -237,7 +243,12 @@ pub fn render(report: &RunReport) -> String {
                 Status::Pending => "....",
             };
             let actual = t.actual.as_deref().unwrap_or("not measured");
-            let _ = writeln!(s, "    {mark}  {:<34} actual {actual}", t.condition);
+            let condition = if t.default {
+                format!("{} (default)", t.condition)
+            } else {
+                t.condition.clone()
+            };
+            let _ = writeln!(s, "    {mark}  {condition:<34} actual {actual}");
         }
     }
     let inv = &report.invariants;

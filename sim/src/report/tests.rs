@@ -169,10 +169,10 @@ fn junit_has_a_case_per_threshold_one_for_invariants_and_one_for_saturation() {
     });
     report.passed = false;
     let xml = junit::render(&report);
-    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sim\" tests=\"5\" failures=\"3\""), "{xml}");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sim\" tests=\"7\" failures=\"3\""), "{xml}");
     assert!(
         xml.contains(
-            "<testsuite name=\"sim.unit\" tests=\"5\" failures=\"3\" errors=\"0\" skipped=\"0\""
+            "<testsuite name=\"sim.unit\" tests=\"7\" failures=\"3\" errors=\"0\" skipped=\"0\""
         ),
         "{xml}"
     );
@@ -232,4 +232,65 @@ fn summary_and_html_mention_what_matters() {
     assert!(page.starts_with("<!doctype html>"));
     assert!(page.contains("id=\"chart-latency\""));
     assert!(page.contains("uPlot"));
+}
+
+/// A run whose players all failed (no server was free) sets no limit on failures, yet fails, and
+/// the summary says why, from the matchmaker's codes.
+#[test]
+fn failed_players_fail_the_run_and_the_summary_names_why() {
+    let plan = Plan::parse(
+        "version = 1\nname = \"unit\"\n[run]\nduration = \"5s\"\n",
+        "unit.toml",
+        Path::new("."),
+    )
+    .expect("valid");
+    let (mut collector, recorders) = Collector::new(1);
+    let reasons = [510520, 510520, 510520, 510525];
+    for (i, code) in reasons.into_iter().enumerate() {
+        let i = i as u64;
+        recorders[0].arrival(i, 1, Duration::ZERO);
+        recorders[0].finish(
+            PlayerRecord {
+                arrival: i,
+                member: 0,
+                outcome: Outcome::Failed,
+                error: None,
+                session: None,
+                answered: None,
+                found: Vec::new(),
+                found_at_ms: None,
+                answered_at_ms: None,
+                dsmc_server: None,
+            },
+            Some(crate::outcome::FailReason::from_code(Some(code))),
+        );
+    }
+    collector.drain();
+    collector.finish();
+    let started: Vec<(u64, u16)> = (0..4).map(|i| (i, 1)).collect();
+    let inv = invariants::check(&started, &collector.records, &collector.releases);
+    let report = RunReport::build(&plan, &collector, inv, Vec::new(), 5_000, Vec::new());
+    assert!(!report.passed, "{:?}", report.thresholds);
+    assert_eq!(
+        report.failure_reasons,
+        BTreeMap::from([
+            ("claim_unreachable".to_owned(), 1),
+            ("no_capacity".to_owned(), 3)
+        ])
+    );
+    assert_eq!(report.outcomes.failed_claim, 4);
+    let text = summary::render(&report);
+    assert!(text.starts_with("sim: unit — FAIL"), "{text}");
+    assert!(
+        text.contains("failures   no_capacity 3, claim_unreachable 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL  failure_rate <= 1% (default)"),
+        "{text}"
+    );
+    // The reasons survive a merge.
+    let merged = RunReport::merge(&[report.clone(), report]).expect("merge");
+    assert_eq!(merged.failure_reasons["no_capacity"], 6);
+    assert!(!merged.passed);
 }

@@ -396,6 +396,9 @@ pub struct Thresholds {
     pub claim_failure_rate: Option<f64>,
     /// Highest fraction of finished players that ended in an error.
     pub error_rate: Option<f64>,
+    /// Highest fraction of finished players whose match failed for good.
+    #[serde(default)]
+    pub failure_rate: Option<f64>,
     /// Fewest players that must be matched.
     pub min_matched: Option<u64>,
 }
@@ -1501,6 +1504,7 @@ fn read_thresholds(mut t: Table<'_>, p: &mut Problems<'_>) -> Thresholds {
         ("timeout_rate", &mut th.timeout_rate),
         ("claim_failure_rate", &mut th.claim_failure_rate),
         ("error_rate", &mut th.error_rate),
+        ("failure_rate", &mut th.failure_rate),
     ] {
         if t.has(key) {
             *slot = probability(&mut t, p, key);

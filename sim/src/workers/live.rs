@@ -167,6 +167,7 @@ impl LiveMerge {
             pairing: &pairing,
             matched: out.matched,
             timed_out: out.timed_out,
+            failed: out.failed,
             errors: out.errors,
             finished: out.matched + out.timed_out + out.cancelled + out.failed + out.errors,
             claims: out.claims,

@@ -151,10 +151,12 @@ error_rate = 0
     assert!(stdout.contains("matched"), "{stdout}");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(xml.contains("name=\"pairing_p50 &lt;= 1us\""), "{xml}");
+    // The page carries its chart library and the verdict it draws.
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert!(page.contains("uPlot"), "the chart library is embedded");
     assert!(
-        std::fs::read_to_string(&html)
-            .expect("html")
-            .contains("<svg")
+        page.contains("pairing_p50"),
+        "the broken threshold is on the page"
     );
 
     // Merging a failing report with itself still fails, on the same threshold.

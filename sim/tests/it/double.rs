@@ -275,7 +275,10 @@ async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&st
     let fail = |why: String| {
         (
             StatusCode::BAD_GATEWAY,
-            json!({"errorCode": 510502, "errorMessage": format!("claim_failed: {why}")}),
+            json!({
+                "errorCode": matchmaker::http::error_codes::match_failed("claim_failed"),
+                "errorMessage": format!("matchmaking failed: {why}"),
+            }),
         )
     };
     let token = match s.token.get().await {

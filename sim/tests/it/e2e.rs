@@ -199,9 +199,24 @@ claim_failure_rate = 0.5
     let claims = report.claims.expect("claims");
     assert_eq!(claims.attempted, 2);
     assert_eq!(claims.unreachable, 2);
+    assert_eq!(
+        report.failure_reasons["claim_failed"], 4,
+        "from the double's error code"
+    );
     assert!(!report.passed);
-    assert_eq!(report.thresholds[0].name, "claim_failure_rate");
-    assert!(!report.thresholds[0].passed());
+    let failed: Vec<(&str, bool)> = report
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed())
+        .map(|t| (t.name.as_str(), t.default))
+        .collect();
+    // The scenario's claim limit, and the default limit on failed matches it did not set.
+    assert_eq!(
+        failed,
+        [("failure_rate", true), ("claim_failure_rate", false)]
+    );
+    let text = sim::report::summary::render(&report);
+    assert!(text.contains("failures   claim_failed 4"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
