@@ -194,7 +194,11 @@ fn junit_has_a_case_per_threshold_one_for_invariants_and_one_for_saturation() {
         xml.contains("<failure type=\"invariant\" message=\"1 invariant violations\">player 7/0 ended with no outcome</failure>"),
         "{xml}"
     );
-    assert_eq!(xml.matches("<testcase ").count(), 5);
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        7,
+        "one case per threshold (defaults included), invariants, saturation"
+    );
     assert!(
         xml.contains("name=\"saturation\" time=\"0\">\n      <system-out>OK: "),
         "{xml}"
