@@ -126,8 +126,8 @@ async fn put_match_function(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: MatchFunctionBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let body: MatchFunctionBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     if crate::match2::store::BUILT_IN_FUNCTIONS.contains(&name.as_str()) {
         return Err(ApiError::bad_request(format!(
             "{name:?} is the built-in match function's name"

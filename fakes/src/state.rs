@@ -122,7 +122,9 @@ impl AppState {
         for (name, url) in &state.config.match_functions {
             match crate::match2::remote::RemoteMatchFunction::new(url) {
                 Ok(function) => state.match2.register_function(name, Arc::new(function)),
-                Err(error) => tracing::error!(%name, %error, "match2: match function not registered"),
+                Err(error) => {
+                    tracing::error!(%name, %error, "match2: match function not registered")
+                }
             }
         }
         crate::match2::engine::spawn(&state);

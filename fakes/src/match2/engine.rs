@@ -65,9 +65,7 @@ pub async fn tick(state: &AppState) {
             return None;
         };
         Some(async move {
-            let result = function
-                .make_matches(&work.rules, &work.tickets, now)
-                .await;
+            let result = function.make_matches(&work.rules, &work.tickets, now).await;
             (work, result)
         })
     });

@@ -294,10 +294,7 @@ mod tests {
             ticket("a", &["u1"], 1000.0, &[], 5),
             ticket("b", &["u2"], 1500.0, &[], 1),
         ];
-        assert!(
-            DefaultMatcher::matches(&rules(), &fresh, now())
-                .is_empty()
-        );
+        assert!(DefaultMatcher::matches(&rules(), &fresh, now()).is_empty());
         let old = [
             ticket("a", &["u1"], 1000.0, &[], 31),
             ticket("b", &["u2"], 1500.0, &[], 1),
@@ -311,10 +308,7 @@ mod tests {
             ticket("a", &["u1"], 1000.0, &[("eu", 50), ("us", 250)], 1),
             ticket("b", &["u2"], 1000.0, &[("eu", 250), ("us", 50)], 1),
         ];
-        assert!(
-            DefaultMatcher::matches(&rules(), &tickets, now())
-                .is_empty()
-        );
+        assert!(DefaultMatcher::matches(&rules(), &tickets, now()).is_empty());
         let later = [
             ticket("a", &["u1"], 1000.0, &[("eu", 50), ("us", 250)], 25),
             ticket("b", &["u2"], 1000.0, &[("eu", 250), ("us", 50)], 1),
@@ -342,9 +336,6 @@ mod tests {
             .expect("party placed");
         assert!(party_team.contains(&"u2".to_owned()));
         let alone = [ticket("a", &["u1"], 1000.0, &[], 1)];
-        assert!(
-            DefaultMatcher::matches(&rules(), &alone, now())
-                .is_empty()
-        );
+        assert!(DefaultMatcher::matches(&rules(), &alone, now()).is_empty());
     }
 }

@@ -11,8 +11,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use accelbyte::extend::match_function_client::MatchFunctionClient;
 use accelbyte::extend::make_matches_request::{MakeMatchesParameters, RequestType};
+use accelbyte::extend::match_function_client::MatchFunctionClient;
 use accelbyte::extend::{self as pb, MakeMatchesRequest};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -37,8 +37,8 @@ pub struct RemoteMatchFunction {
 impl RemoteMatchFunction {
     /// A function at `url` (`http://127.0.0.1:6565`); refused when it is no URI.
     pub fn new(url: &str) -> Result<Self, MatchFunctionError> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| MatchFunctionError(format!("url {url:?}: {e}")))?;
+        let parsed =
+            url::Url::parse(url).map_err(|e| MatchFunctionError(format!("url {url:?}: {e}")))?;
         if parsed.scheme() != "http" || parsed.host_str().is_none() {
             return Err(MatchFunctionError(format!(
                 "url {url:?}: expected http://host:port (plain-text gRPC, as AGS Extend calls its apps)"
