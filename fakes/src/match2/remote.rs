@@ -239,7 +239,7 @@ mod tests {
         let p = to_proto(&t);
         assert_eq!(p.latencies.get("eu"), Some(&40));
         assert_eq!(
-            p.ticket_attributes.expect("attributes").fields["mmr"].kind,
+            p.ticket_attributes.as_ref().expect("attributes").fields["mmr"].kind,
             Some(Kind::NumberValue(1200.0))
         );
         let unknown = pb::Match {
