@@ -316,6 +316,11 @@ fn parse_match_function(value: &str) -> Result<(String, String), String> {
     if name.is_empty() {
         return Err(format!("{value:?}: the match function's name is empty"));
     }
+    if fakes::match2::store::BUILT_IN_FUNCTIONS.contains(&name) {
+        return Err(format!(
+            "{value:?}: {name:?} is the built-in match function's name"
+        ));
+    }
     fakes::match2::remote::RemoteMatchFunction::new(url).map_err(|e| e.to_string())?;
     Ok((name.to_owned(), url.to_owned()))
 }
