@@ -11,6 +11,10 @@
 //! - `GET`, `PUT` (replace or create; the window restarts), `DELETE /_fakes/faults/{id}`;
 //! - `GET`, `PUT /_fakes/faults/seed` — `{"seed": 42}` restarts every decision stream.
 //!
+//! Match functions: `PUT /_fakes/match-functions/{name}` with `{"url": "http://host:port",
+//! "timeout_ms"?: 5000}` registers (or replaces) a match function pools may name, called over AGS
+//! Extend's `MakeMatches` gRPC (204); it stays across `/_fakes/reset`.
+//!
 //! Stats: `GET /_fakes/stats` (JSON) and `GET /metrics` (Prometheus text), see [`crate::stats`].
 //!
 //! With `--control-token` (required when fakes listens on a non-loopback address) every
@@ -45,6 +49,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(list).post(add).put(replace_all).delete(clear),
         )
         .route("/_fakes/faults/seed", get(get_seed).put(put_seed))
+        .route(
+            "/_fakes/match-functions/{name}",
+            axum::routing::put(put_match_function),
+        )
         .route(
             "/_fakes/faults/{id}",
             get(get_one).put(put_one).delete(delete_one),
@@ -103,6 +111,40 @@ async fn healthz() -> Json<Value> {
 async fn reset(State(state): State<AppState>) -> StatusCode {
     state.reset();
     StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchFunctionBody {
+    url: String,
+    timeout_ms: Option<u64>,
+}
+
+/// Registers an Extend match function under `name` (204).
+async fn put_match_function(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let body: MatchFunctionBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    if crate::match2::store::BUILT_IN_FUNCTIONS.contains(&name.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "{name:?} is the built-in match function's name"
+        )));
+    }
+    let mut function = crate::match2::remote::RemoteMatchFunction::new(&body.url)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(ms) = body.timeout_ms {
+        if ms == 0 {
+            return Err(ApiError::bad_request("timeout_ms: must be above 0"));
+        }
+        function = function.with_timeout(std::time::Duration::from_millis(ms));
+    }
+    state
+        .match2
+        .register_function(&name, std::sync::Arc::new(function));
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn stats_json(State(state): State<AppState>) -> Json<StatsReport> {

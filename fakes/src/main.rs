@@ -47,6 +47,10 @@ struct ServeArgs {
     /// loopback address.
     #[arg(long, env = "FAKES_CONTROL_TOKEN", hide_env_values = true)]
     control_token: Option<String>,
+    /// A match function pools may name: `NAME=http://host:port`, called over AGS Extend's
+    /// `MakeMatches` gRPC (e.g. `matchmaker match-function`). Repeat for several.
+    #[arg(long = "match-function", value_name = "NAME=URL", value_parser = parse_match_function)]
+    match_functions: Vec<(String, String)>,
     /// Seed file (TOML): namespaces, clients, roles, users. Default: the built-in seed.
     #[arg(long, env = "FAKES_SEED")]
     seed: Option<PathBuf>,
@@ -147,6 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fleet,
         faults,
         control_token,
+        match_functions: args.match_functions.iter().cloned().collect(),
     };
     if let Some(path) = &args.faults {
         Faults::check_file(&config.faults, &config.fault_context())
@@ -301,4 +306,21 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// `NAME=URL` for `--match-function`: a non-empty name and a plain-HTTP gRPC address.
+fn parse_match_function(value: &str) -> Result<(String, String), String> {
+    let (name, url) = value
+        .split_once('=')
+        .ok_or_else(|| format!("{value:?}: expected NAME=http://host:port"))?;
+    if name.is_empty() {
+        return Err(format!("{value:?}: the match function's name is empty"));
+    }
+    if fakes::match2::store::BUILT_IN_FUNCTIONS.contains(&name) {
+        return Err(format!(
+            "{value:?}: {name:?} is the built-in match function's name"
+        ));
+    }
+    fakes::match2::remote::RemoteMatchFunction::new(url).map_err(|e| e.to_string())?;
+    Ok((name.to_owned(), url.to_owned()))
 }

@@ -25,6 +25,9 @@ pub struct FakesConfig {
     pub faults: FaultFile,
     /// When set, `/_fakes/*` answers only requests with `Authorization: Bearer <this>`.
     pub control_token: Option<String>,
+    /// Match functions pools may name, by name → gRPC address (`http://127.0.0.1:6565`): each is
+    /// called over AGS Extend's `MakeMatches` ([`crate::match2::remote`]).
+    pub match_functions: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for FakesConfig {
@@ -34,6 +37,7 @@ impl Default for FakesConfig {
             fleet: FleetConfig::default(),
             faults: FaultFile::default(),
             control_token: None,
+            match_functions: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -115,6 +119,14 @@ impl AppState {
             .set_claim_override(Some(state.faults.claim_hook()));
         crate::faults::driver::reconcile(&state);
         crate::faults::driver::spawn(&state);
+        for (name, url) in &state.config.match_functions {
+            match crate::match2::remote::RemoteMatchFunction::new(url) {
+                Ok(function) => state.match2.register_function(name, Arc::new(function)),
+                Err(error) => {
+                    tracing::error!(%name, %error, "match2: match function not registered")
+                }
+            }
+        }
         crate::match2::engine::spawn(&state);
         state
     }

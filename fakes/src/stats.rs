@@ -115,6 +115,8 @@ pub struct StatsReport {
     pub lobby: LobbyReport,
     /// The accept loop: connections taken, and failures for lack of descriptors.
     pub accept: AcceptReport,
+    /// Matchmaking v2: match function calls, and the latest failure.
+    pub match2: crate::match2::store::FunctionCallStats,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -266,6 +268,7 @@ pub fn report(state: &AppState) -> StatsReport {
             refused_over_cap: accept.refused_over_cap(),
             handed_to_shards: accept.handed_off(),
         },
+        match2: state.match2.call_stats(),
     }
 }
 
@@ -283,6 +286,22 @@ pub fn prometheus(state: &AppState) -> String {
         "Seconds since this fakes instance started.",
     );
     out.sample("fakes_uptime_seconds", &[], r.uptime_s);
+
+    out.family(
+        "fakes_match2_function_calls_total",
+        "counter",
+        "Match function calls by result (failed: unreachable, refused, timed out or a bad answer; the pool's tickets stayed queued).",
+    );
+    out.sample(
+        "fakes_match2_function_calls_total",
+        &[("result", "ok")],
+        r.match2.calls_ok,
+    );
+    out.sample(
+        "fakes_match2_function_calls_total",
+        &[("result", "failed")],
+        r.match2.calls_failed,
+    );
 
     out.family(
         "fakes_http_requests_total",

@@ -40,7 +40,7 @@ async fn run(weak: WeakState, wake: std::sync::Arc<tokio::sync::Notify>) {
             let Some(state) = weak.upgrade() else {
                 return;
             };
-            tick(&state);
+            tick(&state).await;
         }
         tokio::select! {
             () = wake.notified() => {}
@@ -49,22 +49,50 @@ async fn run(weak: WeakState, wake: std::sync::Arc<tokio::sync::Notify>) {
     }
 }
 
-/// One pass: expiry, then matching in every pool with queued tickets.
-pub fn tick(state: &AppState) {
+/// One pass: expiry, then matching in every pool with queued tickets. The pools' functions run
+/// side by side (a remote one may take until its timeout); a failed call is logged and counted
+/// (`/_fakes/stats` `match2`) and leaves the pool's tickets queued.
+pub async fn tick(state: &AppState) {
     let now = Utc::now();
     state.faults.before_match2_tick(&state.match2, now);
     for ticket in state.match2.take_expired(now) {
         announce_expired(state, &ticket);
     }
-    for work in state.match2.work() {
+    let calls = state.match2.work().into_iter().filter_map(|work| {
         let Some(function) = state.match2.function_for(&work.pool) else {
             tracing::debug!(pool = %work.pool.name, function = %work.pool.match_function,
                 "match2: no such match function; tickets stay queued");
-            continue;
+            return None;
         };
-        for proposal in function.make_matches(&work.rules, &work.tickets, now) {
-            make_match(state, &work, proposal);
+        Some(async move {
+            let result = function.make_matches(&work.rules, &work.tickets, now).await;
+            (work, result)
+        })
+    });
+    for (work, result) in futures_util::future::join_all(calls).await {
+        let name = function_name(&work);
+        match result {
+            Ok(proposals) => {
+                state.match2.record_call(name, Ok(()));
+                for proposal in proposals {
+                    make_match(state, &work, proposal);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(pool = %work.pool.name, function = %name, %error,
+                    "match2: match function failed; tickets stay queued");
+                state.match2.record_call(name, Err(&error.0));
+            }
         }
+    }
+}
+
+fn function_name(work: &PoolWork) -> &str {
+    let chosen = &work.pool.match_function_override.make_matches;
+    if chosen.is_empty() {
+        &work.pool.match_function
+    } else {
+        chosen
     }
 }
 

@@ -13,6 +13,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -40,12 +42,26 @@ pub struct Proposal {
     pub region: Option<String>,
 }
 
-/// A match function. Implementations must be quick and must not block: they run on the
-/// matchmaking tick with no lock held.
+/// Why a match function gave no answer this tick (its pool's tickets stay queued).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MatchFunctionError(pub String);
+
+/// What a call of a match function resolves to.
+pub type MatchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Proposal>, MatchFunctionError>> + Send + 'a>>;
+
+/// A match function. It runs on the matchmaking loop with no lock held; a remote one must bound
+/// its own wait (the loop waits for every pool's answer before the next tick).
 pub trait MatchFunction: Send + Sync + Debug {
     /// Proposes matches among `tickets` (of one pool) under `rules` (the pool's rule set data).
     /// A ticket may appear in at most one proposal.
-    fn make_matches(&self, rules: &Value, tickets: &[Ticket], now: DateTime<Utc>) -> Vec<Proposal>;
+    fn make_matches<'a>(
+        &'a self,
+        rules: &'a Value,
+        tickets: &'a [Ticket],
+        now: DateTime<Utc>,
+    ) -> MatchFuture<'a>;
 }
 
 /// The built-in match function.
@@ -200,7 +216,19 @@ impl DefaultMatcher {
 }
 
 impl MatchFunction for DefaultMatcher {
-    fn make_matches(&self, rules: &Value, tickets: &[Ticket], now: DateTime<Utc>) -> Vec<Proposal> {
+    fn make_matches<'a>(
+        &'a self,
+        rules: &'a Value,
+        tickets: &'a [Ticket],
+        now: DateTime<Utc>,
+    ) -> MatchFuture<'a> {
+        Box::pin(std::future::ready(Ok(Self::matches(rules, tickets, now))))
+    }
+}
+
+impl DefaultMatcher {
+    /// The built-in function's answer, computed at once.
+    pub fn matches(rules: &Value, tickets: &[Ticket], now: DateTime<Utc>) -> Vec<Proposal> {
         match RuleSet::parse(rules) {
             Ok(rules) => Self::propose(&rules, tickets, now),
             Err(error) => {
@@ -248,7 +276,7 @@ mod tests {
             ticket("a", &["u1"], 1000.0, &[("eu", 40), ("us", 90)], 2),
             ticket("b", &["u2"], 1050.0, &[("eu", 80), ("us", 30)], 1),
         ];
-        let out = DefaultMatcher.make_matches(&rules(), &tickets, now());
+        let out = DefaultMatcher::matches(&rules(), &tickets, now());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].tickets, vec!["a", "b"]);
         assert_eq!(out[0].teams.len(), 2);
@@ -266,16 +294,12 @@ mod tests {
             ticket("a", &["u1"], 1000.0, &[], 5),
             ticket("b", &["u2"], 1500.0, &[], 1),
         ];
-        assert!(
-            DefaultMatcher
-                .make_matches(&rules(), &fresh, now())
-                .is_empty()
-        );
+        assert!(DefaultMatcher::matches(&rules(), &fresh, now()).is_empty());
         let old = [
             ticket("a", &["u1"], 1000.0, &[], 31),
             ticket("b", &["u2"], 1500.0, &[], 1),
         ];
-        assert_eq!(DefaultMatcher.make_matches(&rules(), &old, now()).len(), 1);
+        assert_eq!(DefaultMatcher::matches(&rules(), &old, now()).len(), 1);
     }
 
     #[test]
@@ -284,17 +308,13 @@ mod tests {
             ticket("a", &["u1"], 1000.0, &[("eu", 50), ("us", 250)], 1),
             ticket("b", &["u2"], 1000.0, &[("eu", 250), ("us", 50)], 1),
         ];
-        assert!(
-            DefaultMatcher
-                .make_matches(&rules(), &tickets, now())
-                .is_empty()
-        );
+        assert!(DefaultMatcher::matches(&rules(), &tickets, now()).is_empty());
         let later = [
             ticket("a", &["u1"], 1000.0, &[("eu", 50), ("us", 250)], 25),
             ticket("b", &["u2"], 1000.0, &[("eu", 250), ("us", 50)], 1),
         ];
         assert_eq!(
-            DefaultMatcher.make_matches(&rules(), &later, now()).len(),
+            DefaultMatcher::matches(&rules(), &later, now()).len(),
             1,
             "after 20 s the limit is 300 ms"
         );
@@ -307,7 +327,7 @@ mod tests {
             ticket("a", &["u3"], 1000.0, &[], 1),
             ticket("b", &["u4"], 1000.0, &[], 1),
         ];
-        let out = DefaultMatcher.make_matches(&rules(), &tickets, now());
+        let out = DefaultMatcher::matches(&rules(), &tickets, now());
         assert_eq!(out.len(), 1);
         let party_team = out[0]
             .teams
@@ -316,10 +336,6 @@ mod tests {
             .expect("party placed");
         assert!(party_team.contains(&"u2".to_owned()));
         let alone = [ticket("a", &["u1"], 1000.0, &[], 1)];
-        assert!(
-            DefaultMatcher
-                .make_matches(&rules(), &alone, now())
-                .is_empty()
-        );
+        assert!(DefaultMatcher::matches(&rules(), &alone, now()).is_empty());
     }
 }

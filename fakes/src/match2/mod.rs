@@ -1,6 +1,9 @@
 //! Matchmaking v2 (`/match2/v1`): rule sets and match pools (admin), match tickets (create,
 //! get, delete, `me`), ticket expiry and the matchmaking notifications, with a built-in match
-//! function behind a seam ([`matcher::MatchFunction`]) an external one can replace per pool.
+//! function behind a seam ([`matcher::MatchFunction`]) an external one can replace per pool:
+//! [`remote::RemoteMatchFunction`] calls an AGS Extend match function over gRPC, registered by
+//! name (`fakes serve --match-function NAME=URL`, `PUT /_fakes/match-functions/{name}`, or
+//! [`crate::FakesConfig::match_functions`]).
 //!
 //! Permissions are the spec's: `NAMESPACE:{namespace}:MATCHMAKING:RULES` for rule sets,
 //! `…:MATCHMAKING:POOL` for pools, `…:MATCHMAKING:TICKET` for tickets (CREATE/READ/DELETE).
@@ -13,6 +16,7 @@
 
 pub mod engine;
 pub mod matcher;
+pub mod remote;
 pub mod ruleset;
 pub mod store;
 

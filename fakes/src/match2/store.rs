@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use accelbyte::models::match2::{MatchPool, RuleSetPayload};
 use chrono::{DateTime, Utc};
@@ -117,6 +118,27 @@ pub struct Match2 {
     functions: RwLock<Functions>,
     /// Woken when tickets are queued, so the matcher runs at once.
     wake: Arc<Notify>,
+    /// How the match functions' calls went (stats).
+    calls: FunctionCalls,
+}
+
+/// Counts of match function calls, for `/_fakes/stats` and `/metrics`.
+#[derive(Debug, Default)]
+struct FunctionCalls {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A snapshot of [`FunctionCalls`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FunctionCallStats {
+    /// Calls that answered (with or without matches).
+    pub calls_ok: u64,
+    /// Calls that failed (unreachable, refused, timed out, a bad answer): tickets stayed queued.
+    pub calls_failed: u64,
+    /// The latest failure, naming the function.
+    pub last_error: Option<String>,
 }
 
 fn key(namespace: &str, name: &str) -> (String, String) {
@@ -140,6 +162,28 @@ impl Match2 {
     /// Makes `name` a match function pools may name (an external `MakeMatches` client, say).
     pub fn register_function(&self, name: &str, function: Arc<dyn MatchFunction>) {
         self.functions.write().insert(name.to_owned(), function);
+    }
+
+    /// Counts one match function call; a failure keeps its message.
+    pub fn record_call(&self, function: &str, result: Result<(), &str>) {
+        match result {
+            Ok(()) => {
+                self.calls.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.calls.failed.fetch_add(1, Ordering::Relaxed);
+                *self.calls.last_error.lock() = Some(format!("{function}: {error}"));
+            }
+        }
+    }
+
+    /// How match function calls went so far.
+    pub fn call_stats(&self) -> FunctionCallStats {
+        FunctionCallStats {
+            calls_ok: self.calls.ok.load(Ordering::Relaxed),
+            calls_failed: self.calls.failed.load(Ordering::Relaxed),
+            last_error: self.calls.last_error.lock().clone(),
+        }
     }
 
     /// The function serving `pool`: the override's `make_matches`, else `match_function`.

@@ -537,3 +537,47 @@ async fn a_ticket_expiry_storm_expires_queued_tickets_of_its_pool_only() {
         1
     );
 }
+
+#[tokio::test]
+async fn match_functions_are_registered_by_name_and_bad_registrations_refused() {
+    let handle = common::start().await;
+    let put = |name: &str, body: Value| {
+        let url = format!("{}/_fakes/match-functions/{name}", handle.base_url());
+        async move {
+            common::http()
+                .put(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("put")
+                .status()
+        }
+    };
+    assert_eq!(
+        put("mf", json!({"url": "not a url"})).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        put("default", json!({"url": "http://127.0.0.1:6565"})).await,
+        StatusCode::BAD_REQUEST,
+        "the built-in name is not replaced"
+    );
+    assert_eq!(
+        put(
+            "mf",
+            json!({"url": "http://127.0.0.1:6565", "timeout_ms": 0})
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert!(!handle.state.match2.knows_function("mf"));
+    assert_eq!(
+        put(
+            "mf",
+            json!({"url": "http://127.0.0.1:6565", "timeout_ms": 250})
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(handle.state.match2.knows_function("mf"));
+}

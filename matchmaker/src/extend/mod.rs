@@ -3,8 +3,8 @@
 //! Matchmaking v2 — or fakes' match2 — can call it instead of a built-in matcher for a pool
 //! configured to use it.
 //!
-//! - [`proto`]: the generated types and service stubs (`proto/matchFunction.proto`, compiled by
-//!   `build.rs` with protox: no `protoc` needed).
+//! - [`proto`]: the generated types and service stubs, from `accelbyte::extend`
+//!   (`accelbyte/proto/matchFunction.proto`, compiled by protox: no `protoc` needed).
 //! - [`rules`]: the pool's ruleset JSON → [`crate::config::GameMode`] and the function's extras.
 //! - [`tickets`]: AGS tickets → the matchmaker's tickets (party, skill, region, enqueue time).
 //! - [`matches`]: `MakeMatches` — the matchmaker's planner ([`crate::matching::plan`]), shaped

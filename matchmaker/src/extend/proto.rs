@@ -1,6 +1,4 @@
-//! The match-function types and service stubs, generated at build time from
-//! `proto/matchFunction.proto` (package `accelbyte.matchmaking.matchfunction`).
+//! The match-function types and service stubs: the contract lives in `accelbyte::extend`
+//! (shared with fakes' match2, which calls match functions), re-exported here.
 
-#![allow(clippy::all, clippy::pedantic, missing_docs)]
-
-tonic::include_proto!("accelbyte.matchmaking.matchfunction");
+pub use accelbyte::extend::*;
