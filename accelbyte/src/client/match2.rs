@@ -106,3 +106,63 @@ impl Match2<'_> {
         send_empty(request, StatusCode::NO_CONTENT).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wiremock::matchers::{body_json, header, method, path};
+    use wiremock::{Mock, MockServer};
+
+    use super::super::test_support::{NAMESPACE, client, json_with_type};
+    use super::*;
+
+    #[tokio::test]
+    async fn ticket_create_reads_the_201_and_delete_maps_a_406() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/match2/v1/namespaces/testgame/match-tickets"))
+            .and(header("authorization", "Bearer player"))
+            .and(body_json(serde_json::json!({
+                "attributes": {"mmr": 1500},
+                "latencies": {"us-east-1": 30},
+                "matchPool": "duel"
+            })))
+            .respond_with(json_with_type(
+                201,
+                r#"{"matchTicketID":"t1","queueTime":0}"#,
+                "application/json",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path("/match2/v1/namespaces/testgame/match-tickets/t1"))
+            .respond_with(json_with_type(
+                406,
+                r#"{"ErrorCode":520303,"ErrorMessage":"ticket already matched"}"#,
+                "application/json",
+            ))
+            .mount(&server)
+            .await;
+        let c = client(&server);
+        let body = MatchTicketRequest {
+            attributes: [("mmr".to_owned(), 1500.into())].into_iter().collect(),
+            excluded_sessions: Vec::new(),
+            latencies: [("us-east-1".to_owned(), 30)].into_iter().collect(),
+            match_pool: "duel".into(),
+            session_id: String::new(),
+            storage: None,
+        };
+        let ticket = c
+            .match2()
+            .create_match_ticket("player", NAMESPACE, &body)
+            .await
+            .expect("created");
+        assert_eq!(ticket.match_ticket_id, "t1");
+        let err = c
+            .match2()
+            .delete_match_ticket("player", NAMESPACE, "t1")
+            .await
+            .expect_err("406");
+        assert_eq!(err.status(), Some(406));
+    }
+}
