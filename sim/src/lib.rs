@@ -35,6 +35,7 @@ pub mod compare;
 pub mod dashboard;
 pub mod engine;
 pub mod exporter;
+pub mod flows;
 pub mod invariants;
 pub mod limits;
 pub mod metrics;

@@ -73,6 +73,12 @@ pub enum Endpoint {
     DsmcCheck,
     /// Deleting the DSMC session when the match's game ends.
     ReleaseServer,
+    /// Matchmaking v2: creating (or deleting) the player's match ticket.
+    MatchTicket,
+    /// Session v2: joining (and reading) the match's game session.
+    GameSession,
+    /// Matchmaking v2: `OnMatchFound` until the session's server is `AVAILABLE`.
+    DsReady,
     /// The fakes' fault control API.
     Faults,
     /// The run itself (players still in flight when the drain ended).
@@ -80,7 +86,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::CreateUsers,
         Endpoint::Login,
         Endpoint::LobbyConnect,
@@ -88,6 +94,9 @@ impl Endpoint {
         Endpoint::Matchmaking,
         Endpoint::DsmcCheck,
         Endpoint::ReleaseServer,
+        Endpoint::MatchTicket,
+        Endpoint::GameSession,
+        Endpoint::DsReady,
         Endpoint::Faults,
         Endpoint::Run,
     ];
@@ -106,6 +115,9 @@ impl Endpoint {
             Endpoint::Matchmaking => "matchmaking",
             Endpoint::DsmcCheck => "dsmc_check",
             Endpoint::ReleaseServer => "release_server",
+            Endpoint::MatchTicket => "match_ticket",
+            Endpoint::GameSession => "game_session",
+            Endpoint::DsReady => "ds_ready",
             Endpoint::Faults => "faults",
             Endpoint::Run => "run",
         }
@@ -277,6 +289,9 @@ pub struct FailReason(&'static str);
 
 impl FailReason {
     pub const UNCLASSIFIED: FailReason = FailReason("unclassified");
+    /// Matchmaking v2: the game session's server could not be had (`dsInformation`
+    /// `FAILED_TO_REQUEST`), a claim failure.
+    pub const DS_FAILED_TO_REQUEST: FailReason = FailReason("claim_failed_to_request");
 
     /// The reason an AGS-shaped error's `errorCode` stands for.
     pub fn from_code(code: Option<i64>) -> Self {

@@ -34,7 +34,7 @@ use crate::engine::schedule::PartySpec;
 use crate::engine::users::{User, UserPool};
 use crate::metrics::{Counter, Gauges, Recorder};
 use crate::outcome::{Endpoint, ErrorKind, FailReason, Outcome, PlayerRecord, Release, ServerAddr};
-use crate::scenario::{Behaviour, LoginFlow};
+use crate::scenario::{Behaviour, Flow, LoginFlow, Match2Plan};
 
 /// The body of the matchmaking request: the matchmaker crate's optional body. The tutorial's
 /// server reads no body (the bearer token says who calls) and ignores it.
@@ -191,10 +191,12 @@ pub struct RunCtx {
     pub abort: CancellationToken,
     /// Background release tasks (not waited for at the end).
     pub background: TaskTracker,
+    /// The pool a `flow = "match2"` population queues in, and its region.
+    pub match2: Option<(Arc<Match2Plan>, String)>,
 }
 
 impl RunCtx {
-    fn ms_since_start(&self, at: Instant) -> u64 {
+    pub(crate) fn ms_since_start(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
 }
@@ -213,14 +215,14 @@ pub struct WorkerCtx {
 }
 
 /// Decrements a gauge when dropped, so a cancelled task cannot leak a count.
-struct GaugeGuard {
+pub(crate) struct GaugeGuard {
     recorder: Recorder,
     which: fn(&Gauges) -> &std::sync::atomic::AtomicI64,
     n: i64,
 }
 
 impl GaugeGuard {
-    fn new(
+    pub(crate) fn new(
         recorder: &Recorder,
         which: fn(&Gauges) -> &std::sync::atomic::AtomicI64,
         n: i64,
@@ -241,16 +243,16 @@ impl Drop for GaugeGuard {
 }
 
 /// An open lobby socket, counted in the `open_sockets` gauge while it lives.
-struct Socket {
-    conn: LobbyConnection,
+pub(crate) struct Socket {
+    pub(crate) conn: LobbyConnection,
     _open: GaugeGuard,
 }
 
 /// A logged-in user.
 #[derive(Debug, Clone)]
-struct Session {
-    access_token: String,
-    user_id: String,
+pub(crate) struct Session {
+    pub(crate) access_token: String,
+    pub(crate) user_id: String,
     at: Instant,
     life: Duration,
 }
@@ -258,8 +260,8 @@ struct Session {
 /// One member of a party.
 pub struct Member {
     pub user: User,
-    session: Option<Session>,
-    socket: Option<Socket>,
+    pub(crate) session: Option<Session>,
+    pub(crate) socket: Option<Socket>,
     /// The server of this member's previous match: a late `found` naming it during the next
     /// search is stray, not a second server.
     last_server: Option<ServerAddr>,
@@ -357,6 +359,9 @@ pub async fn search(
     let lag = Instant::now().saturating_duration_since(arrival.scheduled);
     w.recorder.arrival(arrival.id, size as u32, lag);
     let _in_flight = GaugeGuard::new(&w.recorder, |g| &g.in_flight, 1);
+    if run.behaviour.flow == Flow::Match2 {
+        return crate::flows::match2::search(w, run, party, arrival).await;
+    }
 
     let result = tokio::select! {
         result = search_inner(w, run, party, arrival) => result,
@@ -443,7 +448,11 @@ async fn search_inner(
 }
 
 /// Logs in (or refreshes) and connects the lobby when needed.
-async fn prepare(w: &WorkerCtx, run: &RunCtx, m: &mut Member) -> Result<(), (Endpoint, ErrorKind)> {
+pub(crate) async fn prepare(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    m: &mut Member,
+) -> Result<(), (Endpoint, ErrorKind)> {
     let stale = m
         .session
         .as_ref()
@@ -489,7 +498,7 @@ async fn prepare(w: &WorkerCtx, run: &RunCtx, m: &mut Member) -> Result<(), (End
     Ok(())
 }
 
-async fn connect(w: &WorkerCtx, m: &mut Member) -> Result<(), (Endpoint, ErrorKind)> {
+pub(crate) async fn connect(w: &WorkerCtx, m: &mut Member) -> Result<(), (Endpoint, ErrorKind)> {
     let Some(session) = &m.session else {
         return Err((Endpoint::LobbyConnect, ErrorKind::Protocol));
     };
@@ -942,7 +951,7 @@ fn drop_stray_founds(seen: &mut Seen, member: &mut Member, answered: Option<&Ser
     before - seen.found.len()
 }
 
-fn record(
+pub(crate) fn record(
     arrival: &Arrival,
     member: usize,
     outcome: Outcome,

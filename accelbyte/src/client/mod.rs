@@ -19,8 +19,11 @@
 
 pub mod dsmc;
 pub mod error;
+pub mod events;
 pub mod iam;
 pub mod lobby;
+pub mod match2;
+pub mod session;
 pub mod sessionbrowser;
 
 use std::fmt;
@@ -36,7 +39,10 @@ use url::Url;
 
 pub use self::dsmc::{AdminSessionQuery, Dsmc};
 pub use self::error::{ClientError, ErrorBody, ErrorShape};
+pub use self::events::{EventError, V2Event};
 pub use self::lobby::{CloseInfo, LobbyConnection, LobbyOptions, LobbyTls};
+pub use self::match2::Match2;
+pub use self::session::Session;
 pub use self::sessionbrowser::{SessionBrowser, SessionQuery};
 
 /// Result of every client call.

@@ -39,7 +39,7 @@ use crate::outcome::{Endpoint, ErrorKind, Outcome, PlayerRecord};
 use crate::player::{self, Arrival, GameToken, Party, RunCtx, SearchEnd, WorkerCtx};
 use crate::report::RunReport;
 use crate::sampler::{self, Sampler, Watched};
-use crate::scenario::{ArrivalPlan, Behaviour, Plan, format_duration};
+use crate::scenario::{ArrivalPlan, Behaviour, Plan, TargetPlan, format_duration};
 use crate::sut::SutCounters;
 use crate::target::{Target, TargetError, TargetOptions};
 
@@ -323,6 +323,7 @@ impl Engine {
             }
             None => None,
         };
+        let match2 = match_pool(&plan, target, &workers[0], game_token.as_deref()).await?;
         let users = match (&target.accounts, &game_token) {
             (Some(accounts), _) => UserPool::fixed(
                 shard_accounts(accounts, self.options.shard),
@@ -383,6 +384,7 @@ impl Engine {
             released: Mutex::new(std::collections::HashSet::new()),
             abort: CancellationToken::new(),
             background: TaskTracker::new(),
+            match2,
         });
 
         // Beside the loop: the claim poll and the fault timeline.
@@ -630,6 +632,51 @@ fn publish(
 
 /// A shard's share of an accounts file (every n-th line from its index), so no account is
 /// logged in by two processes at once.
+/// For a `flow = "match2"` population: the pool created on the target (template, rule set,
+/// pool) and the region tickets report a latency to when the arrival drew none.
+async fn match_pool(
+    plan: &Plan,
+    target: &Target,
+    worker: &WorkerCtx,
+    token: Option<&GameToken>,
+) -> Result<Option<(Arc<crate::scenario::Match2Plan>, String)>, EngineError> {
+    if plan.population.behaviour.flow != crate::scenario::Flow::Match2 {
+        return Ok(None);
+    }
+    let Some(m2) = &plan.match2 else {
+        return Err(EngineError::Setup(
+            "flow \"match2\" needs [target.match2]".to_owned(),
+        ));
+    };
+    let (Some(game), Some(token)) = (&worker.game, token) else {
+        return Err(EngineError::Setup(
+            "flow \"match2\" needs a game client to create its match pool".to_owned(),
+        ));
+    };
+    let regions: Vec<String> = match &plan.target {
+        TargetPlan::Embedded(e) => e.fleet.regions.iter().map(|(r, _)| r.clone()).collect(),
+        TargetPlan::Urls(_) => plan
+            .population
+            .regions
+            .iter()
+            .map(|(r, _)| r.clone())
+            .collect(),
+    };
+    let regions = if regions.is_empty() {
+        vec!["us-east-1".to_owned()]
+    } else {
+        regions
+    };
+    let bearer = token
+        .get()
+        .await
+        .map_err(|e| EngineError::Setup(format!("game client login: {e}")))?;
+    crate::flows::match2::setup(game, &bearer, &target.namespace, m2, &regions)
+        .await
+        .map_err(EngineError::Setup)?;
+    Ok(Some((Arc::new(m2.clone()), regions[0].clone())))
+}
+
 fn shard_accounts(
     accounts: &[crate::target::Account],
     shard: Option<ShardSpec>,

@@ -347,6 +347,7 @@ mod tests {
             }),
             regions: vec![("eu".into(), 1.0)],
             behaviour: crate::scenario::Behaviour {
+                flow: crate::scenario::Flow::Tutorial,
                 login: crate::scenario::LoginFlow::Password,
                 request_timeout: Duration::from_secs(1),
                 found_grace: Duration::ZERO,

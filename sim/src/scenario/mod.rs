@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use self::chaos::{ChaosAction, ChaosStep};
+pub use self::match2::Match2Plan;
 use self::node::{Node, Problems, Table, Value, join};
 pub use self::node::{Problem, format_duration, parse_duration};
 
@@ -79,6 +80,8 @@ pub struct Plan {
     /// Process-level faults (`[[chaos]]`): kills, pauses, restarts, partitions.
     pub chaos: Vec<ChaosStep>,
     pub thresholds: Thresholds,
+    /// `[target.match2]`: the pool a `flow = "match2"` population queues in.
+    pub match2: Option<Match2Plan>,
 }
 
 /// `[run]`.
@@ -329,6 +332,8 @@ pub enum LoginFlow {
 /// `[population.behaviour]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Behaviour {
+    /// Which client flow players run: the tutorial's matchmaker or Matchmaking v2.
+    pub flow: Flow,
     pub login: LoginFlow,
     /// Client-side bound on the matchmaking call.
     pub request_timeout: Duration,
@@ -344,6 +349,18 @@ pub struct Behaviour {
     pub retry_on_timeout: Option<RetryBehaviour>,
     /// Fraction of matched parties whose server is checked against DSMC.
     pub verify_server: f64,
+}
+
+/// `[population.behaviour] flow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Log in, lobby, POST to the matchmaker, `found` on the socket.
+    #[default]
+    Tutorial,
+    /// Log in, lobby, match ticket, `OnMatchFound`, join the game session, its server
+    /// `AVAILABLE` (`[target.match2]` sets the pool up).
+    Match2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -516,15 +533,22 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
         None => Some(default_population()),
     };
     let run = run_table.and_then(|t| read_run(t, population.as_ref(), p));
-    let target = match target_table {
+    let target_has_match2 = target_table.as_ref().is_some_and(|t| t.has("match2"));
+    let (target, match2) = match target_table {
         Some(t) => read_target(t, base, p),
-        None => Some(TargetPlan::Embedded(EmbeddedPlan {
-            fleet: default_fleet(),
-            matchmaker: toml::Table::new(),
-            source_addresses: SourceAddresses::Auto,
-            replicas: None,
-        })),
+        None => (
+            Some(TargetPlan::Embedded(EmbeddedPlan {
+                fleet: default_fleet(),
+                matchmaker: toml::Table::new(),
+                source_addresses: SourceAddresses::Auto,
+                replicas: None,
+            })),
+            None,
+        ),
     };
+    if let Some(pop) = &population {
+        check_flow(root, pop, target_has_match2, p);
+    }
     let thresholds = match thresholds_table {
         Some(t) => read_thresholds(t, p),
         None => Thresholds::default(),
@@ -562,7 +586,47 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
         faults,
         chaos,
         thresholds,
+        match2,
     })
+}
+
+/// A `flow = "match2"` population needs `[target.match2]` and solo players (the target refuses
+/// party tickets: parties are not emulated yet).
+fn check_flow(root: &Node, pop: &Population, has_match2: bool, p: &mut Problems<'_>) {
+    if pop.behaviour.flow != Flow::Match2 {
+        return;
+    }
+    let span = span_of(root, &["population", "behaviour", "flow"]).unwrap_or(0..0);
+    if !has_match2 {
+        p.push(
+            &span,
+            "population.behaviour.flow",
+            "\"match2\" needs a [target.match2] table (pool and rule set)",
+        );
+    }
+    if pop
+        .modes
+        .iter()
+        .any(|m| m.party_sizes.iter().any(|&(size, _)| size > 1))
+    {
+        p.push(
+            &span,
+            "population.behaviour.flow",
+            "\"match2\" runs solo players only: the target's match2 refuses party tickets",
+        );
+    }
+}
+
+/// The span of the value at `path` under `root`, when every step is a table key.
+fn span_of(root: &Node, path: &[&str]) -> Option<std::ops::Range<usize>> {
+    let mut node = root;
+    for key in path {
+        let Value::Table(entries) = &node.value else {
+            return None;
+        };
+        node = &entries.iter().find(|e| e.key == *key)?.node;
+    }
+    Some(node.span.clone())
 }
 
 fn required_table<'n>(t: &mut Table<'n>, p: &mut Problems<'_>, key: &str) -> Option<Table<'n>> {
@@ -635,9 +699,16 @@ fn default_fleet() -> FleetPlan {
     }
 }
 
-fn read_target(mut t: Table<'_>, base: &Path, p: &mut Problems<'_>) -> Option<TargetPlan> {
+fn read_target(
+    mut t: Table<'_>,
+    base: &Path,
+    p: &mut Problems<'_>,
+) -> (Option<TargetPlan>, Option<Match2Plan>) {
     let kind = t.opt_str(p, "kind");
     let source_addresses = read_source_addresses(&mut t, p);
+    let match2 = t
+        .opt_table(p, "match2")
+        .and_then(|m| match2::read_match2(m, p));
     let target = match kind.as_ref().map(|(k, s)| (k.as_str(), s.clone())) {
         None | Some(("embedded", _)) => {
             let fleet = match t.opt_table(p, "fleet") {
@@ -690,7 +761,7 @@ fn read_target(mut t: Table<'_>, base: &Path, p: &mut Problems<'_>) -> Option<Ta
         }
     };
     t.finish(p);
-    target
+    (target, match2)
 }
 
 fn read_source_addresses(t: &mut Table<'_>, p: &mut Problems<'_>) -> SourceAddresses {
@@ -943,6 +1014,7 @@ fn default_mode() -> ModeMix {
 
 fn default_behaviour() -> Behaviour {
     Behaviour {
+        flow: Flow::Tutorial,
         login: LoginFlow::Pkce,
         request_timeout: Duration::from_secs(120),
         found_grace: Duration::from_secs(5),
@@ -1384,6 +1456,20 @@ fn probability(t: &mut Table<'_>, p: &mut Problems<'_>, key: &str) -> Option<f64
 fn read_behaviour(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Behaviour> {
     let mut b = default_behaviour();
     let mut ok = true;
+    if let Some((flow, span)) = t.opt_str(p, "flow") {
+        match flow.as_str() {
+            "tutorial" => b.flow = Flow::Tutorial,
+            "match2" => b.flow = Flow::Match2,
+            other => {
+                p.push(
+                    &span,
+                    t.field("flow"),
+                    format!("unknown flow {other:?}: expected \"tutorial\" or \"match2\""),
+                );
+                ok = false;
+            }
+        }
+    }
     if let Some((login, span)) = t.opt_str(p, "login") {
         match login.as_str() {
             "pkce" => b.login = LoginFlow::Pkce,
@@ -1615,5 +1701,6 @@ fn read_faults(items: &[Node], run: Option<&RunPlan>, p: &mut Problems<'_>) -> V
 }
 
 pub mod chaos;
+pub mod match2;
 #[cfg(test)]
 mod tests;

@@ -479,3 +479,100 @@ process = "redis"
     );
     assert!(list.iter().any(|(_, f)| f == "chaos"), "{text}");
 }
+
+const MATCH2: &str = r#"
+version = 1
+[run]
+duration = "10s"
+[target.match2]
+pool = "duel"
+ticket_expiration = "12s"
+[target.match2.ruleset]
+alliance = { min_number = 2, max_number = 2, player_min_number = 1, player_max_number = 1 }
+alliance_flexing_rule = [{ duration = 5, min_number = 1, max_number = 2, player_min_number = 1, player_max_number = 1 }]
+matching_rule = [{ attribute = "mmr", criteria = "distance", reference = 100 }]
+[population]
+arrival = { kind = "constant", rate = 5 }
+[population.behaviour]
+flow = "match2"
+"#;
+
+#[test]
+fn match2_flow_and_pool_are_read() {
+    let plan = parse(MATCH2).expect("valid");
+    assert_eq!(plan.population.behaviour.flow, Flow::Match2);
+    let m2 = plan.match2.expect("[target.match2]");
+    assert_eq!(m2.pool, "duel");
+    assert_eq!(m2.rule_set_name(), "duel-rules");
+    assert_eq!(m2.template_name(), "duel-template");
+    assert_eq!(m2.ticket_expiration, Duration::from_secs(12));
+    assert_eq!(m2.ds_timeout, Duration::from_secs(30));
+    // Flexing lets a 1-team match form: the template must admit one player.
+    assert_eq!((m2.min_players, m2.max_players), (1, 2));
+    assert_eq!(m2.ruleset["matching_rule"][0]["reference"], 100);
+    // The default flow is the tutorial's, with no pool.
+    let plain = parse(MINIMAL).expect("valid");
+    assert_eq!(plain.population.behaviour.flow, Flow::Tutorial);
+    assert!(plain.match2.is_none());
+}
+
+#[test]
+fn bad_match2_settings_name_file_line_and_field() {
+    let text = MATCH2
+        .replace(r#"pool = "duel""#, r#"pool = "a b""#)
+        .replace(r#"criteria = "distance""#, r#"criteria = "exact""#)
+        .replace(
+            r#"ticket_expiration = "12s""#,
+            "ticket_expiration = \"12s\"\nextra = 1",
+        );
+    let (list, message) = problems(&text);
+    assert_eq!(
+        list,
+        vec![
+            (6, "target.match2.pool".to_owned()),
+            (8, "target.match2.extra".to_owned()),
+            (9, "target.match2.ruleset".to_owned()),
+        ],
+        "{message}"
+    );
+    assert!(
+        message.contains("t.toml:9: target.match2.ruleset: matching_rule[0].criteria"),
+        "{message}"
+    );
+
+    let unknown = MATCH2.replace(r#"flow = "match2""#, r#"flow = "v3""#);
+    let (list, message) = problems(&unknown);
+    assert_eq!(
+        list,
+        vec![(15, "population.behaviour.flow".to_owned())],
+        "{message}"
+    );
+
+    // The flow needs the pool, and solo players.
+    let no_pool = r#"
+version = 1
+[run]
+duration = "10s"
+[population]
+arrival = { kind = "constant", rate = 5 }
+[population.behaviour]
+flow = "match2"
+"#;
+    let (list, message) = problems(no_pool);
+    assert_eq!(
+        list,
+        vec![(8, "population.behaviour.flow".to_owned())],
+        "{message}"
+    );
+    assert!(
+        message.contains("\"match2\" needs a [target.match2]"),
+        "{message}"
+    );
+
+    let parties = MATCH2.replace(
+        "arrival = { kind = \"constant\", rate = 5 }",
+        "arrival = { kind = \"constant\", rate = 5 }\nmodes = [{ name = \"5v5\", party_sizes = [{ size = 1, weight = 1 }, { size = 2, weight = 1 }] }]",
+    );
+    let (_, message) = problems(&parties);
+    assert!(message.contains("runs solo players only"), "{message}");
+}

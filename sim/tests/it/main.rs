@@ -7,6 +7,7 @@ mod double;
 mod e2e;
 mod failover;
 mod live_metrics;
+mod match2;
 mod overload;
 mod scenarios;
 mod shards;
