@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::faults::FaultState;
+use super::faults::{Action, FaultState, window_actions};
 use crate::metrics::snapshot::MetricsSnapshot;
 use crate::report::FaultEvent;
 use crate::scenario::{ChaosAction, ChaosStep};
@@ -23,29 +23,12 @@ use crate::stack::proxy::LinkMode;
 /// How long after the harm ended recovery is looked for.
 const RECOVERY_WINDOW: Duration = Duration::from_secs(120);
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Action {
-    Harm(usize),
-    Undo(usize),
-}
-
+/// Harm at a step's start; undo at its end (a restart has none: it is over when done).
 fn actions(steps: &[ChaosStep]) -> Vec<(Duration, Action)> {
-    let mut out = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        out.push((step.at, Action::Harm(i)));
-        if let (Some(d), false) = (
-            step.duration,
-            matches!(step.action, ChaosAction::Restart { .. }),
-        ) {
-            out.push((step.at + d, Action::Undo(i)));
-        }
-    }
-    // An undo before a harm at the same moment.
-    out.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| matches!(a.1, Action::Harm(_)).cmp(&matches!(b.1, Action::Harm(_))))
-    });
-    out
+    window_actions(steps.iter().map(|step| {
+        let undone = !matches!(step.action, ChaosAction::Restart { .. });
+        (step.at, step.duration.filter(|_| undone))
+    }))
 }
 
 fn event_id(index: usize) -> String {
@@ -69,7 +52,7 @@ pub async fn run_timeline(
             () = stop.cancelled() => break,
         }
         match action {
-            Action::Harm(i) => {
+            Action::Add(i) => {
                 let step = &steps[i];
                 let at_ms = since_start();
                 let result = harm(&control, step.action).await;
@@ -104,7 +87,7 @@ pub async fn run_timeline(
                     recovered_ms: None,
                 });
             }
-            Action::Undo(i) => {
+            Action::Remove(i) => {
                 let step = &steps[i];
                 let result = undo(&control, step.action).await;
                 let until = since_start();
@@ -240,11 +223,11 @@ mod tests {
         assert_eq!(
             order,
             vec![
-                (2, Action::Harm(2)),
-                (3, Action::Undo(2)),
-                (10, Action::Harm(0)),
-                (15, Action::Undo(0)),
-                (15, Action::Harm(1)),
+                (2, Action::Add(2)),
+                (3, Action::Remove(2)),
+                (10, Action::Add(0)),
+                (15, Action::Remove(0)),
+                (15, Action::Add(1)),
             ]
         );
         assert_eq!(steps[2].label, "partition matchmaker-redis (blackhole)");

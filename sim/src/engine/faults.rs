@@ -31,20 +31,24 @@ impl FaultState {
     }
 }
 
-/// One scheduled action.
+/// One scheduled action of a timeline of windows: step `i` begins, or ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Action {
+pub(super) enum Action {
     Add(usize),
     Remove(usize),
 }
 
-/// The actions of `steps` in time order (a removal before an addition at the same time).
-fn actions(steps: &[FaultStep]) -> Vec<(std::time::Duration, Action)> {
+/// The actions of windows given as `(start, length)` in time order: each window's start, and its
+/// end when it has a length; an end before a start at the same moment. Shared by the fakes' fault
+/// timeline and the chaos timeline.
+pub(super) fn window_actions(
+    windows: impl IntoIterator<Item = (std::time::Duration, Option<std::time::Duration>)>,
+) -> Vec<(std::time::Duration, Action)> {
     let mut out = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        out.push((step.at, Action::Add(i)));
-        if let Some(d) = step.duration {
-            out.push((step.at + d, Action::Remove(i)));
+    for (i, (at, length)) in windows.into_iter().enumerate() {
+        out.push((at, Action::Add(i)));
+        if let Some(d) = length {
+            out.push((at + d, Action::Remove(i)));
         }
     }
     out.sort_by(|a, b| {
@@ -52,6 +56,11 @@ fn actions(steps: &[FaultStep]) -> Vec<(std::time::Duration, Action)> {
             .then_with(|| matches!(a.1, Action::Add(_)).cmp(&matches!(b.1, Action::Add(_))))
     });
     out
+}
+
+/// The actions of `steps` in time order (a removal before an addition at the same time).
+fn actions(steps: &[FaultStep]) -> Vec<(std::time::Duration, Action)> {
+    window_actions(steps.iter().map(|s| (s.at, s.duration)))
 }
 
 /// The id a step's fault is known by.
