@@ -36,7 +36,7 @@ use crate::models::lobby::{
 };
 
 /// Read buffer per connection; lobby frames are a few hundred bytes.
-pub const DEFAULT_READ_BUFFER_SIZE: usize = 4096;
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 1024;
 /// Largest lobby message accepted; free-form payloads are short, and a cap keeps a hostile
 /// server from making one player allocate tungstenite's default 64 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;

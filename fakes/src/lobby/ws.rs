@@ -34,8 +34,10 @@ use crate::lobby::hub::{CHANNEL_CAPACITY, Close, Connection, Hub, Outbound};
 use crate::state::AppState;
 
 /// Read buffer per socket. Lobby frames are a few hundred bytes; tungstenite's 128 KiB default
-/// costs ~137 KB per connection, this ~8 KB, which is what lets one process hold 100k sockets.
-const READ_BUFFER_BYTES: usize = 4096;
+/// costs ~137 KB per connection, a small one a few KB, which is what lets one process hold 100k
+/// sockets. tungstenite zero-fills the whole buffer on every read, so all of it is resident; a
+/// larger frame still arrives whole (the buffer grows for it).
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Largest message (and frame) a client may send. Real lobby requests are well under 1 KiB;
 /// anything bigger is refused by tungstenite and ends the connection.

@@ -1044,7 +1044,15 @@ impl Slot {
                 continue;
             }
             let arrival = self.next_arrival();
-            let end = player::search(&self.worker, &self.run, &mut party, &arrival).await;
+            // Boxed: a search's state (~10 KiB) lives on the heap only while the search runs,
+            // not for the whole life of the slot — an idle player in a match holds a small task.
+            let end = Box::pin(player::search(
+                &self.worker,
+                &self.run,
+                &mut party,
+                &arrival,
+            ))
+            .await;
             let mut wait = self.think;
             if let SearchEnd::Matched { .. } = end {
                 wait += self
