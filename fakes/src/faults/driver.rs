@@ -18,7 +18,8 @@
 //! The control API calls [`reconcile`] after every change, so a change takes effect before the
 //! answer is sent; the driver task ([`spawn`]) calls it at the next window boundary and at least
 //! once a second, and rolls socket disconnects every [`DISCONNECT_TICK`] while a disconnect
-//! fault is active. The task holds only a weak reference to the state and ends with it.
+//! fault is active. The task runs on the server's tasks and ends when the server stops (or the
+//! state is dropped: it holds only a weak reference).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
