@@ -210,8 +210,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!();
     }
     let server = fakes::server::start(listener, state, primary, cert)?;
-    serving::shutdown_signal().await;
-    server.shutdown().await?;
+    server.serve_until(serving::shutdown_signal()).await?;
     Ok(())
 }
 

@@ -153,8 +153,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let server = matchmaker::start(listener, state)?;
-    serving::shutdown_signal().await;
-    let http = server.shutdown().await;
+    let http = server.serve_until(serving::shutdown_signal()).await;
     if let Some(grpc) = grpc {
         grpc.await??;
     }

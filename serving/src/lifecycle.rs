@@ -9,7 +9,8 @@
 //!   it as the server task.
 //! - [`Handle`] — the running server: its address, [`Handle::shutdown`] (cancel, wait for the
 //!   server task, then for the tracked tasks within a grace period; an error when any of them
-//!   panicked or failed), and stop-on-drop.
+//!   panicked or failed), [`Handle::serve_until`] (what a binary runs: until a signal, or
+//!   until the server fails on its own), and stop-on-drop.
 //! - [`shutdown_signal`] — SIGINT or SIGTERM, what both binaries stop on.
 //!
 //! Why: without this every server copied its own `Handle`, turned a panicked server task into
@@ -251,18 +252,51 @@ impl Handle {
     pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
         self.tasks.stop();
         let served = match self.task.take() {
-            Some(task) => match task.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(ShutdownError::Server(error)),
-                Err(join) if join.is_panic() => Err(ShutdownError::ServerPanicked(panic_message(
-                    join.into_panic().as_ref(),
-                ))),
-                Err(join) => Err(ShutdownError::Server(Box::new(join))),
-            },
+            Some(task) => served(task.await),
             None => Ok(()),
         };
         let tasks = self.tasks.shutdown(self.grace).await;
         served.and(tasks)
+    }
+
+    /// Serves until `stop` resolves (e.g. [`shutdown_signal`]), then [`Handle::shutdown`]s; if
+    /// the server task ends first (it failed to serve), stops the tracked tasks and reports
+    /// why at once instead of waiting for `stop`.
+    pub async fn serve_until(
+        mut self,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), ShutdownError> {
+        let Some(task) = self.task.as_mut() else {
+            return self.shutdown().await;
+        };
+        let ended = tokio::select! {
+            () = stop => None,
+            joined = task => Some(joined),
+        };
+        match ended {
+            None => self.shutdown().await,
+            Some(joined) => {
+                self.task = None;
+                tracing::error!("the server stopped on its own");
+                let served = served(joined);
+                let tasks = self.tasks.shutdown(self.grace).await;
+                served.and(tasks)
+            }
+        }
+    }
+}
+
+/// What the server task's end says about how it served.
+fn served(
+    joined: Result<Result<(), ServeError>, tokio::task::JoinError>,
+) -> Result<(), ShutdownError> {
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(ShutdownError::Server(error)),
+        Err(join) if join.is_panic() => Err(ShutdownError::ServerPanicked(panic_message(
+            join.into_panic().as_ref(),
+        ))),
+        Err(join) => Err(ShutdownError::Server(Box::new(join))),
     }
 }
 

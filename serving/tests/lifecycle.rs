@@ -126,6 +126,42 @@ async fn a_failing_server_task_is_reported() {
 }
 
 #[tokio::test]
+async fn serve_until_returns_at_once_when_the_server_fails_on_its_own() {
+    let tasks = Tasks::new();
+    let listener = serving::bind(([127, 0, 0, 1], 0).into()).expect("bind");
+    let handle = Server::new(tasks.clone())
+        .start(listener, |_listener, _stop| async move {
+            Err(std::io::Error::other("certificate rejected"))
+        })
+        .expect("start");
+    // `stop` never resolves: only the server's own end can return this.
+    let error = handle
+        .serve_until(std::future::pending())
+        .await
+        .expect_err("the serve error");
+    assert!(
+        error.to_string().contains("certificate rejected"),
+        "{error}"
+    );
+    assert!(tasks.is_stopping(), "background tasks were told to stop");
+}
+
+#[tokio::test]
+async fn serve_until_stops_cleanly_when_told() {
+    let tasks = Tasks::new();
+    let handle = start(tasks.clone());
+    let addr = handle.local_addr();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let serving = tokio::spawn(handle.serve_until(async move {
+        let _ = stop_rx.await;
+    }));
+    assert!(get(addr).await.ends_with("hello"));
+    stop_tx.send(()).expect("still serving");
+    serving.await.expect("joined").expect("clean stop");
+    assert!(tasks.is_stopping());
+}
+
+#[tokio::test]
 async fn tasks_outliving_the_grace_period_are_reported() {
     let tasks = Tasks::new();
     // Ignores the token on purpose.
