@@ -10,7 +10,6 @@ use fakes::faults::{FaultFile, Faults};
 use fakes::keys::SigningKey;
 use fakes::seed::Seed;
 use fakes::{AppState, FakesConfig};
-use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc malloc: less CPU per matched player (docs/benchmarks.md).
 #[global_allocator]
@@ -175,17 +174,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
 
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        stop.cancel();
-    });
-    let shutdown = {
-        let c = cancel.clone();
-        async move { c.cancelled().await }
-    };
-
     let scheme = if args.tls { "https" } else { "http" };
     let cert = if args.tls {
         let dir = args.cert_dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -221,10 +209,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         println!();
     }
-    match cert {
-        Some(cert) => fakes::tls::serve_tls(listener, state, &cert, shutdown).await?,
-        None => fakes::server::serve_with(listener, state, primary, shutdown).await?,
-    }
+    let server = fakes::server::start(listener, state, primary, cert)?;
+    server.serve_until(serving::shutdown_signal()).await?;
     Ok(())
 }
 
@@ -285,27 +271,6 @@ fn print_banner(base_url: &str, seed: &Seed, cert: Option<&std::path::Path>, ope
         base_url.replacen("http", "ws", 1)
     );
     println!();
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 /// `NAME=URL` for `--match-function`: a non-empty name and a plain-HTTP gRPC address.

@@ -69,6 +69,9 @@ pub struct Shared {
     pub accept: Arc<serving::AcceptStats>,
     /// The lobby shards' own counters (empty without shards).
     pub lobby_shards: ShardBoard,
+    /// The server's background tasks (fault driver, match2 loop, DS requests, delayed lobby
+    /// sends, shard links): they stop when the server does (see [`serving::lifecycle`]).
+    pub tasks: serving::Tasks,
 }
 
 /// A cheap-clone handle to [`Shared`], the axum state of every route.
@@ -94,13 +97,15 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Builds the stores from `config`, signing with `key`, installs the fault hooks and, when
-    /// called inside a tokio runtime, starts the fault driver (see [`crate::faults::driver`]).
+    /// called inside a tokio runtime, starts the fault driver (see [`crate::faults::driver`])
+    /// and the match2 loop on the state's [`Shared::tasks`].
     pub fn new(config: FakesConfig, key: SigningKey) -> Self {
         let keys = Arc::new(KeyRing::new(key));
         let faults = Faults::new(&config.faults, config.fault_context());
+        let tasks = serving::Tasks::new();
         let state = Self(Arc::new(Shared {
             iam: IamStore::new(keys, &config.seed),
-            lobby: Hub::new(),
+            lobby: Hub::with_tasks(tasks.clone()),
             sessions: SessionStore::new(),
             dsmc: Fleet::new(config.fleet.clone()),
             game_sessions: GameSessions::new(),
@@ -109,6 +114,7 @@ impl AppState {
             requests: RequestStats::new(),
             accept: Arc::default(),
             lobby_shards: ShardBoard::default(),
+            tasks,
             config,
         }));
         state

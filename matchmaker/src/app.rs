@@ -1,7 +1,8 @@
 //! The running service: [`AppState`] (everything a request needs, built once from a
 //! [`Config`]), [`serve`] (runs the HTTP API on a bound listener until a shutdown future
-//! resolves, then drains), and [`spawn`] (binds 127.0.0.1:0, waits until ready, stops on drop):
-//! the one way tests, benches and the simulator's embedded mode start a matchmaker.
+//! resolves, then drains), [`start`] ([`serve`] through the shared server lifecycle,
+//! [`serving::lifecycle`]) and [`spawn`] (binds 127.0.0.1:0, waits until ready, stops on
+//! drop): the one way tests, benches and the simulator's embedded mode start a matchmaker.
 //!
 //! **Start.** [`AppState::start`] connects the store (Redis when configured — failing fast if it
 //! does not answer — else memory, with a log line saying so), builds the AGS client, starts the
@@ -28,7 +29,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::ags::Ags;
 use crate::auth::Auth;
@@ -83,9 +83,11 @@ struct Shared {
     draining: CancellationToken,
     /// Set once matches in flight are done: held requests answer 503.
     release_waiters: CancellationToken,
-    /// Stops the refresh loops and the dispatcher.
+    /// Stops the refresh loops and the dispatcher (after the drain, not when it starts).
     background: CancellationToken,
-    tasks: TaskTracker,
+    /// The server's background tasks (see [`serving::lifecycle`]): the refresh loops, the
+    /// dispatcher, cancellations of abandoned tickets.
+    tasks: serving::Tasks,
 }
 
 impl std::fmt::Debug for AppState {
@@ -129,7 +131,7 @@ impl AppState {
         let pipeline = Pipeline::new(ags, config.pipeline.clone(), metrics.clone());
         let waiters = Waiters::new();
         let background = CancellationToken::new();
-        let tasks = TaskTracker::new();
+        let tasks = serving::Tasks::new();
         // Subscribed before the engine starts, so no announcement is missed.
         let events = store.events();
         let engine = Engine::start(
@@ -139,13 +141,13 @@ impl AppState {
             Arc::new(SystemClock),
             config.engine.clone(),
         );
-        tasks.spawn(waiters.clone().dispatch(events, background.clone()));
+        // Both watch `background`, cancelled once the drain is done, not when it starts.
+        tasks.spawn_watched(waiters.clone().dispatch(events, background.clone()));
         {
             let auth = auth.clone();
             let stop = background.clone();
-            tasks.spawn(async move { auth.keep_fresh(stop).await });
+            tasks.spawn_watched(async move { auth.keep_fresh(stop).await });
         }
-        tasks.close();
         Ok(AppState {
             inner: Arc::new(Shared {
                 config,
@@ -196,6 +198,11 @@ impl AppState {
         &self.inner.waiters
     }
 
+    /// The background tasks; a server started on them ([`spawn`], `main`) stops them.
+    pub fn tasks(&self) -> &serving::Tasks {
+        &self.inner.tasks
+    }
+
     /// Whether shutdown has started.
     pub fn is_draining(&self) -> bool {
         self.inner.draining.is_cancelled()
@@ -239,7 +246,9 @@ impl AppState {
             .await;
         self.inner.release_waiters.cancel();
         self.inner.background.cancel();
-        self.inner.tasks.wait().await;
+        let tracker = self.inner.tasks.tracker();
+        tracker.close();
+        tracker.wait().await;
     }
 }
 
@@ -301,34 +310,33 @@ pub async fn serve(
     served
 }
 
+/// Serves `state` on `listener` through the server lifecycle ([`serving::lifecycle`]): the
+/// returned handle's `shutdown` drains (see the module docs), then waits for the state's
+/// background tasks; dropping it starts the same drain without waiting.
+pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<serving::Handle> {
+    serving::Server::new(state.tasks().clone()).start(listener, move |listener, stop| {
+        serve(listener, state, stop.cancelled_owned())
+    })
+}
+
 /// A running matchmaker; dropping it starts a graceful shutdown.
 #[derive(Debug)]
 pub struct Handle {
     pub addr: SocketAddr,
     pub state: AppState,
-    stop: CancellationToken,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    server: serving::Handle,
 }
 
 impl Handle {
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url("http")
     }
 
-    /// Shuts down gracefully and waits until it is done.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        self.stop.cancel();
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or(Ok(())),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.stop.cancel();
+    /// Shuts down gracefully and waits until it is done; an error when the server failed or
+    /// panicked, or a background task panicked or did not stop.
+    pub async fn shutdown(self) -> Result<(), serving::ShutdownError> {
+        self.server.shutdown().await
     }
 }
 
@@ -339,17 +347,11 @@ pub async fn spawn(mut config: Config) -> Result<Handle, StartError> {
     let addr = listener.local_addr()?;
     config.addr = addr;
     let state = AppState::start(config).await?;
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(serve(
-        listener,
-        state.clone(),
-        stop.clone().cancelled_owned(),
-    ));
+    let server = start(listener, state.clone())?;
     let handle = Handle {
         addr,
         state,
-        stop,
-        task: Some(task),
+        server,
     };
     let deadline = tokio::time::Instant::now() + SPAWN_READY_TIMEOUT;
     loop {

@@ -775,8 +775,10 @@ impl Drop for CancelOnDrop {
             return;
         };
         let state = self.state.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
+        let tasks = state.tasks().clone();
+        // Watched, not stopped by the server's token: a client leaving during the drain
+        // still gets its ticket cancelled (the call is short).
+        tasks.spawn_watched(async move {
                 match state.engine().cancel(&id).await {
                     Ok(CancelOutcome::Cancelled) => {
                         state
@@ -789,7 +791,6 @@ impl Drop for CancelOnDrop {
                     }
                 }
             });
-        }
     }
 }
 

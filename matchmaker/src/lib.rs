@@ -79,7 +79,7 @@ pub mod store;
 pub mod ticket;
 pub mod waiters;
 
-pub use app::{AppState, Handle, StartError, bind, serve, spawn};
+pub use app::{AppState, Handle, StartError, bind, serve, spawn, start};
 pub use clock::{Clock, SystemClock, TokioClock, UnixMillis};
 pub use config::{Config, FileConfig, GameMode, LoadError, Modes, Overrides};
 pub use engine::{Engine, EngineConfig, MatchSink, SubmitError, TicketRequest};

@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
                 matchmaker::extend::serve_grpc(
                     listener,
                     matchmaker::extend::MatchFunctionService::default(),
-                    shutdown_signal(),
+                    serving::shutdown_signal(),
                 )
                 .await?;
                 Ok(())
@@ -136,7 +136,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "matchmaker listening on http://{}  (POST /matchmaking, /v1/tickets; GET /readyz, /metrics)",
         listener.local_addr()?
     );
-    let stop = tokio_util::sync::CancellationToken::new();
+    // The gRPC server stops on the same token as the HTTP API.
+    let stop = state.tasks().token().clone();
     let grpc = match grpc_listener {
         Some(grpc_listener) => {
             tracing::info!(
@@ -146,52 +147,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Some(tokio::spawn(matchmaker::extend::serve_grpc(
                 grpc_listener,
                 matchmaker::extend::MatchFunctionService::default(),
-                stop.clone().cancelled_owned(),
+                stop.cancelled_owned(),
             )))
         }
         None => None,
     };
-    let http = matchmaker::serve(listener, state, {
-        let stop = stop.clone();
-        async move {
-            shutdown_signal().await;
-            stop.cancel();
-        }
-    })
-    .await;
-    stop.cancel();
+    let server = matchmaker::start(listener, state)?;
+    let http = server.serve_until(serving::shutdown_signal()).await;
     if let Some(grpc) = grpc {
         grpc.await??;
     }
     http?;
     Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C (SIGINT).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!("cannot listen for ctrl-c: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown signal received");
 }

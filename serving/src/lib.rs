@@ -7,10 +7,13 @@
 //!   out, refuses connections past a cap with an immediate `503` and `Retry-After` (a client
 //!   learns "come back later" in microseconds instead of timing out), and can hand connections
 //!   to someone else before HTTP sees them (fakes' lobby shards);
+//! - [`lifecycle`]: start and stop — a [`Server`] over a listener, its background [`Tasks`]
+//!   (stopped on one token, tracked, panics reported), the [`Handle`] and [`shutdown_signal`];
 //! - [`watch`]: connection timeouts — a request head must arrive within a bound, an idle
 //!   keep-alive connection is closed after another (slow-header clients cannot pin descriptors).
 
 pub mod accept;
+pub mod lifecycle;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -18,6 +21,9 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 pub use accept::{AcceptOptions, AcceptStats, Accepted, Dispatch, Dispatched, Refusal};
+pub use lifecycle::{
+    CancellationToken, Handle, Server, ShutdownError, TaskTracker, Tasks, shutdown_signal,
+};
 pub use watch::Timeouts;
 
 /// Accept backlog: the default 128 overflows under connection bursts and stalls clients 1–2 s.

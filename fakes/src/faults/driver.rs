@@ -18,7 +18,8 @@
 //! The control API calls [`reconcile`] after every change, so a change takes effect before the
 //! answer is sent; the driver task ([`spawn`]) calls it at the next window boundary and at least
 //! once a second, and rolls socket disconnects every [`DISCONNECT_TICK`] while a disconnect
-//! fault is active. The task holds only a weak reference to the state and ends with it.
+//! fault is active. The task runs on the server's tasks and ends when the server stops (or the
+//! state is dropped: it holds only a weak reference).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -218,12 +219,8 @@ fn first_fire(faults: &super::Faults, entry: &Entry) {
 
 /// Generates a key on the blocking pool and makes it the signing key.
 fn rotate_key(state: &AppState) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("jwks rotation needs a tokio runtime; skipped");
-        return;
-    };
     let weak = state.downgrade();
-    runtime.spawn(async move {
+    let spawned = state.tasks.spawn(async move {
         match tokio::task::spawn_blocking(SigningKey::generate).await {
             Ok(Ok(key)) => {
                 if let Some(state) = weak.upgrade() {
@@ -235,6 +232,9 @@ fn rotate_key(state: &AppState) {
             Err(error) => tracing::warn!("jwks rotation: key generation task failed: {error}"),
         }
     });
+    if spawned.is_none() {
+        tracing::warn!("jwks rotation needs a tokio runtime; skipped");
+    }
 }
 
 /// Closes the sockets chosen for one disconnect tick.
@@ -291,12 +291,12 @@ fn next_boundary(state: &AppState, now: Instant) -> Option<Instant> {
     next
 }
 
-/// Starts the driver task for `state` if a tokio runtime is running (see the module docs).
+/// Starts the driver task on the server's tasks if a tokio runtime is running (see the
+/// module docs); it ends when the server stops or the state is dropped.
 pub fn spawn(state: &AppState) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    runtime.spawn(run(state.downgrade(), state.faults.waker()));
+    state
+        .tasks
+        .spawn(run(state.downgrade(), state.faults.waker()));
 }
 
 async fn run(weak: WeakState, wake: Arc<Notify>) {

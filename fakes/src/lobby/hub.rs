@@ -261,6 +261,8 @@ struct Inner {
     /// Shared with delayed sends, which finish after `emit` returned.
     counters: Arc<Counters>,
     hook: HookSlot,
+    /// The server's background tasks: delayed sends run there and stop with the server.
+    tasks: serving::Tasks,
 }
 
 /// The lobby registry (see the module docs). A cheap-clone handle.
@@ -285,7 +287,13 @@ impl Default for Hub {
 }
 
 impl Hub {
+    /// A hub with background tasks of its own (tests of the hub alone).
     pub fn new() -> Self {
+        Self::with_tasks(serving::Tasks::new())
+    }
+
+    /// A hub whose delayed sends run on `tasks` (the server's).
+    pub fn with_tasks(tasks: serving::Tasks) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
@@ -293,6 +301,7 @@ impl Hub {
                 next_connection: AtomicU64::new(1),
                 counters: Arc::new(Counters::default()),
                 hook: HookSlot::default(),
+                tasks,
             }),
         }
     }
@@ -567,11 +576,11 @@ impl Inner {
         let copies = fault.extra_copies.saturating_add(1);
         if let Some(delay) = fault.delay.filter(|d| !d.is_zero()) {
             // Outside a runtime (unit tests of the hub) there is nothing to wait on: send now.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            if tokio::runtime::Handle::try_current().is_ok() {
                 bump(&self.counters.notifications_fault_delayed);
                 let tx = live.tx.clone();
                 let counters = Arc::clone(&self.counters);
-                runtime.spawn(async move {
+                self.tasks.spawn(async move {
                     tokio::time::sleep(delay).await;
                     for copy in 0..copies {
                         // Late and the client is gone or not reading: lost, like on the wire.

@@ -4,7 +4,8 @@
 //! unless the template auto-joins), and a dedicated server asked of the fleet in the match's
 //! region (see [`crate::session::ds`]).
 //!
-//! It runs as one task holding a weak reference to the state, woken when a ticket is queued
+//! It runs as one task on the server's tasks (stopped with the server) holding a weak
+//! reference to the state, woken when a ticket is queued
 //! and otherwise every [`TICK`] (flexing rules and expiry depend on time alone). A match is
 //! all-or-nothing: its tickets are marked matched only if every one is still queued, so a
 //! ticket deleted or expired meanwhile never ends up in a session.
@@ -26,12 +27,12 @@ use crate::state::{AppState, WeakState};
 /// How often the loop runs without a new ticket.
 pub const TICK: Duration = Duration::from_millis(200);
 
-/// Starts the loop (inside a tokio runtime; a no-op outside one).
+/// Starts the loop on the server's tasks (inside a tokio runtime; a no-op outside one); it
+/// ends when the server stops or the state is dropped.
 pub fn spawn(state: &AppState) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    runtime.spawn(run(state.downgrade(), state.match2.waker()));
+    state
+        .tasks
+        .spawn(run(state.downgrade(), state.match2.waker()));
 }
 
 async fn run(weak: WeakState, wake: std::sync::Arc<tokio::sync::Notify>) {

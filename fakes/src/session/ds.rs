@@ -9,7 +9,8 @@
 //! → `FAILED_TO_REQUEST`, the server released), `ready_delay` (slower, or with `never` stuck
 //! in `REQUESTED`, as a fleet that never delivers leaves AGS sessions).
 //!
-//! The waiting task holds only a weak reference to the state and sleeps exactly until the
+//! The waiting task runs on the server's tasks (it ends when the server stops) and holds
+//! only a weak reference to the state and sleeps exactly until the
 //! fleet says the server is ready (no polling). Each change is announced with
 //! `OnDSStatusChanged` to the session's members.
 
@@ -45,9 +46,7 @@ pub fn request_server(state: &AppState, session: &GameSession, region: Option<St
         return;
     };
     let weak = state.downgrade();
-    if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::spawn(fulfil(weak, requested, region));
-    }
+    state.tasks.spawn(fulfil(weak, requested, region));
 }
 
 /// Records `ds` on the session and announces it; `None` if the session is gone.

@@ -5,6 +5,7 @@ mod dsmc;
 mod faults;
 mod hardening;
 mod iam;
+mod lifecycle;
 mod lobby;
 mod match2;
 mod redis;

@@ -1,35 +1,31 @@
-//! `fakes serve --tls`: HTTPS and WSS with the generated self-signed certificate, trusted by a
+//! `fakes serve --tls` (and `SpawnOptions::tls_cert_dir`, the same lifecycle): HTTPS and WSS with the generated self-signed certificate, trusted by a
 //! client that loads the written PEM (as the tutorial's client does through SSL_CERT_FILE).
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_util::sync::CancellationToken;
 
 use crate::common;
 
 #[tokio::test]
 async fn https_and_wss_work_with_the_written_certificate() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::temp_dir();
-    let key = fakes::keys::SigningKey::process_default().expect("key");
-    let state = fakes::AppState::new(fakes::FakesConfig::default(), key);
-    let listener = fakes::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let cert = fakes::tls::self_signed(&dir, port).expect("certificate");
-    let written = std::fs::read_to_string(&cert.cert_path).expect("PEM file written");
+    let handle = fakes::server::spawn_with_options(
+        fakes::FakesConfig::default(),
+        fakes::server::SpawnOptions {
+            tls_cert_dir: Some(std::env::temp_dir()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("fakes starts with TLS");
+    let port = handle.addr.port();
+    assert_eq!(handle.base_url(), format!("https://127.0.0.1:{port}"));
+    let cert_path = handle.cert_path.clone().expect("a certificate was written");
+    let written = std::fs::read_to_string(&cert_path).expect("PEM file written");
     assert!(written.contains("BEGIN CERTIFICATE"));
-
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    let server_state = state.clone();
-    let server = tokio::spawn(async move {
-        fakes::tls::serve_tls(listener, server_state, &cert, async move {
-            stop.cancelled().await
-        })
-        .await
-    });
+    let state = handle.state.clone();
 
     let root = reqwest::Certificate::from_pem(written.as_bytes()).unwrap();
     let http = reqwest::Client::builder()
@@ -37,21 +33,13 @@ async fn https_and_wss_work_with_the_written_certificate() {
         .build()
         .unwrap();
     let base = format!("https://localhost:{port}");
-    // The server task binds synchronously before spawning; retry only connection-refused races.
-    let mut health = None;
-    for _ in 0..100 {
-        match http.get(format!("{base}/healthz")).send().await {
-            Ok(resp) => {
-                health = Some(resp);
-                break;
-            }
-            Err(e) if e.is_connect() => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("https request failed: {e}"),
-        }
-    }
-    assert_eq!(health.expect("server answered").status(), 200);
+    // The listener is bound before `spawn_with_options` returns: no retry needed.
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(health.status(), 200);
 
     // A plain-HTTP client must not get an answer from the TLS port.
     let plain_ok = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
@@ -93,8 +81,7 @@ async fn https_and_wss_work_with_the_written_certificate() {
         .unwrap();
     assert!(first.to_text().unwrap().starts_with("type: connectNotif"));
 
-    cancel.cancel();
-    server.await.unwrap().unwrap();
+    handle.shutdown().await.expect("clean stop");
 }
 
 /// DER certificates from a PEM string.

@@ -29,7 +29,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
@@ -62,33 +61,23 @@ pub async fn serve_grpc(
         .await
 }
 
-/// A match function serving on 127.0.0.1; stops when dropped.
+/// A running match function server (see [`serving::lifecycle`]); dropping it stops serving.
 #[derive(Debug)]
 pub struct GrpcHandle {
     pub addr: SocketAddr,
-    stop: CancellationToken,
-    task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+    server: serving::Handle,
 }
 
 impl GrpcHandle {
     /// `http://127.0.0.1:<port>`, for a tonic client's `connect`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url("http")
     }
 
-    /// Stops serving and waits until the server has finished.
-    pub async fn shutdown(mut self) -> Result<(), tonic::transport::Error> {
-        self.stop.cancel();
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or(Ok(())),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for GrpcHandle {
-    fn drop(&mut self) {
-        self.stop.cancel();
+    /// Stops serving and waits until the server has finished; an error when it failed or
+    /// panicked.
+    pub async fn shutdown(self) -> Result<(), serving::ShutdownError> {
+        self.server.shutdown().await
     }
 }
 
@@ -96,14 +85,9 @@ impl Drop for GrpcHandle {
 pub async fn spawn_grpc(service: MatchFunctionService) -> std::io::Result<GrpcHandle> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
-    let stop = CancellationToken::new();
-    let shutdown = stop.clone();
-    let task = tokio::spawn(serve_grpc(listener, service, async move {
-        shutdown.cancelled().await;
-    }));
-    Ok(GrpcHandle {
-        addr,
-        stop,
-        task: Some(task),
-    })
+    let server = serving::Server::new(serving::Tasks::new())
+        .start(listener, |listener, stop| {
+            serve_grpc(listener, service, stop.cancelled_owned())
+        })?;
+    Ok(GrpcHandle { addr, server })
 }

@@ -11,35 +11,44 @@
 //! writes the other; headless mode only reads. Each party runs as its own task
 //! ([`crate::player`]); the fault timeline and the claim counter poll run beside the loop.
 //!
+//! The modules follow the phases: [`prepare`] (workers, the open-files check, game token,
+//! accounts, the held start), [`side`] (the claim poll and the fault and chaos timelines),
+//! [`run`] (the loop) with [`parties`] (open arrivals and closed slots), [`wind_down`]
+//! (cleanup, checks, report); [`schedule`] draws arrivals, [`users`] holds accounts,
+//! [`faults`] and [`chaos`] apply the two timelines.
+//!
 //! Must not know how snapshots are displayed or where reports are written.
 
 pub mod chaos;
 pub mod faults;
+mod parties;
+mod prepare;
+mod run;
 pub mod schedule;
+mod side;
 pub mod users;
+mod wind_down;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use accelbyte::client::{AbClient, Config, LobbyOptions};
+use accelbyte::client::LobbyOptions;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::faults::FaultState;
-use self::schedule::{ArrivalSchedule, Draws, PartySpec};
-use self::users::UserPool;
+use self::run::Running;
+use self::side::{SideInputs, SideTasks};
+use self::wind_down::Finished;
 use crate::invariants;
-use crate::limits;
-use crate::metrics::{ClaimCounts, Collector, LiveContext, MetricsSnapshot, Phase, Recorder};
-use crate::outcome::{Endpoint, ErrorKind, Outcome, PlayerRecord};
-use crate::player::{self, Arrival, GameToken, Party, RunCtx, SearchEnd, WorkerCtx};
+use crate::metrics::{Collector, LiveContext, MetricsSnapshot, Phase};
+use crate::outcome::{ErrorKind, PlayerRecord};
+use crate::player::RunCtx;
 use crate::report::RunReport;
 use crate::sampler::{self, Sampler, Watched};
-use crate::scenario::{ArrivalPlan, Behaviour, Plan, TargetPlan, format_duration};
+use crate::scenario::{Plan, format_duration};
 use crate::sut::SutCounters;
 use crate::target::{Target, TargetError, TargetOptions};
 
@@ -266,88 +275,19 @@ impl Engine {
         result
     }
 
+    /// Prepare ([`prepare`]), run ([`run`] with the [`side`] tasks beside it), wind down
+    /// ([`wind_down`]).
     async fn drive(
         self,
         target: &Target,
         shutdown: CancellationToken,
     ) -> Result<(RunReport, Outcomes), EngineError> {
         let plan = Arc::clone(&self.plan);
-        let workers_n = plan.run.workers;
-        let (mut collector, recorders) = Collector::new(workers_n);
-        let workers = build_workers(target, &recorders)?;
-        let mut warnings = Vec::new();
-
-        // Capacity: refuse what cannot fit, warn about what may not.
-        let limit = self
-            .options
-            .open_files
-            .or_else(limits::open_files_limit)
-            .unwrap_or(1024);
-        let capacity = limits::capacity(limit, target.fds_per_player, workers_n);
-        let shards = self.options.shard.map_or(1, |s| u64::from(s.count.max(1)));
-        match &plan.population.arrival {
-            ArrivalPlan::Closed { players, .. } => {
-                let mine = u64::from(*players).div_ceil(shards);
-                if mine > capacity.players {
-                    return Err(EngineError::DoesNotFit(format!(
-                        "{mine} concurrent players need about {} open files at {} per player, but the limit of {limit} leaves room for {} (raise the hard limit, split the run with --shard, or use a urls target so the servers' sockets live in other processes)",
-                        mine * capacity.per_player + capacity.reserve,
-                        capacity.per_player,
-                        capacity.players
-                    )));
-                }
-            }
-            ArrivalPlan::Open { profile, .. } => {
-                let per_second = profile.peak() * plan.mean_party_size() / shards as f64;
-                if per_second > 0.0 {
-                    let fill = capacity.players as f64 / per_second;
-                    if fill < plan.population.behaviour.request_timeout.as_secs_f64() {
-                        warnings.push(format!(
-                            "open-files limit {limit} allows {} players at once ({} descriptors each); at the peak of {:.0} players/s, searches longer than {:.1}s will run out of descriptors",
-                            capacity.players, capacity.per_player, per_second, fill
-                        ));
-                    }
-                }
-            }
-        }
-
-        // Game token, users.
-        let game_token = match &workers[0].game {
-            Some(game) => {
-                let token = Arc::new(GameToken::new(game.clone()));
-                token
-                    .get()
-                    .await
-                    .map_err(|e| EngineError::Setup(format!("game client login: {e}")))?;
-                Some(token)
-            }
-            None => None,
-        };
-        let match2 = match_pool(&plan, target, &workers[0], game_token.as_deref()).await?;
-        let users = match (&target.accounts, &game_token) {
-            (Some(accounts), _) => UserPool::fixed(
-                shard_accounts(accounts, self.options.shard),
-                recorders[0].clone(),
-            ),
-            (None, Some(token)) => {
-                let pool = UserPool::created(
-                    token.client().clone(),
-                    Arc::clone(token),
-                    target.namespace.clone(),
-                    users::MAX_BATCH / 4,
-                    recorders[0].clone(),
-                );
-                pool.prefill(prefill_count(&plan, shards))
-                    .await
-                    .map_err(|e| EngineError::Setup(format!("creating test users: {e}")))?;
-                pool
-            }
-            (None, None) => {
-                return Err(EngineError::Setup(
-                    "no accounts file and no game client to create users with".to_owned(),
-                ));
-            }
-        };
+        let (mut collector, recorders) = Collector::new(plan.run.workers);
+        let workers = prepare::build_workers(target, &recorders)?;
+        let mut warnings = prepare::check_capacity(&plan, &self.options, target)?;
+        let accounts =
+            prepare::accounts(&plan, &self.options, target, &workers[0], &recorders[0]).await?;
 
         let http = workers[0].http.clone();
         let claims = target.claims_reader();
@@ -358,12 +298,11 @@ impl Engine {
             target.fakes_control_token.as_deref(),
         )
         .await;
-        let latest_claims: Arc<Mutex<Option<ClaimCounts>>> = Arc::new(Mutex::new(None));
 
         let mut commands = self.commands_rx;
         if self.options.hold_start {
             self.snapshots.send_modify(|s| s.ready = true);
-            wait_for_start(&mut commands, &shutdown).await;
+            prepare::wait_for_start(&mut commands, &shutdown).await;
             self.snapshots.send_modify(|s| s.ready = false);
         }
 
@@ -379,240 +318,63 @@ impl Engine {
             behaviour: plan.population.behaviour.clone(),
             lobby: LobbyOptions::default(),
             start,
-            game_token,
-            users,
+            game_token: accounts.game_token,
+            users: accounts.users,
             released: Mutex::new(std::collections::HashSet::new()),
             abort: CancellationToken::new(),
             background: TaskTracker::new(),
-            match2,
+            match2: accounts.match2,
         });
 
-        // Beside the loop: the claim poll and the fault timeline.
-        let side = CancellationToken::new();
-        let side_tasks = TaskTracker::new();
-        if let Some(base) = baseline {
-            let (latest, http, stop) = (Arc::clone(&latest_claims), http.clone(), side.clone());
-            side_tasks.spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tokio::select! {
-                        _ = every.tick() => {}
-                        () = stop.cancelled() => return,
-                    }
-                    if let Some(now) = claims.read(&http).await {
-                        *latest.lock() = Some(now.since(&base));
-                    }
-                }
-            });
-        }
-        let fault_state = Arc::new(FaultState::default());
-        // With several shards on one fakes, only the first applies the timeline.
-        let applies_faults = self.options.shard.is_none_or(|s| s.index == 0);
-        if applies_faults && !plan.faults.is_empty() {
-            // Same seed, same fault decisions.
-            let seeded = http
-                .put(target.faults_seed_url())
-                .json(&serde_json::json!({"seed": plan.run.seed}))
-                .send()
-                .await;
-            if !seeded.is_ok_and(|r| r.status().is_success()) {
-                warnings.push(
-                    "could not seed the fakes' fault decisions; faults are not reproducible"
-                        .to_owned(),
-                );
-            }
-            side_tasks.spawn(faults::run_timeline(
-                plan.faults.clone(),
-                http.clone(),
-                target.faults_url(),
-                Arc::clone(&fault_state),
+        let side = SideTasks::start(
+            SideInputs {
+                plan: &plan,
+                options: &self.options,
+                target,
+                http: &http,
+                baseline,
+                claims,
+                snapshots: self.snapshots.subscribe(),
+                recorder: &recorders[0],
                 start,
-                side.clone(),
-                recorders[0].clone(),
-            ));
-        }
+            },
+            &mut warnings,
+        )
+        .await?;
 
-        let chaos_control = target.stack_control();
-        if !plan.chaos.is_empty() {
-            let Some(control) = chaos_control.clone() else {
-                return Err(EngineError::Config(format!(
-                    "{}: [[chaos]] needs the embedded target run by this process with matchmaker replicas (not --workers N > 1, --shard, --replicas 0 or URLs)",
-                    plan.file
-                )));
-            };
-            side_tasks.spawn(chaos::run_timeline(
-                plan.chaos.clone(),
-                control,
-                Arc::clone(&fault_state),
-                self.snapshots.subscribe(),
-                start,
-                side.clone(),
-            ));
-        }
-
-        // The loop.
-        let tracker = TaskTracker::new();
-        let arrivals_over = CancellationToken::new();
-        let (pause_tx, pause_rx) = watch::channel(false);
-        let mut lp = Loop {
-            plan: Arc::clone(&plan),
-            shard: self.options.shard,
-            workers,
-            run: Arc::clone(&run),
-            tracker: tracker.clone(),
-            draws: Draws::new(plan.run.seed),
-            schedule: None,
-            next_at: None,
-            index: 0,
-            start,
-            paused_since: None,
-            paused_total: Duration::ZERO,
-            phase: Phase::Running,
-        };
-        match &plan.population.arrival {
-            ArrivalPlan::Open { profile, poisson } => {
-                let mut s = ArrivalSchedule::new(profile.clone(), *poisson, plan.run.seed);
-                lp.next_at = s.next_arrival();
-                lp.schedule = Some(s);
-            }
-            ArrivalPlan::Closed {
-                players,
-                ramp_up,
-                think,
-            } => lp.start_slots(*players, *ramp_up, *think, &pause_rx, &arrivals_over),
-        }
-
+        // Held until the loop ends, so `commands` never reads as closed while it runs.
         let _keep_open = self.commands_tx;
-        let mut tick = tokio::time::interval(self.options.snapshot_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_second = start + Duration::from_secs(1);
-        let duration = plan.run.duration;
-        let mut drain_deadline = None;
-        let far = start + Duration::from_secs(100 * 365 * 24 * 3600);
-        loop {
-            let running = lp.phase == Phase::Running;
-            let next_wall = match (running, lp.next_at) {
-                (true, Some(a)) if a < duration.as_secs_f64() => {
-                    Some(start + lp.paused_total + Duration::from_secs_f64(a))
-                }
-                _ => None,
-            };
-            let end_wall = running.then(|| start + lp.paused_total + duration);
-            tokio::select! {
-                biased;
-                () = shutdown.cancelled(), if drain_deadline.is_none() => {
-                    drain_deadline = Some(lp.begin_drain(&arrivals_over));
-                }
-                Some(command) = commands.recv() => {
-                    match command {
-                        EngineCommand::Stop if drain_deadline.is_none() => {
-                            drain_deadline = Some(lp.begin_drain(&arrivals_over));
-                        }
-                        EngineCommand::Pause if lp.phase == Phase::Running => {
-                            lp.phase = Phase::Paused;
-                            lp.paused_since = Some(Instant::now());
-                            let _ = pause_tx.send(true);
-                        }
-                        EngineCommand::Resume if lp.phase == Phase::Paused => {
-                            if let Some(since) = lp.paused_since.take() {
-                                lp.paused_total += since.elapsed();
-                            }
-                            lp.phase = Phase::Running;
-                            let _ = pause_tx.send(false);
-                        }
-                        EngineCommand::SetRate(rate) => lp.set_rate(rate),
-                        _ => {}
-                    }
-                }
-                _ = tick.tick() => {
-                    collector.drain();
-                    if Instant::now() >= next_second {
-                        if let Some(c) = *latest_claims.lock() {
-                            collector.set_claims(c);
-                        }
-                        collector.close_second(lp.target_rate(), fault_state.active());
-                        next_second += Duration::from_secs(1);
-                    }
-                    let active = fault_state.active();
-                    publish(&self.snapshots, self.options.mergeable_snapshots, &collector, &LiveContext {
-                        elapsed: start.elapsed(),
-                        phase: lp.phase,
-                        active_faults: &active,
-                        target_rate: lp.target_rate(),
-                        thresholds: &plan.thresholds,
-                    });
-                }
-                () = tokio::time::sleep_until(next_wall.unwrap_or(far)), if next_wall.is_some() => {
-                    lp.spawn_due();
-                }
-                () = tokio::time::sleep_until(end_wall.unwrap_or(far)), if end_wall.is_some() => {
-                    drain_deadline = Some(lp.begin_drain(&arrivals_over));
-                }
-                () = tracker.wait(), if drain_deadline.is_some() => break,
-                () = tokio::time::sleep_until(drain_deadline.unwrap_or(far)), if drain_deadline.is_some() => {
-                    // Cut off whoever is still in flight: each records an unfinished error.
-                    run.abort.cancel();
-                    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
-                    break;
-                }
-            }
-        }
-        let elapsed = start.elapsed();
+        let elapsed = run::run(Running {
+            plan: &plan,
+            options: &self.options,
+            snapshots: &self.snapshots,
+            collector: &mut collector,
+            side: &side,
+            workers,
+            run: &run,
+            commands,
+            shutdown: &shutdown,
+        })
+        .await;
         run.abort.cancel();
         run.background.close();
 
-        // Wind down: faults off, last counters, checks, report.
-        side.cancel();
-        side_tasks.close();
-        side_tasks.wait().await;
-        faults::cleanup(&http, &target.faults_url(), &fault_state, &recorders[0]).await;
-        if let Some(control) = &chaos_control {
-            chaos::cleanup(control, &fault_state);
-        }
-        if let Some(base) = baseline {
-            if let Some(now) = target.claims_reader().read(&http).await {
-                collector.set_claims(now.since(&base));
-            }
-        }
-        collector.finish();
-        let invariants =
-            invariants::check(&collector.started, &collector.records, &collector.releases);
-        let fault_events = fault_state.events.lock().clone();
-        let mut report = RunReport::build(
-            &plan,
-            &collector,
-            invariants,
-            fault_events,
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        Ok(wind_down::wind_down(Finished {
+            plan: &plan,
+            options: &self.options,
+            snapshots: &self.snapshots,
+            target,
+            http: &http,
+            recorder: &recorders[0],
+            collector,
+            side,
+            baseline,
+            sut_before,
             warnings,
-        );
-        let sut_after = SutCounters::read_with_token(
-            &target.fakes_url,
-            &target.matchmaker_urls,
-            target.fakes_control_token.as_deref(),
-        )
-        .await;
-        report.sut = Some(sut_after.since(&sut_before));
-        let active: Vec<String> = Vec::new();
-        publish(
-            &self.snapshots,
-            self.options.mergeable_snapshots,
-            &collector,
-            &LiveContext {
-                elapsed,
-                phase: Phase::Finished,
-                active_faults: &active,
-                target_rate: 0.0,
-                thresholds: &plan.thresholds,
-            },
-        );
-        let outcomes = Outcomes {
+            elapsed,
             start_unix_us,
-            started: std::mem::take(&mut collector.started),
-            records: std::mem::take(&mut collector.records),
-            releases: std::mem::take(&mut collector.releases),
-        };
-        Ok((report, outcomes))
+        })
+        .await)
     }
 }
 
@@ -630,460 +392,6 @@ fn publish(
     snapshots.send_replace(snapshot);
 }
 
-/// A shard's share of an accounts file (every n-th line from its index), so no account is
-/// logged in by two processes at once.
-/// For a `flow = "match2"` population: the pool created on the target (template, rule set,
-/// pool) and the region tickets report a latency to when the arrival drew none.
-async fn match_pool(
-    plan: &Plan,
-    target: &Target,
-    worker: &WorkerCtx,
-    token: Option<&GameToken>,
-) -> Result<Option<(Arc<crate::scenario::Match2Plan>, String)>, EngineError> {
-    if plan.population.behaviour.flow != crate::scenario::Flow::Match2 {
-        return Ok(None);
-    }
-    let Some(m2) = &plan.match2 else {
-        return Err(EngineError::Setup(
-            "flow \"match2\" needs [target.match2]".to_owned(),
-        ));
-    };
-    let (Some(game), Some(token)) = (&worker.game, token) else {
-        return Err(EngineError::Setup(
-            "flow \"match2\" needs a game client to create its match pool".to_owned(),
-        ));
-    };
-    let regions: Vec<String> = match &plan.target {
-        TargetPlan::Embedded(e) => e.fleet.regions.iter().map(|(r, _)| r.clone()).collect(),
-        TargetPlan::Urls(_) => plan
-            .population
-            .regions
-            .iter()
-            .map(|(r, _)| r.clone())
-            .collect(),
-    };
-    let regions = if regions.is_empty() {
-        vec!["us-east-1".to_owned()]
-    } else {
-        regions
-    };
-    let bearer = token
-        .get()
-        .await
-        .map_err(|e| EngineError::Setup(format!("game client login: {e}")))?;
-    crate::flows::match2::setup(game, &bearer, &target.namespace, m2, &regions)
-        .await
-        .map_err(EngineError::Setup)?;
-    Ok(Some((Arc::new(m2.clone()), regions[0].clone())))
-}
-
-fn shard_accounts(
-    accounts: &[crate::target::Account],
-    shard: Option<ShardSpec>,
-) -> Vec<crate::target::Account> {
-    accounts
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| shard.is_none_or(|s| s.owns(*i as u64)))
-        .map(|(_, a)| a.clone())
-        .collect()
-}
-
-/// Users to create before arrivals start.
-/// Holds a prepared engine until [`EngineCommand::Start`]. A stop (command or shutdown) before
-/// the start lets the run begin and drain at once; other commands wait for the run.
-async fn wait_for_start(
-    commands: &mut mpsc::Receiver<EngineCommand>,
-    shutdown: &CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(EngineCommand::Start) | None => return,
-                Some(EngineCommand::Stop) => {
-                    shutdown.cancel();
-                    return;
-                }
-                Some(_) => {}
-            },
-            () = shutdown.cancelled() => return,
-        }
-    }
-}
-
-fn prefill_count(plan: &Plan, shards: u64) -> u64 {
-    let players = plan.expected_arrivals() * plan.mean_party_size() / shards as f64;
-    let players = match plan.population.arrival {
-        // Closed parties are drawn, so sizes can overshoot a little.
-        ArrivalPlan::Closed { .. } => players + 100.0,
-        ArrivalPlan::Open { .. } => players * 1.05 + 16.0,
-    };
-    (players.ceil() as u64).min(50_000)
-}
-
-/// One pooled HTTP client, metric shard and source address per worker.
-fn build_workers(
-    target: &Target,
-    recorders: &[Recorder],
-) -> Result<Vec<Arc<WorkerCtx>>, EngineError> {
-    let mut workers = Vec::with_capacity(recorders.len());
-    for (i, recorder) in recorders.iter().enumerate() {
-        let source = (!target.sources.is_empty()).then(|| target.sources[i % target.sources.len()]);
-        let http = AbClient::http_builder()
-            .local_address(source)
-            .danger_accept_invalid_certs(target.insecure_tls)
-            .build()
-            .map_err(|e| EngineError::Setup(format!("http client: {e}")))?;
-        let players = AbClient::with_http(
-            Config::new(
-                target.fakes_url.clone(),
-                target.player_client.id.clone(),
-                target.player_client.secret.clone(),
-                target.namespace.clone(),
-            ),
-            http.clone(),
-        )
-        .map_err(|e| EngineError::Setup(e.to_string()))?;
-        let game = target
-            .game_client
-            .as_ref()
-            .map(|g| {
-                AbClient::with_http(
-                    Config::new(
-                        target.fakes_url.clone(),
-                        g.id.clone(),
-                        g.secret.clone(),
-                        target.namespace.clone(),
-                    ),
-                    http.clone(),
-                )
-            })
-            .transpose()
-            .map_err(|e| EngineError::Setup(e.to_string()))?;
-        workers.push(Arc::new(WorkerCtx {
-            players,
-            game,
-            http,
-            recorder: recorder.clone(),
-            lobby: LobbyOptions {
-                local_addr: source,
-                tls: target.lobby_tls.clone(),
-                ..LobbyOptions::default()
-            },
-            source,
-        }));
-    }
-    Ok(workers)
-}
-
-/// The loop's state.
-struct Loop {
-    plan: Arc<Plan>,
-    shard: Option<ShardSpec>,
-    workers: Vec<Arc<WorkerCtx>>,
-    run: Arc<RunCtx>,
-    tracker: TaskTracker,
-    draws: Draws,
-    schedule: Option<ArrivalSchedule>,
-    /// Active time (seconds) of the next open-model arrival.
-    next_at: Option<f64>,
-    /// Arrivals scheduled so far (all shards).
-    index: u64,
-    start: Instant,
-    paused_since: Option<Instant>,
-    paused_total: Duration,
-    phase: Phase,
-}
-
-impl Loop {
-    /// Seconds of arrival time so far (pauses excluded).
-    fn active_now(&self) -> f64 {
-        let paused_now = self.paused_since.map_or(Duration::ZERO, |p| p.elapsed());
-        (self
-            .start
-            .elapsed()
-            .saturating_sub(self.paused_total + paused_now))
-        .as_secs_f64()
-    }
-
-    fn target_rate(&self) -> f64 {
-        match (&self.schedule, self.phase) {
-            (Some(s), Phase::Running) => s.rate_at(self.active_now()),
-            _ => 0.0,
-        }
-    }
-
-    fn set_rate(&mut self, rate: f64) {
-        let now = self.active_now();
-        if let Some(s) = self.schedule.as_mut() {
-            s.set_rate(now, rate);
-            self.next_at = s.next_arrival();
-        }
-    }
-
-    fn begin_drain(&mut self, arrivals_over: &CancellationToken) -> Instant {
-        arrivals_over.cancel();
-        self.tracker.close();
-        if let Some(since) = self.paused_since.take() {
-            self.paused_total += since.elapsed();
-        }
-        self.phase = Phase::Draining;
-        Instant::now() + self.plan.run.drain
-    }
-
-    /// Spawns every open-model arrival that is due.
-    fn spawn_due(&mut self) {
-        let duration = self.plan.run.duration.as_secs_f64();
-        let now = self.active_now();
-        while let Some(at) = self.next_at {
-            if at >= duration || at > now {
-                break;
-            }
-            let index = self.index;
-            self.index += 1;
-            let spec = self.draws.party(&self.plan.population);
-            let arrival = draw_arrival(
-                &mut self.draws,
-                &self.plan.population.behaviour,
-                index,
-                self.start + self.paused_total + Duration::from_secs_f64(at),
-                spec,
-            );
-            self.next_at = self
-                .schedule
-                .as_mut()
-                .and_then(ArrivalSchedule::next_arrival);
-            if self.shard.is_some_and(|s| !s.owns(index)) {
-                continue;
-            }
-            let worker = Arc::clone(&self.workers[(index as usize) % self.workers.len()]);
-            let run = Arc::clone(&self.run);
-            self.tracker.spawn(open_party(worker, run, arrival));
-        }
-    }
-
-    /// Forms the closed model's parties and starts one slot task each.
-    fn start_slots(
-        &mut self,
-        players: u32,
-        ramp_up: Duration,
-        think: Duration,
-        pause: &watch::Receiver<bool>,
-        over: &CancellationToken,
-    ) {
-        let mut specs = Vec::new();
-        let mut left = players;
-        while left > 0 {
-            let mut spec = self.draws.party(&self.plan.population);
-            spec.size = spec.size.min(left);
-            left -= spec.size;
-            specs.push(spec);
-        }
-        let slots = specs.len() as u64;
-        // Search ids of the closed model are drawn per process; with shards, each takes every
-        // n-th id from its own index so ids stay unique across the processes of one run.
-        let (first_id, id_stride) = self
-            .shard
-            .map_or((0, 1), |s| (u64::from(s.index), u64::from(s.count.max(1))));
-        let ids = Arc::new(Ids {
-            next: AtomicU64::new(0),
-            first: first_id,
-            stride: id_stride,
-        });
-        for (i, spec) in specs.into_iter().enumerate() {
-            let i = i as u64;
-            if self.shard.is_some_and(|s| !s.owns(i)) {
-                continue;
-            }
-            let first = self.start + ramp_up.mul_f64(i as f64 / slots.max(1) as f64);
-            let slot = Slot {
-                worker: Arc::clone(&self.workers[(i as usize) % self.workers.len()]),
-                run: Arc::clone(&self.run),
-                plan: Arc::clone(&self.plan),
-                spec,
-                first,
-                think,
-                pause: pause.clone(),
-                over: over.clone(),
-                ids: Arc::clone(&ids),
-                draws: Draws::new(
-                    self.plan
-                        .run
-                        .seed
-                        .wrapping_add(i.wrapping_mul(0x2545_f491_4f6c_dd1d)),
-                ),
-            };
-            self.tracker.spawn(slot.run());
-        }
-    }
-}
-
-/// Draws an arrival's behaviours (cancel, socket drops, DSMC check).
-fn draw_arrival(
-    draws: &mut Draws,
-    b: &Behaviour,
-    id: u64,
-    scheduled: Instant,
-    spec: PartySpec,
-) -> Arrival {
-    let cancel_after = b
-        .cancel
-        .filter(|c| draws.chance(c.probability))
-        .map(|c| c.after);
-    let drop_after = (0..spec.size)
-        .map(|_| {
-            b.drop_socket
-                .filter(|d| draws.chance(d.probability))
-                .map(|d| d.after.mul_f64(draws.fraction()))
-        })
-        .collect();
-    let verify = draws.chance(b.verify_server);
-    Arrival {
-        id,
-        scheduled,
-        spec,
-        cancel_after,
-        drop_after,
-        verify,
-    }
-}
-
-/// An open-model party: fresh users, one search, sockets closed.
-async fn open_party(worker: Arc<WorkerCtx>, run: Arc<RunCtx>, arrival: Arrival) {
-    let taken = tokio::select! {
-        taken = run.users.take(arrival.spec.size as usize) => taken.map_err(|k| (Endpoint::CreateUsers, k)),
-        () = run.abort.cancelled() => Err((Endpoint::Run, ErrorKind::Unfinished)),
-    };
-    let users = match taken {
-        Ok(users) => users,
-        Err((endpoint, kind)) => {
-            no_users(&worker, &arrival, endpoint, kind);
-            return;
-        }
-    };
-    let mut party = Party::new(users);
-    player::search(&worker, &run, &mut party, &arrival).await;
-    let users = party.close().await;
-    run.users.give_back(users);
-}
-
-/// Records a party that could not get accounts: one error outcome per member.
-fn no_users(worker: &WorkerCtx, arrival: &Arrival, endpoint: Endpoint, kind: ErrorKind) {
-    let lag = Instant::now().saturating_duration_since(arrival.scheduled);
-    worker.recorder.arrival(arrival.id, arrival.spec.size, lag);
-    for member in 0..arrival.spec.size {
-        worker.recorder.finish(
-            PlayerRecord {
-                arrival: arrival.id,
-                member: u16::try_from(member).unwrap_or(u16::MAX),
-                outcome: Outcome::Error,
-                error: Some((endpoint, kind)),
-                session: None,
-                answered: None,
-                found: Vec::new(),
-                found_at_ms: None,
-                answered_at_ms: None,
-                dsmc_server: None,
-            },
-            None,
-        );
-    }
-}
-
-/// A closed-model party: the same users search again and again.
-struct Slot {
-    worker: Arc<WorkerCtx>,
-    run: Arc<RunCtx>,
-    plan: Arc<Plan>,
-    spec: PartySpec,
-    first: Instant,
-    think: Duration,
-    pause: watch::Receiver<bool>,
-    over: CancellationToken,
-    ids: Arc<Ids>,
-    draws: Draws,
-}
-
-/// The closed model's search ids: `first + k * stride` for k = 0, 1, …
-struct Ids {
-    next: AtomicU64,
-    first: u64,
-    stride: u64,
-}
-
-impl Slot {
-    async fn run(mut self) {
-        tokio::select! {
-            () = tokio::time::sleep_until(self.first) => {}
-            () = self.over.cancelled() => return,
-        }
-        let size = self.spec.size as usize;
-        let taken = tokio::select! {
-            taken = self.run.users.take(size) => taken,
-            // Arrivals ended while waiting for accounts: this party never arrived.
-            () = self.over.cancelled() => return,
-        };
-        let users = match taken {
-            Ok(users) => users,
-            Err(kind) => {
-                let arrival = self.next_arrival();
-                no_users(&self.worker, &arrival, Endpoint::CreateUsers, kind);
-                return;
-            }
-        };
-        let mut party = Party::new(users);
-        loop {
-            if self.over.is_cancelled() {
-                break;
-            }
-            if *self.pause.borrow() {
-                tokio::select! {
-                    _ = self.pause.wait_for(|paused| !paused) => {}
-                    () = self.over.cancelled() => break,
-                }
-                continue;
-            }
-            let arrival = self.next_arrival();
-            // Boxed: a search's state (~10 KiB) lives on the heap only while the search runs,
-            // not for the whole life of the slot — an idle player in a match holds a small task.
-            let end = Box::pin(player::search(
-                &self.worker,
-                &self.run,
-                &mut party,
-                &arrival,
-            ))
-            .await;
-            let mut wait = self.think;
-            if let SearchEnd::Matched { .. } = end {
-                wait += self
-                    .plan
-                    .population
-                    .behaviour
-                    .match_length
-                    .unwrap_or_default();
-            }
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.over.cancelled() => break,
-            }
-        }
-        let users = party.close().await;
-        self.run.users.give_back(users);
-    }
-
-    fn next_arrival(&mut self) -> Arrival {
-        let k = self.ids.next.fetch_add(1, Ordering::Relaxed);
-        let id = self.ids.first + k * self.ids.stride;
-        draw_arrival(
-            &mut self.draws,
-            &self.plan.population.behaviour,
-            id,
-            Instant::now(),
-            self.spec.clone(),
-        )
-    }
-}
-
 /// A one-line description of the run's plan for logs.
 pub fn describe(plan: &Plan) -> String {
     format!(
@@ -1098,7 +406,9 @@ pub fn describe(plan: &Plan) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::prepare::shard_accounts;
     use super::*;
+    use crate::outcome::Outcome;
     use crate::target::Account;
 
     #[test]

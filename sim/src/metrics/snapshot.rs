@@ -1,5 +1,5 @@
 //! [`MetricsSnapshot`]: what the engine publishes on its `watch` channel at a steady rate, for
-//! the headless progress line today and a dashboard later.
+//! the headless progress line and the dashboard.
 //!
 //! A snapshot is plain data (serde + `Clone`), complete enough to draw a screen without asking
 //! the engine anything: counters, gauges, rates, latency now and cumulative, a window of the

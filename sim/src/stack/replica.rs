@@ -213,6 +213,9 @@ pub async fn run(spec_json: &str) -> anyhow::Result<()> {
             () = term => {}
         }
     };
-    matchmaker::serve(listener, state, shutdown).await?;
+    // Through the matchmaker's server lifecycle: the drain, then its background tasks.
+    let server = matchmaker::start(listener, state)?;
+    shutdown.await;
+    server.shutdown().await?;
     Ok(())
 }

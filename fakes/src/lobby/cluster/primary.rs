@@ -156,9 +156,15 @@ impl Primary {
             _children: children,
         });
         for link in &primary.links {
-            tokio::spawn(watch_link(Arc::downgrade(&primary), Arc::clone(link)));
+            primary
+                .state
+                .tasks
+                .spawn(watch_link(Arc::downgrade(&primary), Arc::clone(link)));
         }
-        tokio::spawn(listen(Arc::downgrade(&primary), pubsub));
+        primary
+            .state
+            .tasks
+            .spawn(listen(Arc::downgrade(&primary), pubsub));
         tracing::info!(
             "lobby: {} shard processes hold the WebSockets",
             primary.links.len()
