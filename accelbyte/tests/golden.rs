@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use accelbyte::bloom::BloomFilter;
 use accelbyte::client::{ErrorBody, ErrorShape};
 use accelbyte::frame::Frame;
-use accelbyte::models::{dsmc, error, iam, lobby, match2, session, sessionbrowser};
+use accelbyte::models::{dsmc, error, iam, lobby, match2, matchmaking, session, sessionbrowser};
 use pretty_assertions::assert_eq;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -838,4 +838,64 @@ fn session_template_request_requires_what_the_spec_requires() {
         body.as_object_mut().expect("object").remove(missing);
         rejects::<session::CreateConfigurationTemplateRequest>(missing, body);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference matchmaker's HTTP API (the tutorial's shapes)
+
+/// Reads `name` into `T` and writes it back byte for byte (the fixture is one compact line, as
+/// the matchmaker sends it).
+fn byte_round_trip<T: DeserializeOwned + Serialize>(name: &str) -> T {
+    let text = fixture(name);
+    let text = text.trim_end();
+    let typed: T =
+        serde_json::from_str(text).unwrap_or_else(|err| panic!("{name} does not deserialise: {err}"));
+    let back = serde_json::to_string(&typed).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert_eq!(back, text, "{name}: serialising back changed the bytes");
+    typed
+}
+
+#[test]
+fn matchmaking_request() {
+    let request: matchmaking::MatchmakingRequest = byte_round_trip("matchmaking_request.json");
+    assert_eq!(request.game_mode.as_deref(), Some("2v2"));
+    assert_eq!(request.party_members, [matchmaking::PartyMember("u2".into())]);
+    let mut built = matchmaking::MatchmakingRequest {
+        game_mode: Some("2v2".into()),
+        party_members: vec![matchmaking::PartyMember("u2".into())],
+        party_tokens: vec!["token-of-u2".into()],
+        ..Default::default()
+    };
+    built.set_mmr(1500);
+    built.set_region("eu-west-1");
+    assert_eq!(built, request, "the setters write the documented keys");
+    assert_eq!(
+        serde_json::to_string(&matchmaking::MatchmakingRequest::default()).expect("json"),
+        "{}",
+        "an empty request is an empty object (the tutorial sends no body at all)"
+    );
+}
+
+#[test]
+fn matchmaking_matched_answer() {
+    let answer: matchmaking::MatchmakingResponse = byte_round_trip("matchmaking_matched.json");
+    let built = matchmaking::MatchmakingResponse::matched(
+        "127.0.0.1",
+        7777,
+        "9f2c",
+        "u1",
+        vec!["u2".into(), "u3".into()],
+    );
+    assert_eq!(built, answer, "the message embeds the others in Python's repr");
+}
+
+#[test]
+fn matchmaking_timed_out_and_failed_answers() {
+    let timed_out: matchmaking::MessageBody = byte_round_trip("matchmaking_timed_out.json");
+    assert_eq!(timed_out, matchmaking::MessageBody::timed_out());
+    let failed: error::RestError = byte_round_trip("matchmaking_failed.json");
+    assert_eq!(
+        matchmaking::FailureClass::from_code(failed.error_code),
+        Some(matchmaking::FailureClass::NoCapacity)
+    );
 }

@@ -473,7 +473,7 @@ async fn a_match_that_keeps_failing_fails_its_players_after_max_attempts() {
         // The code names the failure class; the message is for people.
         assert_eq!(
             body["errorCode"],
-            matchmaker::http::error_codes::match_failed("claim_conflict")
+            accelbyte::models::matchmaking::FailureClass::ClaimConflict.code()
         );
         assert_eq!(body["errorCode"], 510523);
         let message = body["errorMessage"].as_str().expect("message");

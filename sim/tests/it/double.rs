@@ -24,6 +24,10 @@ use accelbyte::client::{AbClient, Config};
 use accelbyte::models::dsmc::{
     CreateSessionRequest, MatchPartyMember, MatchingAlly, MatchingParty,
 };
+use accelbyte::models::error::RestError;
+use accelbyte::models::matchmaking::{
+    FailureClass, MatchmakingResponse, MessageBody, error_codes,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -231,7 +235,11 @@ async fn matchmaking(
             let partner_answer = match abandon {
                 Some(_) if answer.0 == StatusCode::OK => (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"errorCode": 510503, "errorMessage": "overloaded"}),
+                    json!(RestError {
+                        error_code: error_codes::UNAVAILABLE,
+                        error_message: "overloaded".into(),
+                        required_permission: None,
+                    }),
                 ),
                 _ => answer.clone(),
             };
@@ -252,7 +260,7 @@ async fn matchmaking(
                     if still_waiting {
                         (
                             StatusCode::REQUEST_TIMEOUT,
-                            json!({"message": "Timed out! Not enough players."}),
+                            json!(MessageBody::timed_out()),
                         )
                     } else {
                         // A partner took us just now: its answer is on the way.
@@ -275,9 +283,10 @@ async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&st
     let fail = |why: String| {
         (
             StatusCode::BAD_GATEWAY,
-            json!({
-                "errorCode": matchmaker::http::error_codes::match_failed("claim_failed"),
-                "errorMessage": format!("matchmaking failed: {why}"),
+            json!(RestError {
+                error_code: FailureClass::ClaimFailed.code(),
+                error_message: format!("matchmaking failed: {why}"),
+                required_permission: None,
             }),
         )
     };
@@ -370,13 +379,17 @@ async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&st
             .await;
     }
     s.matches.fetch_add(1, Ordering::Relaxed);
+    let Ok(port) = u16::try_from(port) else {
+        return fail(format!("dsmc answered port {port}"));
+    };
     (
         StatusCode::OK,
-        json!({
-            "message": format!("successfully matchmade server:(ip:{ip}|port:{port})|session:(id:{session_id})"),
-            "server": {"ip": ip, "port": port},
-            "session": {"id": session_id},
-            "users": [users[0].clone(), users[1..].to_vec()],
-        }),
+        json!(MatchmakingResponse::matched(
+            &ip,
+            port,
+            &session_id,
+            &users[0],
+            users[1..].to_vec(),
+        )),
     )
 }
