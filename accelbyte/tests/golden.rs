@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use accelbyte::bloom::BloomFilter;
-use accelbyte::client::{ErrorBody, ErrorShape};
+use accelbyte::client::ErrorBody;
 use accelbyte::frame::Frame;
+use accelbyte::models::error::ErrorShape;
 use accelbyte::models::{dsmc, error, iam, lobby, match2, matchmaking, session, sessionbrowser};
 use pretty_assertions::assert_eq;
 use serde::Serialize;
@@ -419,7 +420,7 @@ fn oauth_error() {
     let err: error::OAuthError = round_trip("oauth_error.json");
     assert_eq!(err.error, "invalid_grant");
     let body = ErrorBody::parse(fixture("oauth_error.json").as_bytes());
-    assert_eq!(body.shape, ErrorShape::OAuth);
+    assert_eq!(body.shape, Some(ErrorShape::OAuth));
     assert_eq!(body.error.as_deref(), Some("invalid_grant"));
     assert_eq!(body.message, "invalid username or password");
 }
@@ -433,7 +434,7 @@ fn rest_errors() {
     assert_eq!(required.resource, "ADMIN:NAMESPACE:testgame:USER");
     for name in ["rest_error.json", "rest_error_forbidden.json"] {
         let body = ErrorBody::parse(fixture(name).as_bytes());
-        assert_eq!(body.shape, ErrorShape::Rest, "{name}");
+        assert_eq!(body.shape, Some(ErrorShape::Rest), "{name}");
     }
 }
 
@@ -442,7 +443,7 @@ fn lobby_notification_error_is_pascal_case() {
     let err: error::LobbyNotificationError = round_trip("lobby_notification_error.json");
     assert_eq!(err.error_code, error::codes::INSUFFICIENT_PERMISSIONS);
     let body = ErrorBody::parse(fixture("lobby_notification_error.json").as_bytes());
-    assert_eq!(body.shape, ErrorShape::Pascal);
+    assert_eq!(body.shape, Some(ErrorShape::LobbyNotification));
     assert_eq!(body.code, Some(20013));
     assert_eq!(body.message, "insufficient permissions");
     rejects::<error::LobbyNotificationError>(
@@ -456,7 +457,7 @@ fn sessionbrowser_error_v2() {
     let err: error::SessionBrowserErrorV2 = round_trip("sessionbrowser_error_v2.json");
     assert_eq!(err.name, "ValidationError");
     let body = ErrorBody::parse(fixture("sessionbrowser_error_v2.json").as_bytes());
-    assert_eq!(body.shape, ErrorShape::SessionBrowserV2);
+    assert_eq!(body.shape, Some(ErrorShape::SessionBrowserV2));
     assert_eq!(body.code, Some(error::codes::VALIDATION_ERROR));
     assert_eq!(body.message, "validation error");
 }
@@ -848,8 +849,8 @@ fn session_template_request_requires_what_the_spec_requires() {
 fn byte_round_trip<T: DeserializeOwned + Serialize>(name: &str) -> T {
     let text = fixture(name);
     let text = text.trim_end();
-    let typed: T =
-        serde_json::from_str(text).unwrap_or_else(|err| panic!("{name} does not deserialise: {err}"));
+    let typed: T = serde_json::from_str(text)
+        .unwrap_or_else(|err| panic!("{name} does not deserialise: {err}"));
     let back = serde_json::to_string(&typed).unwrap_or_else(|err| panic!("{name}: {err}"));
     assert_eq!(back, text, "{name}: serialising back changed the bytes");
     typed
@@ -859,7 +860,10 @@ fn byte_round_trip<T: DeserializeOwned + Serialize>(name: &str) -> T {
 fn matchmaking_request() {
     let request: matchmaking::MatchmakingRequest = byte_round_trip("matchmaking_request.json");
     assert_eq!(request.game_mode.as_deref(), Some("2v2"));
-    assert_eq!(request.party_members, [matchmaking::PartyMember("u2".into())]);
+    assert_eq!(
+        request.party_members,
+        [matchmaking::PartyMember("u2".into())]
+    );
     let mut built = matchmaking::MatchmakingRequest {
         game_mode: Some("2v2".into()),
         party_members: vec![matchmaking::PartyMember("u2".into())],
@@ -886,7 +890,10 @@ fn matchmaking_matched_answer() {
         "u1",
         vec!["u2".into(), "u3".into()],
     );
-    assert_eq!(built, answer, "the message embeds the others in Python's repr");
+    assert_eq!(
+        built, answer,
+        "the message embeds the others in Python's repr"
+    );
 }
 
 #[test]

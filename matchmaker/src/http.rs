@@ -830,11 +830,7 @@ async fn matchmaking(
 }
 
 fn timed_out() -> Response {
-    (
-        StatusCode::REQUEST_TIMEOUT,
-        Json(MessageBody::timed_out()),
-    )
-        .into_response()
+    (StatusCode::REQUEST_TIMEOUT, Json(MessageBody::timed_out())).into_response()
 }
 
 // ---- the ticket API ------------------------------------------------------------------------

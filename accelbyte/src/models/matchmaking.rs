@@ -191,7 +191,8 @@ pub struct MatchmakingRequest {
 impl MatchmakingRequest {
     /// Sets [`attributes::MMR`].
     pub fn set_mmr(&mut self, mmr: u32) {
-        self.attributes.insert(attributes::MMR.to_owned(), mmr.into());
+        self.attributes
+            .insert(attributes::MMR.to_owned(), mmr.into());
     }
 
     /// Sets [`attributes::REGION`].

@@ -25,9 +25,7 @@ use accelbyte::models::dsmc::{
     CreateSessionRequest, MatchPartyMember, MatchingAlly, MatchingParty,
 };
 use accelbyte::models::error::RestError;
-use accelbyte::models::matchmaking::{
-    FailureClass, MatchmakingResponse, MessageBody, error_codes,
-};
+use accelbyte::models::matchmaking::{FailureClass, MatchmakingResponse, MessageBody, error_codes};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -126,8 +124,8 @@ pub fn router(state: DoubleState) -> Router {
 pub async fn spawn(fakes: &Url, wait: Duration, port: u16) -> Double {
     let state = state(
         fakes,
-        sim::target::builtin::NAMESPACE,
-        sim::target::builtin::GAME_CLIENT,
+        fakes::seed::builtin::NAMESPACE,
+        fakes::seed::builtin::GAME_CLIENT,
         wait,
     );
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -258,10 +256,7 @@ async fn matchmaking(
                         waiting.len() != before
                     };
                     if still_waiting {
-                        (
-                            StatusCode::REQUEST_TIMEOUT,
-                            json!(MessageBody::timed_out()),
-                        )
+                        (StatusCode::REQUEST_TIMEOUT, json!(MessageBody::timed_out()))
                     } else {
                         // A partner took us just now: its answer is on the way.
                         rx.await.unwrap_or((
