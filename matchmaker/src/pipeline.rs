@@ -47,7 +47,7 @@ use accelbyte::client::ClientError;
 use accelbyte::models::dsmc::{
     CreateSessionRequest as RegisterRequest, MatchPartyMember, MatchingAlly, MatchingParty,
 };
-use accelbyte::models::matchmaking::FailureClass;
+use accelbyte::models::matchmaking::{FailureClass, notice};
 use accelbyte::models::sessionbrowser::{CreateSessionRequest, GameSessionSetting};
 use futures_util::future::join_all;
 use rand::Rng as _;
@@ -314,7 +314,7 @@ impl Pipeline {
             .party
             .members()
             .iter()
-            .map(|p| self.notify(p, "searching", "searching"));
+            .map(|p| self.notify(p, notice::SEARCHING, "searching"));
         tokio::time::timeout(within, join_all(notes)).await.is_ok()
     }
 
@@ -578,7 +578,7 @@ impl Pipeline {
 
     /// Tells the players of `tickets` their match failed; whether every one was told.
     async fn notify_failed(&self, tickets: &[&Ticket], reason: &str) -> bool {
-        let message = format!("failed {}", reason_class(reason));
+        let message = notice::failed(reason_class(reason));
         let notes = tickets
             .iter()
             .flat_map(|t| t.party.members())
@@ -588,7 +588,7 @@ impl Pipeline {
 
     /// Tells `players` their server; whether every one was told.
     async fn notify_found(&self, players: &[PlayerId], server: &ServerAddr) -> bool {
-        let message = format!("found {} {}", server.ip, server.port);
+        let message = notice::found(&server.ip, server.port);
         join_all(players.iter().map(|p| self.notify(p, &message, "found")))
             .await
             .into_iter()

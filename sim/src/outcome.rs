@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use accelbyte::models::matchmaking::FailureClass;
+use accelbyte::models::matchmaking::{FailureClass, notice};
 use serde::{Deserialize, Serialize};
 
 /// The one final outcome of a virtual player's search.
@@ -327,14 +327,10 @@ pub struct ServerAddr {
 impl ServerAddr {
     /// Reads the payload `found <ip> <port>` (also `found <ip>:<port>`, the C# sample's form).
     pub fn from_found(payload: &str) -> Option<ServerAddr> {
-        let rest = payload.strip_prefix("found ")?.trim();
-        let (ip, port) = match rest.split_once(' ') {
-            Some((ip, port)) => (ip, port),
-            None => rest.rsplit_once(':')?,
-        };
+        let (ip, port) = notice::parse_found(payload)?;
         Some(ServerAddr {
-            ip: Arc::from(ip.trim()),
-            port: port.trim().parse().ok()?,
+            ip: Arc::from(ip),
+            port,
         })
     }
 }

@@ -160,6 +160,34 @@ impl std::fmt::Display for FailureClass {
     }
 }
 
+/// The payloads of the free-form lobby notifications the matchmaker sends a ticket's players:
+/// `searching` once the ticket exists, then `found <ip> <port>` or `failed <class>`.
+pub mod notice {
+    /// The ticket is queued.
+    pub const SEARCHING: &str = "searching";
+
+    /// The match's server: `found <ip> <port>`.
+    pub fn found(ip: &str, port: u16) -> String {
+        format!("found {ip} {port}")
+    }
+
+    /// The match failed for good with the class named `class`: `failed <class>`.
+    pub fn failed(class: &str) -> String {
+        format!("failed {class}")
+    }
+
+    /// Reads a `found` payload: `found <ip> <port>`, or `found <ip>:<port>` (the C# sample's
+    /// form). `None` for any other payload.
+    pub fn parse_found(payload: &str) -> Option<(&str, u16)> {
+        let rest = payload.strip_prefix("found ")?.trim();
+        let (ip, port) = match rest.split_once(' ') {
+            Some((ip, port)) => (ip, port),
+            None => rest.rsplit_once(':')?,
+        };
+        Some((ip.trim(), port.trim().parse().ok()?))
+    }
+}
+
 /// Attribute names that drive the matching rules; any other scalar attribute travels to DSMC as
 /// a party attribute.
 pub mod attributes {
@@ -349,6 +377,21 @@ mod tests {
             error_codes::MATCH_FAILED
         );
         assert_eq!(FailureClass::from_code(error_codes::MATCH_FAILED), None);
+    }
+
+    #[test]
+    fn found_payloads_read_back() {
+        assert_eq!(
+            notice::parse_found(&notice::found("10.0.0.2", 7777)),
+            Some(("10.0.0.2", 7777))
+        );
+        assert_eq!(
+            notice::parse_found("found 10.0.0.2:8000"),
+            Some(("10.0.0.2", 8000))
+        );
+        assert_eq!(notice::parse_found(notice::SEARCHING), None);
+        assert_eq!(notice::parse_found(&notice::failed("no_capacity")), None);
+        assert_eq!(notice::parse_found("found x y"), None);
     }
 
     #[test]

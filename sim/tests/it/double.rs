@@ -25,7 +25,9 @@ use accelbyte::models::dsmc::{
     CreateSessionRequest, MatchPartyMember, MatchingAlly, MatchingParty,
 };
 use accelbyte::models::error::RestError;
-use accelbyte::models::matchmaking::{FailureClass, MatchmakingResponse, MessageBody, error_codes};
+use accelbyte::models::matchmaking::{
+    FailureClass, MatchmakingResponse, MessageBody, error_codes, notice,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -362,7 +364,10 @@ async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&st
         Err(e) => return fail(e.to_string()),
     };
     let (ip, port) = (session.server.ip.clone(), session.server.port);
-    let message = format!("found {ip} {port}");
+    let Ok(port) = u16::try_from(port) else {
+        return fail(format!("dsmc answered port {port}"));
+    };
+    let message = notice::found(&ip, port);
     for user in users {
         if Some(user.as_str()) == abandoned {
             s.owed.lock().insert(user.clone(), message.clone());
@@ -374,9 +379,6 @@ async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&st
             .await;
     }
     s.matches.fetch_add(1, Ordering::Relaxed);
-    let Ok(port) = u16::try_from(port) else {
-        return fail(format!("dsmc answered port {port}"));
-    };
     (
         StatusCode::OK,
         json!(MatchmakingResponse::matched(
