@@ -12,9 +12,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use accelbyte::bloom::BloomFilter;
-use accelbyte::client::{ErrorBody, ErrorShape};
+use accelbyte::client::ErrorBody;
 use accelbyte::frame::Frame;
-use accelbyte::models::{dsmc, error, iam, lobby, match2, session, sessionbrowser};
+use accelbyte::models::error::ErrorShape;
+use accelbyte::models::{dsmc, error, iam, lobby, match2, matchmaking, session, sessionbrowser};
 use pretty_assertions::assert_eq;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -419,7 +420,7 @@ fn oauth_error() {
     let err: error::OAuthError = round_trip("oauth_error.json");
     assert_eq!(err.error, "invalid_grant");
     let body = ErrorBody::parse(fixture("oauth_error.json").as_bytes());
-    assert_eq!(body.shape, ErrorShape::OAuth);
+    assert_eq!(body.shape, Some(ErrorShape::OAuth));
     assert_eq!(body.error.as_deref(), Some("invalid_grant"));
     assert_eq!(body.message, "invalid username or password");
 }
@@ -433,7 +434,7 @@ fn rest_errors() {
     assert_eq!(required.resource, "ADMIN:NAMESPACE:testgame:USER");
     for name in ["rest_error.json", "rest_error_forbidden.json"] {
         let body = ErrorBody::parse(fixture(name).as_bytes());
-        assert_eq!(body.shape, ErrorShape::Rest, "{name}");
+        assert_eq!(body.shape, Some(ErrorShape::Rest), "{name}");
     }
 }
 
@@ -442,7 +443,7 @@ fn lobby_notification_error_is_pascal_case() {
     let err: error::LobbyNotificationError = round_trip("lobby_notification_error.json");
     assert_eq!(err.error_code, error::codes::INSUFFICIENT_PERMISSIONS);
     let body = ErrorBody::parse(fixture("lobby_notification_error.json").as_bytes());
-    assert_eq!(body.shape, ErrorShape::Pascal);
+    assert_eq!(body.shape, Some(ErrorShape::LobbyNotification));
     assert_eq!(body.code, Some(20013));
     assert_eq!(body.message, "insufficient permissions");
     rejects::<error::LobbyNotificationError>(
@@ -456,7 +457,7 @@ fn sessionbrowser_error_v2() {
     let err: error::SessionBrowserErrorV2 = round_trip("sessionbrowser_error_v2.json");
     assert_eq!(err.name, "ValidationError");
     let body = ErrorBody::parse(fixture("sessionbrowser_error_v2.json").as_bytes());
-    assert_eq!(body.shape, ErrorShape::SessionBrowserV2);
+    assert_eq!(body.shape, Some(ErrorShape::SessionBrowserV2));
     assert_eq!(body.code, Some(error::codes::VALIDATION_ERROR));
     assert_eq!(body.message, "validation error");
 }
@@ -838,4 +839,70 @@ fn session_template_request_requires_what_the_spec_requires() {
         body.as_object_mut().expect("object").remove(missing);
         rejects::<session::CreateConfigurationTemplateRequest>(missing, body);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference matchmaker's HTTP API (the tutorial's shapes)
+
+/// Reads `name` into `T` and writes it back byte for byte (the fixture is one compact line, as
+/// the matchmaker sends it).
+fn byte_round_trip<T: DeserializeOwned + Serialize>(name: &str) -> T {
+    let text = fixture(name);
+    let text = text.trim_end();
+    let typed: T = serde_json::from_str(text)
+        .unwrap_or_else(|err| panic!("{name} does not deserialise: {err}"));
+    let back = serde_json::to_string(&typed).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert_eq!(back, text, "{name}: serialising back changed the bytes");
+    typed
+}
+
+#[test]
+fn matchmaking_request() {
+    let request: matchmaking::MatchmakingRequest = byte_round_trip("matchmaking_request.json");
+    assert_eq!(request.game_mode.as_deref(), Some("2v2"));
+    assert_eq!(
+        request.party_members,
+        [matchmaking::PartyMember("u2".into())]
+    );
+    let mut built = matchmaking::MatchmakingRequest {
+        game_mode: Some("2v2".into()),
+        party_members: vec![matchmaking::PartyMember("u2".into())],
+        party_tokens: vec!["token-of-u2".into()],
+        ..Default::default()
+    };
+    built.set_mmr(1500);
+    built.set_region("eu-west-1");
+    assert_eq!(built, request, "the setters write the documented keys");
+    assert_eq!(
+        serde_json::to_string(&matchmaking::MatchmakingRequest::default()).expect("json"),
+        "{}",
+        "an empty request is an empty object (the tutorial sends no body at all)"
+    );
+}
+
+#[test]
+fn matchmaking_matched_answer() {
+    let answer: matchmaking::MatchmakingResponse = byte_round_trip("matchmaking_matched.json");
+    let built = matchmaking::MatchmakingResponse::matched(
+        "127.0.0.1",
+        7777,
+        "9f2c",
+        "u1",
+        vec!["u2".into(), "u3".into()],
+    );
+    assert_eq!(
+        built, answer,
+        "the message embeds the others in Python's repr"
+    );
+}
+
+#[test]
+fn matchmaking_timed_out_and_failed_answers() {
+    let timed_out: matchmaking::MessageBody = byte_round_trip("matchmaking_timed_out.json");
+    assert_eq!(timed_out, matchmaking::MessageBody::timed_out());
+    let failed: error::RestError = byte_round_trip("matchmaking_failed.json");
+    assert_eq!(
+        matchmaking::FailureClass::from_code(failed.error_code),
+        Some(matchmaking::FailureClass::NoCapacity)
+    );
 }

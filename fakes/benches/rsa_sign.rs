@@ -32,6 +32,7 @@ use accelbyte::models::iam::{JwtClaims, NamespaceRole, PermissionPascal};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fakes::keys::{KeyRing, SigningKey};
+use fakes::seed::builtin::{NAMESPACE, PLAYER_CLIENT_ID, USER_ROLE_ID};
 use rsa::RsaPrivateKey;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 
@@ -49,23 +50,23 @@ fn claims() -> JwtClaims {
         jti: Some("5b1c9e2f7a4d4c3b8e6f1a2b3c4d5e6f".into()),
         iat: 1_790_000_000,
         exp: 1_790_003_600,
-        namespace: "matchbench".into(),
+        namespace: NAMESPACE.into(),
         display_name: "player-000123".into(),
-        roles: vec!["2251438839e948d783ec0e5281daf05b".into()],
+        roles: vec![USER_ROLE_ID.into()],
         namespace_roles: vec![NamespaceRole {
-            role_id: "2251438839e948d783ec0e5281daf05b".into(),
-            namespace: "matchbench".into(),
+            role_id: USER_ROLE_ID.into(),
+            namespace: NAMESPACE.into(),
         }],
         permissions: vec![
             PermissionPascal {
-                resource: "NAMESPACE:matchbench:USER:0f8d2c6a9b3e4f5a8c7d6e5f4a3b2c1d".into(),
+                resource: format!("NAMESPACE:{NAMESPACE}:USER:0f8d2c6a9b3e4f5a8c7d6e5f4a3b2c1d"),
                 action: 15,
                 sched_action: None,
                 sched_cron: None,
                 sched_range: None,
             },
             PermissionPascal {
-                resource: "NAMESPACE:matchbench:MATCHMAKING".into(),
+                resource: format!("NAMESPACE:{NAMESPACE}:MATCHMAKING"),
                 action: 1,
                 sched_action: None,
                 sched_cron: None,
@@ -76,7 +77,7 @@ fn claims() -> JwtClaims {
         jflgs: 1,
         scope: "account commerce social publishing analytics".into(),
         country: "US".into(),
-        client_id: "matchbench-player".into(),
+        client_id: PLAYER_CLIENT_ID.into(),
         is_comply: true,
         ..JwtClaims::default()
     }

@@ -27,9 +27,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-const NAMESPACE: &str = "matchbench";
-const GAME: (&str, &str) = ("matchbench-game", "matchbench-game-secret");
-const PLAYER_CLIENT: &str = "matchbench-player";
+use fakes::seed::builtin::{GAME_CLIENT as GAME, NAMESPACE, PLAYER_CLIENT_ID as PLAYER_CLIENT};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

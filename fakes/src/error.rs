@@ -5,26 +5,13 @@
 //! bad credentials, oversized bodies) read the shape from the request extensions, where each
 //! service router puts its own.
 
+pub use accelbyte::models::error::ErrorShape;
 use accelbyte::models::error::{
     LobbyNotificationError, OAuthError, RequiredPermission, RestError, SessionBrowserErrorV2, codes,
 };
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-
-/// The error body family a route answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ErrorShape {
-    /// `oauthmodel.ErrorResponse` (`error`, `error_description`).
-    OAuth,
-    /// `rest.ErrorResponse` / `response.Error` / `ErrorResponseV1` (`errorCode`, `errorMessage`).
-    #[default]
-    Rest,
-    /// `restapi.ErrorResponseBody` (`ErrorCode`, `ErrorMessage`) on `/notification/...`.
-    LobbyNotification,
-    /// `restapi.ErrorResponseV2` on session browser writes.
-    SessionBrowserV2,
-}
 
 /// An error answer: status, AGS numeric code, message, and the shape to render it in.
 #[derive(Debug, Clone, PartialEq, Eq)]

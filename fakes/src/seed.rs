@@ -110,6 +110,32 @@ fn default_issuer() -> String {
 /// The built-in seed, as TOML so users can copy it as a starting point.
 pub const DEFAULT_SEED_TOML: &str = include_str!("default_seed.toml");
 
+/// The identities of the built-in seed ([`DEFAULT_SEED_TOML`]), for Rust code that logs in
+/// against a fakes started with it: tests, benches, the load generator's defaults. The TOML
+/// stays what users read and copy; a unit test checks every constant against it.
+pub mod builtin {
+    /// The one namespace.
+    pub const NAMESPACE: &str = "matchbench";
+    /// The validator's confidential client (JWKS, verify and role look-ups).
+    pub const IAM_CLIENT_ID: &str = "matchbench-iam";
+    pub const IAM_CLIENT_SECRET: &str = "matchbench-iam-secret";
+    /// The game server's confidential client: session browser, DSMC, notifications, test users,
+    /// Session v2 and Matchmaking v2 administration.
+    pub const GAME_CLIENT_ID: &str = "matchbench-game";
+    pub const GAME_CLIENT_SECRET: &str = "matchbench-game-secret";
+    /// The public game client players log in with (no secret).
+    pub const PLAYER_CLIENT_ID: &str = "matchbench-player";
+    /// The `User` role every user gets unless the user names its own.
+    pub const USER_ROLE_ID: &str = "2251438839e948d783ec0e5281daf05b";
+    /// The seeded players, as `(username, password)`.
+    pub const PLAYER1: (&str, &str) = ("player1", "Player1Pass!");
+    pub const PLAYER2: (&str, &str) = ("player2", "Player2Pass!");
+    /// `(id, secret)` of the validator's client.
+    pub const IAM_CLIENT: (&str, &str) = (IAM_CLIENT_ID, IAM_CLIENT_SECRET);
+    /// `(id, secret)` of the game server's client.
+    pub const GAME_CLIENT: (&str, &str) = (GAME_CLIENT_ID, GAME_CLIENT_SECRET);
+}
+
 /// Why a seed file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
@@ -199,6 +225,37 @@ mod tests {
         let seed = Seed::builtin();
         assert!(!seed.clients.is_empty());
         assert!(seed.users.len() >= 2);
+    }
+
+    #[test]
+    fn builtin_constants_are_the_default_seeds() {
+        let seed = Seed::builtin();
+        assert_eq!(seed.namespaces, [builtin::NAMESPACE]);
+        let client = |id: &str| {
+            seed.clients
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap_or_else(|| panic!("client {id} is not in the seed"))
+        };
+        for (id, secret) in [builtin::IAM_CLIENT, builtin::GAME_CLIENT] {
+            let c = client(id);
+            assert_eq!(c.secret.as_deref(), Some(secret), "{id}");
+            assert_eq!(c.namespace, builtin::NAMESPACE, "{id}");
+        }
+        let player = client(builtin::PLAYER_CLIENT_ID);
+        assert_eq!(player.secret, None, "players log in with a public client");
+        assert_eq!(player.namespace, builtin::NAMESPACE);
+        assert_eq!(seed.default_user_roles, [builtin::USER_ROLE_ID]);
+        assert!(seed.roles.iter().any(|r| r.id == builtin::USER_ROLE_ID));
+        for (username, password) in [builtin::PLAYER1, builtin::PLAYER2] {
+            let user = seed
+                .users
+                .iter()
+                .find(|u| u.username == username)
+                .unwrap_or_else(|| panic!("user {username} is not in the seed"));
+            assert_eq!(user.password, password);
+            assert_eq!(user.namespace, builtin::NAMESPACE);
+        }
     }
 
     #[test]

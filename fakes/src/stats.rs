@@ -2,6 +2,10 @@
 //! `GET /_fakes/stats` (JSON) and `GET /metrics` (Prometheus text format), which add the
 //! fault set's, the fleet's and the lobby's own counters.
 //!
+//! [`StatsReport`] is the body's one definition: fakes renders it and clients (the load
+//! generator) read it back with the same types, so a renamed counter breaks them at compile
+//! time instead of reading as zero.
+//!
 //! Request counters are keyed by service, method, status and route *pattern* (axum's matched
 //! path, `unmatched` for 404s), so their number stays bounded whatever ids clients send. The
 //! hot path takes a read lock and bumps an atomic; only a key seen for the first time takes
@@ -14,10 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::Method;
 use parking_lot::RwLock;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::time::Instant;
 
-use crate::dsmc::fleet::{ClaimFailures, RegionUsage, RegisterFailures};
+use crate::dsmc::fleet::{ClaimFailures, FleetStats, RegionUsage, RegisterFailures};
 use crate::faults::{KINDS, Service};
 use crate::lobby::cluster::ShardStats;
 use crate::state::AppState;
@@ -38,8 +42,9 @@ impl Default for RequestStats {
 }
 
 /// One request counter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteCount {
+    #[serde(deserialize_with = "service_name")]
     pub service: Service,
     pub method: String,
     pub route: String,
@@ -104,7 +109,7 @@ impl RequestStats {
 }
 
 /// `GET /_fakes/stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatsReport {
     pub uptime_s: f64,
     pub requests: RequestReport,
@@ -119,7 +124,7 @@ pub struct StatsReport {
     pub match2: crate::match2::store::FunctionCallStats,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AcceptReport {
     pub accepted: u64,
     /// HTTP connections open now.
@@ -132,32 +137,33 @@ pub struct AcceptReport {
     pub handed_to_shards: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestReport {
     pub total: u64,
+    #[serde(deserialize_with = "services_by_name")]
     pub by_service: BTreeMap<Service, ServiceReport>,
     pub routes: Vec<RouteCount>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServiceReport {
     pub total: u64,
     /// Status code → requests.
     pub by_status: BTreeMap<u16, u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultReport {
     pub seed: u64,
     pub configured: usize,
     pub active: usize,
     /// Injections per kind since start (including faults since deleted).
-    pub injected_by_kind: BTreeMap<&'static str, u64>,
+    pub injected_by_kind: BTreeMap<String, u64>,
     /// Injections per fault in the current set.
     pub injected_by_fault: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DsmcReport {
     pub registers: u64,
     pub register_failures: RegisterFailures,
@@ -166,7 +172,7 @@ pub struct DsmcReport {
     pub sessions_deleted: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimReport {
     pub attempted: u64,
     pub succeeded: u64,
@@ -174,7 +180,7 @@ pub struct ClaimReport {
     pub failed: ClaimFailures,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LobbyReport {
     pub connections_open: u64,
     pub connects_total: u64,
@@ -186,7 +192,7 @@ pub struct LobbyReport {
     pub shards: Vec<ShardStats>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NotificationReport {
     pub delivered: u64,
     pub queued: u64,
@@ -194,6 +200,45 @@ pub struct NotificationReport {
     pub fault_dropped: u64,
     pub fault_delayed: u64,
     pub fault_duplicated: u64,
+}
+
+impl DsmcReport {
+    /// The DSMC part of the report, from the fleet's counters.
+    pub fn of(fleet: &FleetStats) -> DsmcReport {
+        DsmcReport {
+            registers: fleet.registers,
+            register_failures: fleet.register_failures.clone(),
+            claims: ClaimReport {
+                attempted: fleet.claims_attempted,
+                succeeded: fleet.claims_succeeded,
+                failed: fleet.claims_failed.clone(),
+            },
+            sessions_cancelled: fleet.sessions_cancelled,
+            sessions_deleted: fleet.sessions_deleted,
+        }
+    }
+}
+
+/// A service by the name the report gives it, including `other` (requests no service served),
+/// which fault files cannot name and so [`Service`]'s own reading refuses.
+fn service_named<E: serde::de::Error>(name: &str) -> Result<Service, E> {
+    if name == "other" {
+        return Ok(Service::Other);
+    }
+    Service::deserialize(serde::de::value::StrDeserializer::<E>::new(name))
+}
+
+fn service_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Service, D::Error> {
+    service_named(&String::deserialize(deserializer)?)
+}
+
+fn services_by_name<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<Service, ServiceReport>, D::Error> {
+    BTreeMap::<String, ServiceReport>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(name, report)| Ok((service_named(&name)?, report)))
+        .collect()
 }
 
 /// Everything `/_fakes/stats` and `/metrics` show, read now.
@@ -223,7 +268,7 @@ pub fn report(state: &AppState) -> StatsReport {
             active,
             injected_by_kind: KINDS
                 .iter()
-                .copied()
+                .map(|kind| (*kind).to_owned())
                 .zip(state.faults.injected_by_kind())
                 .collect(),
             injected_by_fault: state
@@ -233,17 +278,7 @@ pub fn report(state: &AppState) -> StatsReport {
                 .map(|(id, (_, n))| (id, n))
                 .collect(),
         },
-        dsmc: DsmcReport {
-            registers: fleet.registers,
-            register_failures: fleet.register_failures,
-            claims: ClaimReport {
-                attempted: fleet.claims_attempted,
-                succeeded: fleet.claims_succeeded,
-                failed: fleet.claims_failed,
-            },
-            sessions_cancelled: fleet.sessions_cancelled,
-            sessions_deleted: fleet.sessions_deleted,
-        },
+        dsmc: DsmcReport::of(&fleet),
         fleet: fleet.regions,
         lobby: LobbyReport {
             connections_open: lobby.connections_open,

@@ -37,9 +37,7 @@ use matchmaker::metrics::FinalState;
 use matchmaker::store::RedisConfig;
 use url::Url;
 
-const NAMESPACE: &str = "matchbench";
-const GAME: (&str, &str) = ("matchbench-game", "matchbench-game-secret");
-const PLAYER_CLIENT: &str = "matchbench-player";
+use fakes::seed::builtin::{GAME_CLIENT as GAME, NAMESPACE, PLAYER_CLIENT_ID as PLAYER_CLIENT};
 const PHASE_LIMIT: Duration = Duration::from_secs(300);
 
 fn knob(name: &str, default: usize) -> usize {

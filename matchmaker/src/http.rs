@@ -65,7 +65,7 @@
 //! 510403 a party member did not consent), 404 (510404), 409 (510409 live
 //! ticket, 510410 not cancellable or cancelled), 408 (510408 body too slow), 413 (510413), 429 (20007: too many held
 //! requests), 502 (a match that failed for good: one code per failure class, 510520
-//! `no_capacity` … 510534 `lease_expired`, see [`error_codes::MATCH_FAILED_CLASSES`]; 510502
+//! `no_capacity` … 510534 `lease_expired`, see [`FailureClass`]; 510502
 //! when unclassified), 503 (510503 shutting down, not ready, store down).
 //! No input makes a handler panic.
 //!
@@ -75,6 +75,10 @@
 use std::time::Duration;
 
 use accelbyte::models::error::{RequiredPermission, RestError, codes};
+use accelbyte::models::matchmaking::{
+    FailureClass, IDEMPOTENCY_KEY, MatchmakingRequest, MatchmakingResponse, MessageBody,
+    attributes as attribute_names, error_codes,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest as _, MatchedPath, Path, Request, State};
@@ -83,7 +87,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
@@ -94,60 +97,6 @@ use crate::metrics::FinalState;
 use crate::store::{CancelOutcome, Store as _, StoreError};
 use crate::ticket::{Attributes, Party, PartyError, PlayerId, Ticket, TicketId, TicketState};
 use crate::waiters::Waiter;
-
-/// The matchmaker's own error codes (AGS services use six-digit codes per service).
-pub mod error_codes {
-    pub const NOT_FOUND: i64 = 510404;
-    pub const LIVE_TICKET: i64 = 510409;
-    pub const NOT_CANCELLABLE: i64 = 510410;
-    pub const BODY_TIMEOUT: i64 = 510408;
-    pub const BODY_TOO_LARGE: i64 = 510413;
-    pub const MATCH_FAILED: i64 = 510502;
-    pub const UNAVAILABLE: i64 = 510503;
-    /// A listed party member did not consent: no valid token of theirs came with the request.
-    pub const PARTY_CONSENT: i64 = 510403;
-
-    /// A match that failed for good (502), by the class of its last failure — the class the
-    /// `failed <class>` notification names ([`crate::pipeline::StepError::class`]). Clients
-    /// read why from the code, not from the message. A class missing here answers
-    /// [`MATCH_FAILED`].
-    pub const MATCH_FAILED_CLASSES: &[(&str, i64)] = &[
-        ("no_capacity", 510520),
-        ("session_create", 510521),
-        ("dsmc_register", 510522),
-        ("claim_conflict", 510523),
-        ("claim_not_ready", 510524),
-        ("claim_unreachable", 510525),
-        ("claim_timeout", 510526),
-        ("claim_not_found", 510527),
-        ("claim_failed", 510528),
-        ("dsmc_get", 510529),
-        ("add_player", 510530),
-        ("session_get", 510531),
-        ("not_joinable", 510532),
-        ("lease_lost", 510533),
-        ("lease_expired", 510534),
-    ];
-
-    /// The code of a match that failed with `class`.
-    pub fn match_failed(class: &str) -> i64 {
-        MATCH_FAILED_CLASSES
-            .iter()
-            .find(|(c, _)| *c == class)
-            .map_or(MATCH_FAILED, |(_, code)| *code)
-    }
-
-    /// The class a match-failure code stands for (`None` for [`MATCH_FAILED`] and other codes).
-    pub fn match_failed_class(code: i64) -> Option<&'static str> {
-        MATCH_FAILED_CLASSES
-            .iter()
-            .find(|(_, c)| *c == code)
-            .map(|(class, _)| *class)
-    }
-}
-
-/// The tutorial's 408 message.
-pub const TIMED_OUT_MESSAGE: &str = "Timed out! Not enough players.";
 
 /// Most party members one request may list (the game mode bounds a party further).
 const MAX_PARTY_MEMBERS: usize = 100;
@@ -358,51 +307,6 @@ impl From<SubmitError> for ApiError {
 
 // ---- requests ------------------------------------------------------------------------------
 
-/// The optional body of a matchmaking request.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestBody {
-    #[serde(default)]
-    game_mode: Option<String>,
-    #[serde(default)]
-    party_members: Vec<Member>,
-    #[serde(default)]
-    attributes: serde_json::Map<String, Value>,
-    /// The other members' own access tokens: their consent to be queued by this leader.
-    #[serde(default)]
-    party_tokens: Vec<String>,
-}
-
-/// A party member, as a bare id or as the tutorial's `{"user_id": ...}` — an object, never an
-/// array read by position.
-#[derive(Debug)]
-struct Member(String);
-
-impl<'de> Deserialize<'de> for Member {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Object {
-            user_id: String,
-        }
-        match Value::deserialize(deserializer)? {
-            Value::String(id) => Ok(Member(id)),
-            object @ Value::Object(_) => serde_json::from_value::<Object>(object)
-                .map(|o| Member(o.user_id))
-                .map_err(serde::de::Error::custom),
-            _ => Err(serde::de::Error::custom(
-                "a party member is a user id or an object {\"user_id\": ...}",
-            )),
-        }
-    }
-}
-
-impl Member {
-    fn id(self) -> String {
-        self.0
-    }
-}
-
 fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -449,8 +353,8 @@ pub fn parse_request(
     default_mode: &str,
 ) -> Result<ParsedRequest, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let parsed: RequestBody = if first.is_none() {
-        RequestBody::default()
+    let parsed: MatchmakingRequest = if first.is_none() {
+        MatchmakingRequest::default()
     } else if first != Some(&b'{') {
         // serde would read a struct from an array by position: `[]` or `["2v2"]` must not pass.
         return Err(ApiError::new(
@@ -485,7 +389,7 @@ pub fn parse_request(
     }
     let mut members = vec![caller.user_id.clone()];
     for member in parsed.party_members {
-        let id = member.id();
+        let id = member.0;
         check_id("party_members", &id)?;
         let id = PlayerId::new(id);
         if id != caller.user_id {
@@ -578,13 +482,13 @@ fn parse_attributes(map: serde_json::Map<String, Value>) -> Result<Attributes, A
     let mut attributes = Attributes::default();
     for (key, value) in map {
         match key.as_str() {
-            "mmr" => {
+            attribute_names::MMR => {
                 let mmr = value.as_u64().and_then(|v| u32::try_from(v).ok());
                 attributes.mmr = Some(mmr.ok_or_else(|| {
                     ApiError::validation("attributes.mmr must be an integer from 0 to 4294967295")
                 })?);
             }
-            "region" => match value {
+            attribute_names::REGION => match value {
                 Value::String(region)
                     if !region.is_empty() && region.len() <= MAX_ATTRIBUTE_KEY =>
                 {
@@ -741,9 +645,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-/// The header that makes a matchmaking request safe to retry.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
 /// Tells the members of an accepted ticket `searching`, bounded by `searching_timeout`. The
 /// pipeline holds back this ticket's `found` or `failed` until it is done, so they never
 /// overtake it.
@@ -885,32 +786,25 @@ async fn matchmaking(
     Ok(match waited {
         Waited::Final(done) => match done.state {
             TicketState::Matched { placement, .. } => {
-                let others: Vec<&str> = placement
+                let others: Vec<String> = placement
                     .players
                     .iter()
                     .filter(|p| *p != caller)
-                    .map(PlayerId::as_str)
+                    .map(|p| p.as_str().to_owned())
                     .collect();
-                let repr: Vec<String> = others.iter().map(|p| format!("'{p}'")).collect();
-                let message = format!(
-                    "successfully matchmade server:(ip:{}|port:{})|session:(id:{})|users:({caller},[{}])",
-                    placement.server.ip,
+                Json(MatchmakingResponse::matched(
+                    &placement.server.ip,
                     placement.server.port,
-                    placement.session_id,
-                    repr.join(", ")
-                );
-                Json(json!({
-                    "message": message,
-                    "server": {"ip": placement.server.ip, "port": placement.server.port},
-                    "session": {"id": placement.session_id},
-                    "users": [caller.as_str(), others],
-                }))
+                    &placement.session_id,
+                    caller.as_str(),
+                    others,
+                ))
                 .into_response()
             }
             TicketState::TimedOut => timed_out(),
             TicketState::Failed { reason } => ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                error_codes::match_failed(crate::pipeline::reason_class(&reason)),
+                FailureClass::code_of_name(crate::pipeline::reason_class(&reason)),
                 format!("matchmaking failed: {reason}"),
             )
             .into_response(),
@@ -937,11 +831,7 @@ async fn matchmaking(
 }
 
 fn timed_out() -> Response {
-    (
-        StatusCode::REQUEST_TIMEOUT,
-        Json(json!({"message": TIMED_OUT_MESSAGE})),
-    )
-        .into_response()
+    (StatusCode::REQUEST_TIMEOUT, Json(MessageBody::timed_out())).into_response()
 }
 
 // ---- the ticket API ------------------------------------------------------------------------
@@ -1235,26 +1125,16 @@ mod tests {
 
     #[test]
     fn failed_matches_answer_a_code_per_class() {
-        assert_eq!(error_codes::match_failed("no_capacity"), 510520);
         assert_eq!(
-            error_codes::match_failed("nonsense"),
+            FailureClass::code_of_name(crate::pipeline::reason_class(
+                "gave up after 3 attempts: no_capacity: no dedicated server is free"
+            )),
+            510520
+        );
+        assert_eq!(
+            FailureClass::code_of_name(crate::pipeline::reason_class("plain")),
             error_codes::MATCH_FAILED
         );
-        for (class, code) in error_codes::MATCH_FAILED_CLASSES {
-            assert_eq!(error_codes::match_failed_class(*code), Some(*class));
-            assert_eq!(error_codes::match_failed(class), *code);
-        }
-        assert_eq!(
-            error_codes::match_failed_class(error_codes::MATCH_FAILED),
-            None
-        );
-        let mut codes: Vec<i64> = error_codes::MATCH_FAILED_CLASSES
-            .iter()
-            .map(|(_, c)| *c)
-            .collect();
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), error_codes::MATCH_FAILED_CLASSES.len());
     }
 
     #[test]

@@ -47,6 +47,7 @@ use accelbyte::client::ClientError;
 use accelbyte::models::dsmc::{
     CreateSessionRequest as RegisterRequest, MatchPartyMember, MatchingAlly, MatchingParty,
 };
+use accelbyte::models::matchmaking::{FailureClass, notice};
 use accelbyte::models::sessionbrowser::{CreateSessionRequest, GameSessionSetting};
 use futures_util::future::join_all;
 use rand::Rng as _;
@@ -212,26 +213,26 @@ pub enum StepError {
 }
 
 impl StepError {
-    /// A short class, the prefix of the recorded reason and of the `failed` notification.
-    pub fn class(&self) -> &'static str {
+    /// The failure class: the prefix of the recorded reason and of the `failed` notification.
+    pub fn class(&self) -> FailureClass {
         match self {
-            StepError::SessionCreate(_) | StepError::NoSessionId => "session_create",
-            StepError::NoCapacity(_) => "no_capacity",
-            StepError::Register(_) => "dsmc_register",
+            StepError::SessionCreate(_) | StepError::NoSessionId => FailureClass::SessionCreate,
+            StepError::NoCapacity(_) => FailureClass::NoCapacity,
+            StepError::Register(_) => FailureClass::DsmcRegister,
             StepError::Claim { class, .. } => match class {
-                ClaimClass::Conflict => "claim_conflict",
-                ClaimClass::NotReady => "claim_not_ready",
-                ClaimClass::NoCapacity => "no_capacity",
-                ClaimClass::Unreachable => "claim_unreachable",
-                ClaimClass::Timeout => "claim_timeout",
-                ClaimClass::NotFound => "claim_not_found",
-                ClaimClass::Other => "claim_failed",
+                ClaimClass::Conflict => FailureClass::ClaimConflict,
+                ClaimClass::NotReady => FailureClass::ClaimNotReady,
+                ClaimClass::NoCapacity => FailureClass::NoCapacity,
+                ClaimClass::Unreachable => FailureClass::ClaimUnreachable,
+                ClaimClass::Timeout => FailureClass::ClaimTimeout,
+                ClaimClass::NotFound => FailureClass::ClaimNotFound,
+                ClaimClass::Other => FailureClass::ClaimFailed,
             },
-            StepError::ServerGet(_) | StepError::NoServer { .. } => "dsmc_get",
-            StepError::AddPlayer { .. } => "add_player",
-            StepError::SessionGet(_) => "session_get",
-            StepError::NotJoinable(_) => "not_joinable",
-            StepError::LeaseLost => "lease_lost",
+            StepError::ServerGet(_) | StepError::NoServer { .. } => FailureClass::DsmcGet,
+            StepError::AddPlayer { .. } => FailureClass::AddPlayer,
+            StepError::SessionGet(_) => FailureClass::SessionGet,
+            StepError::NotJoinable(_) => FailureClass::NotJoinable,
+            StepError::LeaseLost => FailureClass::LeaseLost,
         }
     }
 }
@@ -313,7 +314,7 @@ impl Pipeline {
             .party
             .members()
             .iter()
-            .map(|p| self.notify(p, "searching", "searching"));
+            .map(|p| self.notify(p, notice::SEARCHING, "searching"));
         tokio::time::timeout(within, join_all(notes)).await.is_ok()
     }
 
@@ -577,7 +578,7 @@ impl Pipeline {
 
     /// Tells the players of `tickets` their match failed; whether every one was told.
     async fn notify_failed(&self, tickets: &[&Ticket], reason: &str) -> bool {
-        let message = format!("failed {}", reason_class(reason));
+        let message = notice::failed(reason_class(reason));
         let notes = tickets
             .iter()
             .flat_map(|t| t.party.members())
@@ -587,7 +588,7 @@ impl Pipeline {
 
     /// Tells `players` their server; whether every one was told.
     async fn notify_found(&self, players: &[PlayerId], server: &ServerAddr) -> bool {
-        let message = format!("found {} {}", server.ip, server.port);
+        let message = notice::found(&server.ip, server.port);
         join_all(players.iter().map(|p| self.notify(p, &message, "found")))
             .await
             .into_iter()
@@ -736,11 +737,11 @@ impl MatchSink for Pipeline {
         }
         let refs: Vec<&Ticket> = failed.iter().collect();
         self.after_searching(failed.iter().map(|t| &t.id)).await;
-        self.notify_failed(
-            &refs,
-            "lease_expired: the replica building the match stopped",
-        )
-        .await;
+        let reason = format!(
+            "{}: the replica building the match stopped",
+            FailureClass::LeaseExpired
+        );
+        self.notify_failed(&refs, &reason).await;
     }
 }
 

@@ -462,17 +462,17 @@ fn load_plan(
         plan.target = TargetPlan::Urls(Box::new(UrlsPlan {
             fakes,
             matchmaker,
-            namespace: sim::target::builtin::NAMESPACE.to_owned(),
+            namespace: fakes::seed::builtin::NAMESPACE.to_owned(),
             player_client: ClientCredentials {
-                id: sim::target::builtin::PLAYER_CLIENT.to_owned(),
+                id: fakes::seed::builtin::PLAYER_CLIENT_ID.to_owned(),
                 secret: None,
             },
             game_client: Some(ClientCredentials {
-                id: sim::target::builtin::GAME_CLIENT.0.to_owned(),
+                id: fakes::seed::builtin::GAME_CLIENT.0.to_owned(),
                 secret: Some(
                     args.game_client_secret
                         .clone()
-                        .unwrap_or_else(|| sim::target::builtin::GAME_CLIENT.1.to_owned()),
+                        .unwrap_or_else(|| fakes::seed::builtin::GAME_CLIENT.1.to_owned()),
                 ),
             }),
             accounts: None,

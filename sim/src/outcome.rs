@@ -7,6 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use accelbyte::models::matchmaking::{FailureClass, notice};
 use serde::{Deserialize, Serialize};
 
 /// The one final outcome of a virtual player's search.
@@ -280,9 +281,9 @@ pub fn is_local_resource_errno(code: i32) -> bool {
 }
 
 /// Why the matchmaker said a match failed: the failure class its error code names
-/// (`no_capacity`, `claim_unreachable`, … — the matchmaker's
-/// [`MATCH_FAILED_CLASSES`](matchmaker::http::error_codes::MATCH_FAILED_CLASSES)), read from the
-/// code and never from the message; [`FailReason::UNCLASSIFIED`] when the answer carries no
+/// (`no_capacity`, `claim_unreachable`, … — the contract's
+/// [`FailureClass`](accelbyte::models::matchmaking::FailureClass)), read from the code and never
+/// from the message; [`FailReason::UNCLASSIFIED`] when the answer carries no
 /// known code (the tutorial's own server, or an unclassified 510502).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FailReason(&'static str);
@@ -295,8 +296,8 @@ impl FailReason {
 
     /// The reason an AGS-shaped error's `errorCode` stands for.
     pub fn from_code(code: Option<i64>) -> Self {
-        code.and_then(matchmaker::http::error_codes::match_failed_class)
-            .map_or(Self::UNCLASSIFIED, FailReason)
+        code.and_then(FailureClass::from_code)
+            .map_or(Self::UNCLASSIFIED, |class| FailReason(class.as_str()))
     }
 
     /// The class name (`no_capacity`), as reports print it.
@@ -326,14 +327,10 @@ pub struct ServerAddr {
 impl ServerAddr {
     /// Reads the payload `found <ip> <port>` (also `found <ip>:<port>`, the C# sample's form).
     pub fn from_found(payload: &str) -> Option<ServerAddr> {
-        let rest = payload.strip_prefix("found ")?.trim();
-        let (ip, port) = match rest.split_once(' ') {
-            Some((ip, port)) => (ip, port),
-            None => rest.rsplit_once(':')?,
-        };
+        let (ip, port) = notice::parse_found(payload)?;
         Some(ServerAddr {
-            ip: Arc::from(ip.trim()),
-            port: port.trim().parse().ok()?,
+            ip: Arc::from(ip),
+            port,
         })
     }
 }

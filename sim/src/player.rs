@@ -8,8 +8,8 @@
 //! Latency is measured from the arrival's *scheduled* time, not from when the task got to run,
 //! so a saturated system cannot hide its backlog (no coordinated omission).
 //!
-//! Owns the wire side of the matchmaker contract ([`MatchRequest`], reading its 200/408
-//! answers) and the per-player behaviours (cancel, socket drop, retry after 408, DSMC check).
+//! Owns the player's side of the matchmaker contract ([`match_request`], reading its answers
+//! with the shared `accelbyte::models::matchmaking` types) and the per-player behaviours (cancel, socket drop, retry after 408, DSMC check).
 //! Records into its worker's [`Recorder`]; must not know about scheduling, other parties,
 //! thresholds or reports.
 
@@ -17,13 +17,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accelbyte::client::{AbClient, ClientError, LobbyConnection, LobbyOptions};
+use accelbyte::client::{AbClient, ClientError, ErrorBody, LobbyConnection, LobbyOptions};
 use accelbyte::frame::Frame;
 use accelbyte::models::lobby::MessageNotif;
+use accelbyte::models::matchmaking::{
+    IDEMPOTENCY_KEY, MatchmakingRequest, MatchmakingResponse, MessageBody, PartyMember,
+};
 use futures_util::future::join_all;
 use parking_lot::Mutex;
 use reqwest::header::AUTHORIZATION;
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -36,35 +38,30 @@ use crate::metrics::{Counter, Gauges, Recorder};
 use crate::outcome::{Endpoint, ErrorKind, FailReason, Outcome, PlayerRecord, Release, ServerAddr};
 use crate::scenario::{Behaviour, Flow, LoginFlow, Match2Plan};
 
-/// The body of the matchmaking request: the matchmaker crate's optional body. The tutorial's
-/// server reads no body (the bearer token says who calls) and ignores it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MatchRequest {
-    pub game_mode: String,
-    /// The other members' user ids (the caller leads the party and is always a member).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub party_members: Vec<String>,
-    /// The other members' own access tokens: their consent to be queued by the leader (the
-    /// matchmaker validates each like the leader's and refuses a party without them).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub party_tokens: Vec<String>,
-    #[serde(skip_serializing_if = "MatchAttributes::is_empty")]
-    pub attributes: MatchAttributes,
-}
-
-/// Attributes that drive the matching rules.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MatchAttributes {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mmr: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-}
-
-impl MatchAttributes {
-    fn is_empty(&self) -> bool {
-        self.mmr.is_none() && self.region.is_none()
+/// The body of the matchmaking request: the matchmaker's optional body, from the contract both
+/// share. The tutorial's server reads no body (the bearer token says who calls) and ignores it.
+pub fn match_request(
+    game_mode: &str,
+    others: &[(String, String)],
+    mmr: Option<u32>,
+    region: Option<&str>,
+) -> MatchmakingRequest {
+    let mut request = MatchmakingRequest {
+        game_mode: Some(game_mode.to_owned()),
+        party_members: others
+            .iter()
+            .map(|(user, _)| PartyMember(user.clone()))
+            .collect(),
+        party_tokens: others.iter().map(|(_, token)| token.clone()).collect(),
+        ..MatchmakingRequest::default()
+    };
+    if let Some(mmr) = mmr {
+        request.set_mmr(mmr);
     }
+    if let Some(region) = region {
+        request.set_region(region);
+    }
+    request
 }
 
 /// How the matchmaking call ended.
@@ -89,49 +86,28 @@ pub enum Answer {
 /// see [`FailReason::from_code`] — or the tutorial's 400 `{"message": "Unable to join the
 /// session."}`); anything else is an error.
 pub fn read_answer(status: u16, body: &[u8]) -> Answer {
-    let json = || serde_json::from_slice::<serde_json::Value>(body).ok();
     match status {
-        200 => {
-            let Some(json) = json() else {
-                return Answer::Error(ErrorKind::Decode);
-            };
-            let ip = json.pointer("/server/ip").and_then(|v| v.as_str());
-            let port = json
-                .pointer("/server/port")
-                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-                .and_then(|p| u16::try_from(p).ok());
-            let session = json.pointer("/session/id").and_then(|v| v.as_str());
-            match (ip, port, session) {
-                (Some(ip), Some(port), Some(session)) if !ip.is_empty() && !session.is_empty() => {
-                    Answer::Matched {
-                        session: Arc::from(session),
-                        server: ServerAddr {
-                            ip: Arc::from(ip),
-                            port,
-                        },
-                    }
+        200 => match serde_json::from_slice::<MatchmakingResponse>(body) {
+            Ok(answer) if !answer.server.ip.is_empty() && !answer.session.id.is_empty() => {
+                Answer::Matched {
+                    session: Arc::from(answer.session.id),
+                    server: ServerAddr {
+                        ip: Arc::from(answer.server.ip),
+                        port: answer.server.port,
+                    },
                 }
-                _ => Answer::Error(ErrorKind::Decode),
             }
-        }
+            _ => Answer::Error(ErrorKind::Decode),
+        },
         408 => Answer::TimedOut,
-        502 | 400 => {
-            let json = json();
-            let code = json
-                .as_ref()
-                .and_then(|j| j.get("errorCode"))
-                .and_then(serde_json::Value::as_i64);
-            match (status, code) {
-                // The matchmaker's failed match: the code names the failure class.
-                (502, code) => Answer::Failed(FailReason::from_code(code)),
-                // A 400 in AGS's error shape is a refused request, not a failed match.
-                (_, Some(_)) => Answer::Error(ErrorKind::Status(status)),
-                // The tutorial's own server: 400 {"message": "Unable to join the session."}.
-                (_, None) if json.as_ref().is_some_and(|j| j.get("message").is_some()) => {
-                    Answer::Failed(FailReason::UNCLASSIFIED)
-                }
-                (_, None) => Answer::Error(ErrorKind::Status(status)),
-            }
+        // The matchmaker's failed match: the code names the failure class.
+        502 => Answer::Failed(FailReason::from_code(ErrorBody::parse(body).code)),
+        // A 400 in AGS's error shape is a refused request, not a failed match; the tutorial's own
+        // server answers a failed match with 400 {"message": "Unable to join the session."}.
+        400 if ErrorBody::parse(body).code.is_none()
+            && serde_json::from_slice::<MessageBody>(body).is_ok() =>
+        {
+            Answer::Failed(FailReason::UNCLASSIFIED)
         }
         other => Answer::Error(ErrorKind::Status(other)),
     }
@@ -397,16 +373,17 @@ async fn search_inner(
         drain_stray(w, m).await;
     }
 
-    let others = || party.members[1..].iter().filter_map(|m| m.session.as_ref());
-    let request = MatchRequest {
-        game_mode: arrival.spec.game_mode.clone(),
-        party_members: others().map(|s| s.user_id.clone()).collect(),
-        party_tokens: others().map(|s| s.access_token.clone()).collect(),
-        attributes: MatchAttributes {
-            mmr: arrival.spec.mmr,
-            region: arrival.spec.region.clone(),
-        },
-    };
+    let others: Vec<(String, String)> = party.members[1..]
+        .iter()
+        .filter_map(|m| m.session.as_ref())
+        .map(|s| (s.user_id.clone(), s.access_token.clone()))
+        .collect();
+    let request = match_request(
+        &arrival.spec.game_mode,
+        &others,
+        arrival.spec.mmr,
+        arrival.spec.region.as_deref(),
+    );
     let leader_token = party.members[0]
         .session
         .as_ref()
@@ -558,7 +535,7 @@ async fn ask_with_retries(
     w: &WorkerCtx,
     run: &RunCtx,
     token: &str,
-    request: &MatchRequest,
+    request: &MatchmakingRequest,
     arrival: &Arrival,
     search_start: Instant,
 ) -> Answer {
@@ -602,7 +579,7 @@ async fn ask(
     w: &WorkerCtx,
     run: &RunCtx,
     token: &str,
-    request: &MatchRequest,
+    request: &MatchmakingRequest,
     spread: u64,
 ) -> Answer {
     const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -623,7 +600,7 @@ async fn ask(
             .http
             .post(url.clone())
             .header(AUTHORIZATION, format!("Bearer {token}"))
-            .header("idempotency-key", &key)
+            .header(IDEMPOTENCY_KEY, &key)
             .json(request)
             .timeout(left.max(Duration::from_millis(1)))
             .send()
@@ -1104,29 +1081,18 @@ mod tests {
 
     #[test]
     fn request_body_is_the_matchmakers_optional_body() {
-        let solo = serde_json::to_value(MatchRequest {
-            game_mode: "1v1".into(),
-            party_members: Vec::new(),
-            party_tokens: Vec::new(),
-            attributes: MatchAttributes::default(),
-        })
-        .expect("json");
-        assert_eq!(solo, serde_json::json!({"game_mode": "1v1"}));
-        let party = serde_json::to_value(MatchRequest {
-            game_mode: "5v5".into(),
-            party_members: vec!["u2".into()],
-            party_tokens: vec!["t2".into()],
-            attributes: MatchAttributes {
-                mmr: Some(1500),
-                region: Some("eu".into()),
-            },
-        })
+        let solo = serde_json::to_string(&match_request("1v1", &[], None, None)).expect("json");
+        assert_eq!(solo, r#"{"game_mode":"1v1"}"#);
+        let party = serde_json::to_string(&match_request(
+            "5v5",
+            &[("u2".into(), "t2".into())],
+            Some(1500),
+            Some("eu"),
+        ))
         .expect("json");
         assert_eq!(
             party,
-            serde_json::json!({"game_mode": "5v5", "party_members": ["u2"],
-                               "party_tokens": ["t2"],
-                               "attributes": {"mmr": 1500, "region": "eu"}})
+            r#"{"game_mode":"5v5","party_members":["u2"],"party_tokens":["t2"],"attributes":{"mmr":1500,"region":"eu"}}"#
         );
     }
 

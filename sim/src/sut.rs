@@ -61,10 +61,9 @@ impl SutCounters {
         let mut stats = fakes.clone();
         stats.set_path("/_fakes/stats");
         if let Some(body) = get_text(http, &stats).await {
-            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&body) {
-                let accept = &json["accept"];
-                out.fakes_refused_over_cap = accept["refused_over_cap"].as_u64();
-                out.fakes_accept_resource_errors = accept["resource_errors"].as_u64();
+            if let Ok(report) = serde_json::from_str::<fakes::stats::StatsReport>(&body) {
+                out.fakes_refused_over_cap = Some(report.accept.refused_over_cap);
+                out.fakes_accept_resource_errors = Some(report.accept.resource_errors);
             }
         }
         for url in matchmakers {

@@ -6,8 +6,9 @@
 //! [`MatchmakerStarter`] (any server that speaks the tutorial's HTTP contract).
 //!
 //! Also owns reading the fakes' claim counters (directly from an embedded fakes, over
-//! `GET /_fakes/stats` otherwise), the accounts CSV, and the choice of loopback source
-//! addresses. Must not know what players do or how results are measured.
+//! `GET /_fakes/stats` otherwise; both as the fakes' typed `DsmcReport`), the accounts CSV,
+//! and the choice of loopback source addresses. Must not know what players do or how results
+//! are measured.
 
 use std::fmt;
 use std::future::Future;
@@ -19,19 +20,13 @@ use std::sync::Arc;
 use accelbyte::client::LobbyTls;
 use url::{Host, Url};
 
+use fakes::seed::builtin;
+use fakes::stats::{ClaimReport, DsmcReport, StatsReport};
+
 use crate::metrics::ClaimCounts;
 use crate::process::ProcessReport;
 use crate::scenario::{ClientCredentials, EmbeddedPlan, SourceAddresses, TargetPlan};
 use crate::stack::{MultiStack, StackLayout};
-
-/// The namespace, clients and secrets of the fakes' built-in seed (what an embedded target
-/// runs with).
-pub mod builtin {
-    pub const NAMESPACE: &str = "matchbench";
-    pub const PLAYER_CLIENT: &str = "matchbench-player";
-    pub const GAME_CLIENT: (&str, &str) = ("matchbench-game", "matchbench-game-secret");
-    pub const IAM_CLIENT: (&str, &str) = ("matchbench-iam", "matchbench-iam-secret");
-}
 
 /// First loopback source address used when spreading sockets (`127.0.0.11`, `.12`, …).
 pub const FIRST_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -411,7 +406,7 @@ impl Target {
             fakes_url,
             namespace: builtin::NAMESPACE.to_owned(),
             player_client: ClientCredentials {
-                id: builtin::PLAYER_CLIENT.to_owned(),
+                id: builtin::PLAYER_CLIENT_ID.to_owned(),
                 secret: None,
             },
             game_client: Some(credentials(builtin::GAME_CLIENT)),
@@ -506,18 +501,8 @@ impl fmt::Debug for ClaimsReader {
 impl ClaimsReader {
     /// Counters since the fakes started; `None` when they cannot be read.
     pub async fn read(&self, http: &reqwest::Client) -> Option<ClaimCounts> {
-        match &self.0 {
-            StatsSource::Embedded(state) => {
-                let s = state.dsmc.stats();
-                Some(ClaimCounts {
-                    attempted: s.claims_attempted,
-                    succeeded: s.claims_succeeded,
-                    not_found: s.claims_failed.not_found,
-                    conflict: s.claims_failed.conflict,
-                    not_ready: s.claims_failed.not_ready,
-                    unreachable: s.claims_failed.unreachable,
-                })
-            }
+        let dsmc = match &self.0 {
+            StatsSource::Embedded(state) => DsmcReport::of(&state.dsmc.stats()),
             StatsSource::Http(url, token) => {
                 let mut request = http.get(url.clone());
                 if let Some(token) = token {
@@ -527,52 +512,23 @@ impl ClaimsReader {
                 if !response.status().is_success() {
                     return None;
                 }
-                let body: serde_json::Value = response.json().await.ok()?;
-                claims_from_stats(&body)
+                response.json::<StatsReport>().await.ok()?.dsmc
             }
-        }
+        };
+        Some(claim_counts(&dsmc.claims))
     }
 }
 
-/// Finds the DSMC claim counters in a `/_fakes/stats` body, wherever they are nested: an
-/// object with `claims_attempted` and a `claims_failed` object of reasons.
-pub fn claims_from_stats(body: &serde_json::Value) -> Option<ClaimCounts> {
-    // The fakes' shape: {"dsmc": {"claims": {"attempted", "succeeded", "failed": {...}}}}.
-    if let Some(c) = body.pointer("/dsmc/claims") {
-        let n = |p: &str| c.pointer(p).and_then(|v| v.as_u64()).unwrap_or(0);
-        if let Some(attempted) = c.get("attempted").and_then(|v| v.as_u64()) {
-            return Some(ClaimCounts {
-                attempted,
-                succeeded: n("/succeeded"),
-                not_found: n("/failed/not_found"),
-                conflict: n("/failed/conflict"),
-                not_ready: n("/failed/not_ready"),
-                unreachable: n("/failed/unreachable"),
-            });
-        }
+/// The claim counters of the fakes' `/_fakes/stats` DSMC report.
+pub fn claim_counts(claims: &ClaimReport) -> ClaimCounts {
+    ClaimCounts {
+        attempted: claims.attempted,
+        succeeded: claims.succeeded,
+        not_found: claims.failed.not_found,
+        conflict: claims.failed.conflict,
+        not_ready: claims.failed.not_ready,
+        unreachable: claims.failed.unreachable,
     }
-    let obj = body.as_object()?;
-    if let Some(attempted) = obj.get("claims_attempted").and_then(|v| v.as_u64()) {
-        let failed = obj.get("claims_failed");
-        let reason = |k: &str| {
-            failed
-                .and_then(|f| f.get(k))
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0)
-        };
-        return Some(ClaimCounts {
-            attempted,
-            succeeded: obj
-                .get("claims_succeeded")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0),
-            not_found: reason("not_found"),
-            conflict: reason("conflict"),
-            not_ready: reason("not_ready"),
-            unreachable: reason("unreachable"),
-        });
-    }
-    obj.values().find_map(claims_from_stats)
 }
 
 /// Which source addresses sockets bind to.
@@ -621,23 +577,20 @@ mod tests {
     }
 
     #[test]
-    fn claims_of_the_fakes_stats_shape() {
-        let body = serde_json::json!({"dsmc": {"registers": 3, "claims": {"attempted": 4, "succeeded": 3,
-            "failed": {"not_found": 0, "conflict": 0, "not_ready": 1, "unreachable": 0}}}});
-        let c = claims_from_stats(&body).expect("found");
+    fn claims_of_the_fakes_dsmc_report() {
+        let claims = ClaimReport {
+            attempted: 4,
+            succeeded: 3,
+            failed: fakes::dsmc::fleet::ClaimFailures {
+                not_found: 0,
+                conflict: 0,
+                not_ready: 1,
+                unreachable: 2,
+            },
+        };
+        let c = claim_counts(&claims);
         assert_eq!((c.attempted, c.succeeded, c.not_ready), (4, 3, 1));
-    }
-
-    #[test]
-    fn claims_are_found_wherever_they_are_nested() {
-        let body = serde_json::json!({
-            "requests": {"total": 9},
-            "dsmc": {"claims_attempted": 10, "claims_succeeded": 7,
-                     "claims_failed": {"not_ready": 1, "unreachable": 2}}
-        });
-        let c = claims_from_stats(&body).expect("found");
-        assert_eq!((c.attempted, c.failed(), c.unreachable), (10, 3, 2));
-        assert!(claims_from_stats(&serde_json::json!({"x": 1})).is_none());
+        assert_eq!((c.failed(), c.unreachable), (3, 2));
     }
 
     #[test]

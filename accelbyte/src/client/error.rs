@@ -12,6 +12,7 @@ use thiserror::Error;
 use tokio_tungstenite::tungstenite;
 
 use crate::frame::FrameError;
+use crate::models::error::ErrorShape;
 
 /// Longest excerpt of a body kept in an error, so a huge or hostile body cannot bloat memory
 /// held by metrics or logs.
@@ -134,25 +135,11 @@ impl ClientError {
     }
 }
 
-/// Which of the AGS error shapes a body had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorShape {
-    /// `{"error", "error_description"}` (IAM OAuth endpoints).
-    OAuth,
-    /// `{"errorCode", "errorMessage"}` (IAM REST, lobby admin, session browser reads, DSMC).
-    Rest,
-    /// `{"ErrorCode", "ErrorMessage"}` (lobby `/notification/...`).
-    Pascal,
-    /// `{"errorCode", "errorMessage", "message", "name", "attributes"}` (session browser writes).
-    SessionBrowserV2,
-    /// Empty, not JSON, or JSON of another shape.
-    Unknown,
-}
-
 /// An AGS error body in a common view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorBody {
-    pub shape: ErrorShape,
+    /// The shape the body had; `None` when empty, not JSON, or JSON of no AGS error shape.
+    pub shape: Option<ErrorShape>,
     /// `errorCode` / `ErrorCode`; OAuth errors carry none.
     pub code: Option<i64>,
     /// The OAuth `error` code (`invalid_grant`, ...).
@@ -163,8 +150,8 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
-    /// Reads any AGS error shape; never fails (an unreadable body becomes
-    /// [`ErrorShape::Unknown`] with its text as the message).
+    /// Reads any AGS error shape; never fails (an unreadable body has no shape and its text as
+    /// the message).
     pub fn parse(raw: &[u8]) -> Self {
         match serde_json::from_slice::<Value>(raw) {
             Ok(Value::Object(map)) => Self::from_object(&map).unwrap_or_else(|| Self::unknown(raw)),
@@ -188,7 +175,7 @@ impl ErrorBody {
                 ErrorShape::Rest
             };
             return Some(Self {
-                shape,
+                shape: Some(shape),
                 code: Some(code),
                 error: None,
                 message,
@@ -196,7 +183,7 @@ impl ErrorBody {
         }
         if let Some(code) = map.get("ErrorCode").and_then(as_code) {
             return Some(Self {
-                shape: ErrorShape::Pascal,
+                shape: Some(ErrorShape::LobbyNotification),
                 code: Some(code),
                 error: None,
                 message: text("ErrorMessage").unwrap_or_default(),
@@ -204,7 +191,7 @@ impl ErrorBody {
         }
         let error = text("error")?;
         Some(Self {
-            shape: ErrorShape::OAuth,
+            shape: Some(ErrorShape::OAuth),
             code: None,
             message: text("error_description").unwrap_or_default(),
             error: Some(error),
@@ -213,7 +200,7 @@ impl ErrorBody {
 
     fn unknown(raw: &[u8]) -> Self {
         Self {
-            shape: ErrorShape::Unknown,
+            shape: None,
             code: None,
             error: None,
             message: excerpt(raw).trim().to_owned(),
@@ -262,7 +249,7 @@ mod tests {
         let body = ErrorBody::parse(
             br#"{"error":"invalid_grant","error_description":"bad password","error_uri":""}"#,
         );
-        assert_eq!(body.shape, ErrorShape::OAuth);
+        assert_eq!(body.shape, Some(ErrorShape::OAuth));
         assert_eq!(body.error.as_deref(), Some("invalid_grant"));
         assert_eq!(body.code, None);
         assert_eq!(body.message, "bad password");
@@ -272,7 +259,7 @@ mod tests {
     #[test]
     fn reads_rest_errors() {
         let body = ErrorBody::parse(br#"{"errorCode":20001,"errorMessage":"unauthorized access"}"#);
-        assert_eq!(body.shape, ErrorShape::Rest);
+        assert_eq!(body.shape, Some(ErrorShape::Rest));
         assert_eq!(body.code, Some(20001));
         assert_eq!(body.message, "unauthorized access");
         assert_eq!(body.to_string(), "error 20001: unauthorized access");
@@ -282,7 +269,7 @@ mod tests {
     fn reads_pascal_case_lobby_errors() {
         let body =
             ErrorBody::parse(br#"{"ErrorCode":20013,"ErrorMessage":"insufficient permissions"}"#);
-        assert_eq!(body.shape, ErrorShape::Pascal);
+        assert_eq!(body.shape, Some(ErrorShape::LobbyNotification));
         assert_eq!(body.code, Some(20013));
         assert_eq!(body.message, "insufficient permissions");
     }
@@ -292,7 +279,7 @@ mod tests {
         let body = ErrorBody::parse(
             br#"{"attributes":{},"errorCode":20002,"errorMessage":"","message":"session full","name":"ValidationError"}"#,
         );
-        assert_eq!(body.shape, ErrorShape::SessionBrowserV2);
+        assert_eq!(body.shape, Some(ErrorShape::SessionBrowserV2));
         assert_eq!(body.code, Some(20002));
         assert_eq!(body.message, "session full", "falls back to `message`");
     }
@@ -304,16 +291,13 @@ mod tests {
             Some(20008)
         );
         let html = ErrorBody::parse(b"  <html>bad gateway</html>\n");
-        assert_eq!(html.shape, ErrorShape::Unknown);
+        assert_eq!(html.shape, None);
         assert_eq!(html.message, "<html>bad gateway</html>");
         let empty = ErrorBody::parse(b"");
-        assert_eq!(empty.shape, ErrorShape::Unknown);
+        assert_eq!(empty.shape, None);
         assert_eq!(empty.to_string(), "(empty body)");
-        assert_eq!(ErrorBody::parse(b"[1,2]").shape, ErrorShape::Unknown);
-        assert_eq!(
-            ErrorBody::parse(br#"{"other":1}"#).shape,
-            ErrorShape::Unknown
-        );
+        assert_eq!(ErrorBody::parse(b"[1,2]").shape, None);
+        assert_eq!(ErrorBody::parse(br#"{"other":1}"#).shape, None);
     }
 
     #[test]

@@ -499,7 +499,7 @@ mod tests {
         let err = test_client(&server).login_client().await.expect_err("401");
         assert_eq!(err.status(), Some(401));
         let body = err.body().expect("status error");
-        assert_eq!(body.shape, crate::client::ErrorShape::OAuth);
+        assert_eq!(body.shape, Some(crate::models::error::ErrorShape::OAuth));
         assert_eq!(body.error.as_deref(), Some("invalid_client"));
         assert_eq!(body.message, "client authentication failed");
     }

@@ -1092,8 +1092,8 @@ mod tests {
         assert_eq!(err.status(), Some(403));
         assert_eq!(err.error_code(), Some(20013));
         assert_eq!(
-            err.body().map(|b| b.shape),
-            Some(crate::client::ErrorShape::Pascal)
+            err.body().and_then(|b| b.shape),
+            Some(crate::models::error::ErrorShape::LobbyNotification)
         );
         assert_eq!(
             err.body().map(|b| b.message.as_str()),

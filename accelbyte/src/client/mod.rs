@@ -38,7 +38,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use self::dsmc::{AdminSessionQuery, Dsmc};
-pub use self::error::{ClientError, ErrorBody, ErrorShape};
+pub use self::error::{ClientError, ErrorBody};
 pub use self::events::{EventError, V2Event};
 pub use self::lobby::{CloseInfo, LobbyConnection, LobbyOptions, LobbyTls};
 pub use self::match2::Match2;

@@ -268,7 +268,10 @@ mod tests {
             panic!("expected status error, got {err:?}");
         };
         assert_eq!(*status, 403);
-        assert_eq!(body.shape, crate::client::ErrorShape::SessionBrowserV2);
+        assert_eq!(
+            body.shape,
+            Some(crate::models::error::ErrorShape::SessionBrowserV2)
+        );
         assert_eq!(body.code, Some(20003));
     }
 }

@@ -26,6 +26,24 @@ pub mod codes {
     pub const CLIENT_NOT_FOUND: i64 = 10365;
 }
 
+/// The AGS error body families: the one a route answers with, or the one a body turned out to
+/// have. The server picks one per route; the client reads all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ErrorShape {
+    /// [`OAuthError`] (`error`, `error_description`): the IAM OAuth endpoints.
+    OAuth,
+    /// [`RestError`] (`errorCode`, `errorMessage`): IAM REST, lobby admin, session browser
+    /// reads, DSMC.
+    #[default]
+    Rest,
+    /// [`LobbyNotificationError`] (`ErrorCode`, `ErrorMessage`): lobby `/notification/...`
+    /// (and Matchmaking v2).
+    LobbyNotification,
+    /// [`SessionBrowserErrorV2`] (`errorCode`, `errorMessage`, `message`, `name`,
+    /// `attributes`): session browser writes and Session v2.
+    SessionBrowserV2,
+}
+
 /// `oauthmodel.ErrorResponse`: the IAM OAuth endpoints (token, revoke, authorize errors).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthError {

@@ -10,5 +10,6 @@ pub mod error;
 pub mod iam;
 pub mod lobby;
 pub mod match2;
+pub mod matchmaking;
 pub mod session;
 pub mod sessionbrowser;

@@ -314,7 +314,7 @@ pub struct ClaimAttempt<'a> {
 pub type ClaimOverride = Arc<dyn Fn(&ClaimAttempt<'_>) -> Option<ClaimFailure> + Send + Sync>;
 
 /// Claim failures by reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimFailures {
     pub not_found: u64,
     pub conflict: u64,
@@ -323,7 +323,7 @@ pub struct ClaimFailures {
 }
 
 /// Register refusals by reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterFailures {
     /// The session id was taken (409).
     pub exists: u64,
@@ -336,7 +336,7 @@ pub struct RegisterFailures {
 }
 
 /// Servers of one region right now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionUsage {
     pub name: String,
     /// Servers the region has.

@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn password_rule() {
-        assert!(validate_password("Player1Pass!").is_ok());
+        assert!(validate_password(crate::seed::builtin::PLAYER1.1).is_ok());
         assert!(validate_password("short1A").is_err());
         assert!(validate_password("alllowercase").is_err());
         assert!(

@@ -131,7 +131,7 @@ struct FunctionCalls {
 }
 
 /// A snapshot of [`FunctionCalls`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FunctionCallStats {
     /// Calls that answered (with or without matches).
     pub calls_ok: u64,

@@ -4,12 +4,9 @@
 
 use fakes::{FakesConfig, Handle};
 
-pub const NAMESPACE: &str = "matchbench";
-pub const GAME_CLIENT: (&str, &str) = ("matchbench-game", "matchbench-game-secret");
-pub const IAM_CLIENT: (&str, &str) = ("matchbench-iam", "matchbench-iam-secret");
-pub const PLAYER_CLIENT: &str = "matchbench-player";
-pub const PLAYER1: (&str, &str) = ("player1", "Player1Pass!");
-pub const PLAYER2: (&str, &str) = ("player2", "Player2Pass!");
+pub use fakes::seed::builtin::{
+    GAME_CLIENT, IAM_CLIENT, NAMESPACE, PLAYER_CLIENT_ID as PLAYER_CLIENT, PLAYER1, PLAYER2,
+};
 
 /// A fakes instance on an ephemeral port with the built-in seed.
 pub async fn start() -> Handle {

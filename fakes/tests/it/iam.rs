@@ -209,7 +209,7 @@ async fn authenticate_with_a_bad_password_redirects_with_an_error() {
     let resp = http
         .post(format!("{base}/iam/v3/authenticate"))
         .form(&[
-            ("user_name", "player1"),
+            ("user_name", PLAYER1.0),
             ("password", "wrong"),
             ("request_id", &request_id),
         ])
@@ -240,14 +240,14 @@ async fn password_grant_and_its_failures() {
     assert_eq!(ok.token_type, "Bearer");
     assert!(!ok.refresh_token.is_empty());
 
-    let resp = password_grant(&base, (PLAYER_CLIENT, ""), ("player2", "nope")).await;
+    let resp = password_grant(&base, (PLAYER_CLIENT, ""), (PLAYER2.0, "nope")).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         resp.json::<Value>().await.unwrap()["error"],
         "invalid_grant"
     );
 
-    let resp = password_grant(&base, ("matchbench-game", "wrong-secret"), PLAYER2).await;
+    let resp = password_grant(&base, (GAME_CLIENT.0, "wrong-secret"), PLAYER2).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         resp.json::<Value>().await.unwrap()["error"],
@@ -483,7 +483,7 @@ async fn users_me_and_public_user() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let me: Value = resp.json().await.unwrap();
-    assert_eq!(me["userName"], "player1");
+    assert_eq!(me["userName"], PLAYER1.0);
     assert_eq!(me["userId"], user.user_id.as_str());
 
     let client = client_token(&base, GAME_CLIENT).await;
@@ -505,7 +505,7 @@ async fn users_me_and_public_user() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap()["userName"], "player1");
+    assert_eq!(resp.json::<Value>().await.unwrap()["userName"], PLAYER1.0);
 
     let resp = common::http()
         .get(format!("{base}/iam/v3/public/users/me"))
@@ -675,7 +675,7 @@ async fn role_lookups_in_every_form() {
     let fakes = common::start().await;
     let base = fakes.base_url();
     let iam = client_token(&base, IAM_CLIENT).await;
-    let role = "2251438839e948d783ec0e5281daf05b";
+    let role = fakes::seed::builtin::USER_ROLE_ID;
     let get = |path: String, token: String| {
         let base = base.clone();
         async move {

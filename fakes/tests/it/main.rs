@@ -10,6 +10,7 @@ mod lobby;
 mod match2;
 mod redis;
 mod sessionbrowser;
+mod stats;
 mod tls;
 mod tutorial;
 mod v2_support;

@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{self, GAME_CLIENT, NAMESPACE, PLAYER_CLIENT, PLAYER1, PLAYER2};
+use crate::common::{self, GAME_CLIENT, IAM_CLIENT, NAMESPACE, PLAYER_CLIENT, PLAYER1, PLAYER2};
 use crate::v2_support::{WAIT, Ws, call, lobby};
 
 async fn close_code(ws: &mut Ws) -> u16 {
@@ -178,11 +178,7 @@ async fn client_info_has_every_required_field_and_10365_when_missing() {
     let handle = common::start().await;
     let admin = common::game_token(&handle);
     let iam = {
-        let client = handle
-            .state
-            .iam
-            .client("matchbench-iam")
-            .expect("iam client");
+        let client = handle.state.iam.client(IAM_CLIENT.0).expect("iam client");
         handle
             .state
             .iam
@@ -303,12 +299,12 @@ async fn deleting_a_user_needs_the_information_permission() {
 async fn role_lookups_need_admin_role() {
     let handle = common::start().await;
     let p1 = common::user_token(&handle, PLAYER1);
-    let path = "/iam/v3/admin/roles/2251438839e948d783ec0e5281daf05b";
-    let (status, body) = call(&handle, Method::GET, path, &p1.access_token, None).await;
+    let path = format!("/iam/v3/admin/roles/{}", fakes::seed::builtin::USER_ROLE_ID);
+    let (status, body) = call(&handle, Method::GET, &path, &p1.access_token, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["requiredPermission"]["resource"], "ADMIN:ROLE");
     let admin = common::game_token(&handle);
-    let (status, _) = call(&handle, Method::GET, path, &admin, None).await;
+    let (status, _) = call(&handle, Method::GET, &path, &admin, None).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -318,7 +314,7 @@ async fn session_browser_update_takes_only_game_max_player() {
     let p1 = common::user_token(&handle, PLAYER1);
     let base = format!("/sessionbrowser/namespaces/{NAMESPACE}/gamesession");
     let create = json!({"session_type": "p2p", "game_version": "1", "namespace": NAMESPACE,
-        "username": "player1", "game_session_setting": {"mode": "duel", "map_name": "m",
+        "username": PLAYER1.0, "game_session_setting": {"mode": "duel", "map_name": "m",
         "num_bot": 0, "max_player": 4, "current_player": 0, "max_internal_player": 0,
         "current_internal_player": 0, "allow_join_in_progress": true, "password": "", "settings": {}}});
     let (status, session) = call(

@@ -29,7 +29,7 @@ impl RequestTarget {
         RequestTarget {
             caller: Principal {
                 user_id: "me".into(),
-                namespace: "matchbench".into(),
+                namespace: fakes::seed::builtin::NAMESPACE.into(),
                 display_name: String::new(),
             },
         }

@@ -20,7 +20,7 @@ use url::Url;
 use crate::mutate::{Mutator, keys_of};
 use crate::{Target, Verdict};
 
-const NAMESPACE: &str = "matchbench";
+use fakes::seed::builtin::{self, NAMESPACE};
 /// Claim mutants signed at start (signing costs a millisecond or two each).
 const SIGNED_MUTANTS: usize = 600;
 
@@ -49,20 +49,20 @@ impl TokenTarget {
             let base = Url::parse(&fakes.base_url())?;
             let players = AbClient::new(AbConfig::new(
                 base.clone(),
-                "matchbench-player",
+                builtin::PLAYER_CLIENT_ID,
                 None,
                 NAMESPACE,
             ))?;
             let mut tokens = Vec::new();
-            for (user, password) in [("player1", "Player1Pass!"), ("player2", "Player2Pass!")] {
+            for (user, password) in [builtin::PLAYER1, builtin::PLAYER2] {
                 tokens.push(players.login_password(user, password).await?.access_token);
             }
             let metrics = Arc::new(Metrics::new(["1v1"], "memory"));
             let ags = Ags::new(
                 AbConfig::new(
                     base,
-                    "matchbench-game",
-                    Some("matchbench-game-secret".to_owned()),
+                    builtin::GAME_CLIENT_ID,
+                    Some(builtin::GAME_CLIENT_SECRET.to_owned()),
                     NAMESPACE,
                 ),
                 Duration::from_secs(5),

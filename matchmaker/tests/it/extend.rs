@@ -81,7 +81,7 @@ fn ticket(id: &str, players: &[(&str, Option<f64>)]) -> T {
                 }),
             })
             .collect(),
-        namespace: "matchbench".to_owned(),
+        namespace: fakes::seed::builtin::NAMESPACE.to_owned(),
         ..Default::default()
     })
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::stack::{self, Api, SOON, login, metric};
+use crate::stack::{self, Api, PLAYER1, PLAYER2, SOON, login, metric};
 
 /// Notifications fakes' lobby delivered, queued or dropped: everything the matchmaker sent.
 fn notifications(fakes: &fakes::Handle) -> u64 {
@@ -46,8 +46,7 @@ async fn bodies_must_be_json_objects() {
         .await
         .expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let player =
-        stack::Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
+    let player = stack::Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
     let before = notifications(&fakes);
     for body in [
         "[]",
@@ -87,8 +86,8 @@ async fn a_second_authorization_header_is_refused() {
         .await
         .expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let p1 = stack::Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let p2 = login(&fakes, "player2", "Player2Pass!").await;
+    let p1 = stack::Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let p2 = login(&fakes, PLAYER2.0, PLAYER2.1).await;
     let before = notifications(&fakes);
     let good = format!("Bearer {}", p1.account.token);
     for (name, second) in [
@@ -159,8 +158,7 @@ async fn the_token_is_checked_before_the_body_is_read() {
     config.http.body_timeout = Duration::from_millis(300);
     let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let player =
-        stack::Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
+    let player = stack::Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
     let before = notifications(&fakes);
     for (route, auth) in [
         ("/matchmaking", String::new()),
@@ -202,7 +200,7 @@ async fn slow_heads_and_idle_connections_are_closed() {
     config.modes = matchmaker::config::Modes::new(vec![mode]).expect("modes");
     let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let player = login(&fakes, "player1", "Player1Pass!").await;
+    let player = login(&fakes, PLAYER1.0, PLAYER1.1).await;
 
     let closed = |mut stream: TcpStream| async move {
         let mut buf = [0_u8; 64];
@@ -351,8 +349,7 @@ async fn refused_quietly(
 async fn made_up_party_members_are_refused_and_nobody_hears_of_it() {
     let fakes = stack::fakes().await;
     let (_mm, api) = party_stack(&fakes).await;
-    let leader =
-        stack::Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
+    let leader = stack::Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
     let token = leader.account.token.clone();
     refused_quietly(
         "one made-up member",
@@ -411,9 +408,9 @@ async fn a_real_player_is_not_queued_without_consent() {
     let fakes = stack::fakes().await;
     let (mm, api) = party_stack(&fakes).await;
     let mut leader =
-        stack::Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
+        stack::Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
     let mut victim =
-        stack::Player::connect(&fakes, login(&fakes, "player2", "Player2Pass!").await).await;
+        stack::Player::connect(&fakes, login(&fakes, PLAYER2.0, PLAYER2.1).await).await;
     let victim_id = victim.id().to_owned();
     refused_quietly(
         "a real player without consent",

@@ -14,7 +14,7 @@ use matchmaker::ticket::{PlayerId, TicketId, TicketState};
 use pretty_assertions::assert_eq;
 use reqwest::StatusCode;
 
-use crate::stack::{self, Api, Player, SOON, login, metric};
+use crate::stack::{self, Api, PLAYER1, PLAYER2, Player, SOON, login, metric};
 use crate::support::TestRedis;
 
 fn on_redis(config: &mut matchmaker::Config, redis: &TestRedis, prefix: &str) {
@@ -35,8 +35,8 @@ async fn a_request_held_by_one_replica_hears_a_match_built_by_another() {
     let a = matchmaker::spawn(config.clone()).await.expect("replica a");
     let b = matchmaker::spawn(config).await.expect("replica b");
     let (api_a, api_b) = (Api::new(a.base_url()), Api::new(b.base_url()));
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let mut p2 = Player::connect(&fakes, login(&fakes, "player2", "Player2Pass!").await).await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let mut p2 = Player::connect(&fakes, login(&fakes, PLAYER2.0, PLAYER2.1).await).await;
 
     let first = {
         let token = p1.account.token.clone();
@@ -203,8 +203,8 @@ async fn a_replica_killed_mid_pipeline_loses_no_player() {
         .expect("spawned")
         .expect("replica a");
     let api_a = Api::new(a.base_url());
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let mut p2 = Player::connect(&fakes, login(&fakes, "player2", "Player2Pass!").await).await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let mut p2 = Player::connect(&fakes, login(&fakes, PLAYER2.0, PLAYER2.1).await).await;
     let (_, t1) = api_a.create_ticket(&p1.account.token, None).await;
     let (_, t2) = api_a.create_ticket(&p2.account.token, None).await;
     let deadline = tokio::time::Instant::now() + SOON;
@@ -258,8 +258,8 @@ async fn shutdown_leaves_queued_tickets_for_the_other_replicas() {
     config.shutdown_grace = Duration::from_millis(200);
     let a = matchmaker::spawn(config.clone()).await.expect("replica a");
     let api_a = Api::new(a.base_url());
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let p2 = login(&fakes, "player2", "Player2Pass!").await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let p2 = login(&fakes, PLAYER2.0, PLAYER2.1).await;
 
     let held = {
         let token = p1.account.token.clone();

@@ -9,7 +9,7 @@ use pretty_assertions::assert_eq;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::stack::{self, Api, Player, SOON, login, metric};
+use crate::stack::{self, Api, PLAYER1, PLAYER2, Player, SOON, login, metric};
 
 /// Two players doing what the tutorial's client does get the same server, each hears `found`
 /// exactly once, and the answers have the tutorial's shape.
@@ -20,8 +20,8 @@ async fn one_v_one_end_to_end() {
         .await
         .expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let mut p2 = Player::connect(&fakes, login(&fakes, "player2", "Player2Pass!").await).await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let mut p2 = Player::connect(&fakes, login(&fakes, PLAYER2.0, PLAYER2.1).await).await;
 
     let first = {
         let api = api.clone();
@@ -112,7 +112,7 @@ async fn a_lonely_player_times_out_with_408() {
     with_modes(&mut config, vec![mode]);
     let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
 
     let started = tokio::time::Instant::now();
     let (status, body) = api.matchmaking(&p1.account.token, None).await;
@@ -147,8 +147,8 @@ async fn tickets_can_be_read_and_cancelled_by_their_players_only() {
         .await
         .expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let p1 = login(&fakes, "player1", "Player1Pass!").await;
-    let p2 = login(&fakes, "player2", "Player2Pass!").await;
+    let p1 = login(&fakes, PLAYER1.0, PLAYER1.1).await;
+    let p2 = login(&fakes, PLAYER2.0, PLAYER2.1).await;
 
     let response = api
         .http
@@ -208,7 +208,7 @@ async fn a_client_that_goes_away_cancels_its_ticket() {
         .await
         .expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let p1 = login(&fakes, "player1", "Player1Pass!").await;
+    let p1 = login(&fakes, PLAYER1.0, PLAYER1.1).await;
 
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
@@ -346,8 +346,8 @@ async fn the_skill_window_widens_until_two_distant_players_match() {
     with_modes(&mut config, vec![mode]);
     let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let p1 = login(&fakes, "player1", "Player1Pass!").await;
-    let p2 = login(&fakes, "player2", "Player2Pass!").await;
+    let p1 = login(&fakes, PLAYER1.0, PLAYER1.1).await;
+    let p2 = login(&fakes, PLAYER2.0, PLAYER2.1).await;
 
     let started = tokio::time::Instant::now();
     let low = {
@@ -393,8 +393,8 @@ async fn claim_failures_requeue_the_match_then_it_succeeds() {
     config.pipeline.claim_backoff_initial = Duration::from_millis(10);
     let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let mut p2 = Player::connect(&fakes, login(&fakes, "player2", "Player2Pass!").await).await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let mut p2 = Player::connect(&fakes, login(&fakes, PLAYER2.0, PLAYER2.1).await).await;
 
     let first = {
         let api = api.clone();
@@ -457,8 +457,8 @@ async fn a_match_that_keeps_failing_fails_its_players_after_max_attempts() {
     with_modes(&mut config, vec![mode]);
     let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let mut p2 = Player::connect(&fakes, login(&fakes, "player2", "Player2Pass!").await).await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let mut p2 = Player::connect(&fakes, login(&fakes, PLAYER2.0, PLAYER2.1).await).await;
 
     let first = {
         let api = api.clone();
@@ -473,7 +473,7 @@ async fn a_match_that_keeps_failing_fails_its_players_after_max_attempts() {
         // The code names the failure class; the message is for people.
         assert_eq!(
             body["errorCode"],
-            matchmaker::http::error_codes::match_failed("claim_conflict")
+            accelbyte::models::matchmaking::FailureClass::ClaimConflict.code()
         );
         assert_eq!(body["errorCode"], 510523);
         let message = body["errorMessage"].as_str().expect("message");
@@ -520,7 +520,7 @@ async fn bad_requests_get_ags_shaped_errors() {
         .await
         .expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let p1 = login(&fakes, "player1", "Player1Pass!").await;
+    let p1 = login(&fakes, PLAYER1.0, PLAYER1.1).await;
     let game_token = stack::game_client(&fakes)
         .login_client()
         .await
@@ -667,8 +667,8 @@ async fn shutdown_finishes_matches_in_flight() {
     config.shutdown_grace = Duration::from_secs(10);
     let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let mut p2 = Player::connect(&fakes, login(&fakes, "player2", "Player2Pass!").await).await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let mut p2 = Player::connect(&fakes, login(&fakes, PLAYER2.0, PLAYER2.1).await).await;
 
     let requests: Vec<_> = [&p1, &p2]
         .iter()
@@ -738,7 +738,7 @@ async fn the_binary_serves_the_tutorial_client_and_stops_on_sigterm() {
 
     let client = stack::player_client(&fakes);
     let mut players = Vec::new();
-    for (user, password) in [("player1", "Player1Pass!"), ("player2", "Player2Pass!")] {
+    for (user, password) in [PLAYER1, PLAYER2] {
         let token = client.login_user(user, password).await.expect("pkce login");
         let account = stack::Account {
             user_id: token.user_id,
@@ -799,8 +799,8 @@ async fn overload_is_refused_early_with_retry_after() {
     config.http.max_waiting = 1;
     let mm = matchmaker::spawn(config).await.expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let mut p1 = Player::connect(&fakes, login(&fakes, "player1", "Player1Pass!").await).await;
-    let p2 = login(&fakes, "player2", "Player2Pass!").await;
+    let mut p1 = Player::connect(&fakes, login(&fakes, PLAYER1.0, PLAYER1.1).await).await;
+    let p2 = login(&fakes, PLAYER2.0, PLAYER2.1).await;
     let held = {
         let api = api.clone();
         let token = p1.account.token.clone();
@@ -850,8 +850,8 @@ async fn retries_with_an_idempotency_key_resume_their_ticket() {
         .await
         .expect("matchmaker starts");
     let api = Api::new(mm.base_url());
-    let p1 = login(&fakes, "player1", "Player1Pass!").await;
-    let p2 = login(&fakes, "player2", "Player2Pass!").await;
+    let p1 = login(&fakes, PLAYER1.0, PLAYER1.1).await;
+    let p2 = login(&fakes, PLAYER2.0, PLAYER2.1).await;
     let post = |path: &'static str, token: &str, keys: &[&str]| {
         let mut request = api
             .http

@@ -12,9 +12,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
 
-pub const NAMESPACE: &str = "matchbench";
-pub const GAME_CLIENT: (&str, &str) = ("matchbench-game", "matchbench-game-secret");
-pub const PLAYER_CLIENT: &str = "matchbench-player";
+pub use fakes::seed::builtin::{
+    GAME_CLIENT, NAMESPACE, PLAYER_CLIENT_ID as PLAYER_CLIENT, PLAYER1, PLAYER2,
+};
 
 /// How long a test waits for anything that should happen "soon".
 pub const SOON: Duration = Duration::from_secs(20);

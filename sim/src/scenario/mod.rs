@@ -16,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fakes::seed::builtin;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -955,17 +956,17 @@ fn read_urls(
     let matchmaker = read_url_list(t, p, "matchmaker");
     let namespace = t
         .opt_str(p, "namespace")
-        .map_or_else(|| "matchbench".to_owned(), |(n, _)| n);
+        .map_or_else(|| builtin::NAMESPACE.to_owned(), |(n, _)| n);
     let player_client = read_client(t, p, "player_client").unwrap_or(ClientCredentials {
-        id: "matchbench-player".to_owned(),
+        id: builtin::PLAYER_CLIENT_ID.to_owned(),
         secret: None,
     });
     let game_client = if t.has("game_client") {
         read_client(t, p, "game_client")
     } else {
         Some(ClientCredentials {
-            id: "matchbench-game".to_owned(),
-            secret: Some("matchbench-game-secret".to_owned()),
+            id: builtin::GAME_CLIENT_ID.to_owned(),
+            secret: Some(builtin::GAME_CLIENT_SECRET.to_owned()),
         })
     };
     let accounts = t.opt_str(p, "accounts").map(|(a, _)| base.join(a));

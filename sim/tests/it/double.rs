@@ -24,6 +24,10 @@ use accelbyte::client::{AbClient, Config};
 use accelbyte::models::dsmc::{
     CreateSessionRequest, MatchPartyMember, MatchingAlly, MatchingParty,
 };
+use accelbyte::models::error::RestError;
+use accelbyte::models::matchmaking::{
+    FailureClass, MatchmakingResponse, MessageBody, error_codes, notice,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -122,8 +126,8 @@ pub fn router(state: DoubleState) -> Router {
 pub async fn spawn(fakes: &Url, wait: Duration, port: u16) -> Double {
     let state = state(
         fakes,
-        sim::target::builtin::NAMESPACE,
-        sim::target::builtin::GAME_CLIENT,
+        fakes::seed::builtin::NAMESPACE,
+        fakes::seed::builtin::GAME_CLIENT,
         wait,
     );
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -231,7 +235,11 @@ async fn matchmaking(
             let partner_answer = match abandon {
                 Some(_) if answer.0 == StatusCode::OK => (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"errorCode": 510503, "errorMessage": "overloaded"}),
+                    json!(RestError {
+                        error_code: error_codes::UNAVAILABLE,
+                        error_message: "overloaded".into(),
+                        required_permission: None,
+                    }),
                 ),
                 _ => answer.clone(),
             };
@@ -250,10 +258,7 @@ async fn matchmaking(
                         waiting.len() != before
                     };
                     if still_waiting {
-                        (
-                            StatusCode::REQUEST_TIMEOUT,
-                            json!({"message": "Timed out! Not enough players."}),
-                        )
+                        (StatusCode::REQUEST_TIMEOUT, json!(MessageBody::timed_out()))
                     } else {
                         // A partner took us just now: its answer is on the way.
                         rx.await.unwrap_or((
@@ -275,9 +280,10 @@ async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&st
     let fail = |why: String| {
         (
             StatusCode::BAD_GATEWAY,
-            json!({
-                "errorCode": matchmaker::http::error_codes::match_failed("claim_failed"),
-                "errorMessage": format!("matchmaking failed: {why}"),
+            json!(RestError {
+                error_code: FailureClass::ClaimFailed.code(),
+                error_message: format!("matchmaking failed: {why}"),
+                required_permission: None,
             }),
         )
     };
@@ -358,7 +364,10 @@ async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&st
         Err(e) => return fail(e.to_string()),
     };
     let (ip, port) = (session.server.ip.clone(), session.server.port);
-    let message = format!("found {ip} {port}");
+    let Ok(port) = u16::try_from(port) else {
+        return fail(format!("dsmc answered port {port}"));
+    };
+    let message = notice::found(&ip, port);
     for user in users {
         if Some(user.as_str()) == abandoned {
             s.owed.lock().insert(user.clone(), message.clone());
@@ -372,11 +381,12 @@ async fn make_match(state: &DoubleState, users: &[String], abandoned: Option<&st
     s.matches.fetch_add(1, Ordering::Relaxed);
     (
         StatusCode::OK,
-        json!({
-            "message": format!("successfully matchmade server:(ip:{ip}|port:{port})|session:(id:{session_id})"),
-            "server": {"ip": ip, "port": port},
-            "session": {"id": session_id},
-            "users": [users[0].clone(), users[1..].to_vec()],
-        }),
+        json!(MatchmakingResponse::matched(
+            &ip,
+            port,
+            &session_id,
+            &users[0],
+            users[1..].to_vec(),
+        )),
     )
 }

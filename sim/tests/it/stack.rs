@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use accelbyte::client::{AbClient, Config, LobbyOptions};
+use fakes::seed::builtin;
 use sim::scenario::ClientCredentials;
 use sim::stack::{MultiStack, StackLayout};
-use sim::target::{EmbeddedMatchmakerConfig, builtin};
+use sim::target::EmbeddedMatchmakerConfig;
 use url::Url;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -61,13 +62,13 @@ async fn shards_and_replicas_pair_two_players_across_processes() {
     let base = Url::parse(&stack.fakes.base_url()).expect("base url");
     let client = AbClient::new(Config::new(
         base,
-        builtin::PLAYER_CLIENT,
+        builtin::PLAYER_CLIENT_ID,
         None,
         builtin::NAMESPACE,
     ))
     .expect("client");
     let mut players = Vec::new();
-    for (user, password) in [("player1", "Player1Pass!"), ("player2", "Player2Pass!")] {
+    for (user, password) in [builtin::PLAYER1, builtin::PLAYER2] {
         let token = client.login_user(user, password).await.expect("PKCE login");
         let lobby = client
             .connect_lobby(&token.access_token, &LobbyOptions::default())
