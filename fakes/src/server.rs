@@ -109,7 +109,7 @@ pub async fn spawn_with(
     lobby_shards: Option<ClusterConfig>,
 ) -> anyhow::Result<Handle> {
     let key = tokio::task::spawn_blocking(SigningKey::process_default).await??;
-    let state = AppState::new(config, key);
+    let state = AppState::open(config, key)?;
     let primary = match &lobby_shards {
         Some(cluster) => Some(Primary::start(state.clone(), cluster).await?),
         None => None,

@@ -172,7 +172,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A server's status while a session holds it (a free server has none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServerStatus {
     Creating,
@@ -198,7 +198,7 @@ impl fmt::Display for ServerStatus {
 }
 
 /// One entry of a server's status history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusChange {
     pub status: ServerStatus,
     pub at: DateTime<Utc>,
@@ -314,7 +314,7 @@ pub struct ClaimAttempt<'a> {
 pub type ClaimOverride = Arc<dyn Fn(&ClaimAttempt<'_>) -> Option<ClaimFailure> + Send + Sync>;
 
 /// Claim failures by reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ClaimFailures {
     pub not_found: u64,
     pub conflict: u64,
@@ -323,7 +323,7 @@ pub struct ClaimFailures {
 }
 
 /// Register refusals by reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RegisterFailures {
     /// The session id was taken (409).
     pub exists: u64,
@@ -336,7 +336,7 @@ pub struct RegisterFailures {
 }
 
 /// Servers of one region right now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RegionUsage {
     pub name: String,
     /// Servers the region has.
@@ -351,7 +351,7 @@ pub struct RegionUsage {
 }
 
 /// Counters since start or the last [`Fleet::reset`], plus current usage.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FleetStats {
     /// Successful registers.
     pub registers: u64,
@@ -405,6 +405,21 @@ impl Fleet {
     /// capacities and the claim override cleared.
     pub fn reset(&self) {
         *self.inner.lock() = Inner::build(&self.config);
+    }
+
+    /// Writes the servers, sessions, claims and counters as JSON (saved state).
+    pub fn save_to(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &*self.inner.lock())
+    }
+
+    /// Replaces servers, sessions and counters with saved ones; the installed claim hook stays.
+    /// The saved fleet is used as saved: start with the same fleet configuration.
+    pub fn restore_from(&self, saved: serde_json::Value) -> serde_json::Result<()> {
+        let mut restored: Inner = serde_json::from_value(saved)?;
+        let mut inner = self.inner.lock();
+        restored.claim_override = inner.claim_override.take();
+        *inner = restored;
+        Ok(())
     }
 
     /// Registers a session and gives it a server, `CREATING` until `ready_delay` has passed.
@@ -558,7 +573,7 @@ impl Fleet {
 }
 
 /// One server of the pool.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct ServerSlot {
     pod_name: String,
     region: usize,
@@ -566,7 +581,7 @@ struct ServerSlot {
 }
 
 /// A region's servers and how many are in use.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct RegionState {
     name: String,
     servers: usize,
@@ -586,7 +601,7 @@ impl RegionState {
 }
 
 /// One DSMC session holding a server.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct SessionRecord {
     id: String,
     namespace: String,
@@ -601,6 +616,7 @@ struct SessionRecord {
     status: ServerStatus,
     created_at: DateTime<Utc>,
     /// `None`: the configured delay is too long to represent, so the server never gets ready.
+    #[serde(with = "crate::durable::wallclock::option_instant")]
     ready_at: Option<Instant>,
     /// Wall-clock time for the `READY` history entry.
     ready_wall: DateTime<Utc>,
@@ -622,6 +638,7 @@ impl SessionRecord {
 }
 
 /// Everything behind the fleet's one lock.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Inner {
     servers: Vec<ServerSlot>,
     pods: HashMap<String, usize>,
@@ -632,6 +649,8 @@ struct Inner {
     ready_delay: Duration,
     ip: String,
     counters: FleetStats,
+    /// A fault hook: installed at start, not saved.
+    #[serde(skip)]
     claim_override: Option<ClaimOverride>,
 }
 
