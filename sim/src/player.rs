@@ -447,8 +447,31 @@ async fn search_inner(
     })
 }
 
-/// Logs in (or refreshes) and connects the lobby when needed.
+/// Logs in (or refreshes) and connects the lobby when needed; while AGS is unreachable
+/// (connection refused or reset: it is restarting) it tries again with backoff for a while.
 pub(crate) async fn prepare(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    m: &mut Member,
+) -> Result<(), (Endpoint, ErrorKind)> {
+    let give_up = Instant::now() + UNREACHABLE_RETRY_BUDGET;
+    let mut backoff = RECONNECT_BACKOFF_FIRST;
+    loop {
+        match prepare_once(w, run, m).await {
+            Err((_, ErrorKind::Transport)) if Instant::now() + backoff < give_up => {
+                // AGS unreachable (restarting): try again later, as a game client does.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a player keeps retrying a login or lobby connection that finds AGS unreachable.
+const UNREACHABLE_RETRY_BUDGET: Duration = Duration::from_secs(8);
+
+async fn prepare_once(
     w: &WorkerCtx,
     run: &RunCtx,
     m: &mut Member,

@@ -407,15 +407,50 @@ impl Fleet {
         *self.inner.lock() = Inner::build(&self.config);
     }
 
-    /// Writes the servers, sessions, claims and counters as JSON (saved state).
+    /// Writes the sessions (with their servers and claims), region capacities and counters as
+    /// JSON (saved state). The servers themselves come from the configuration.
     pub fn save_to(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        serde_json::to_writer(out, &*self.inner.lock())
+        let inner = self.inner.lock();
+        serde_json::to_writer(
+            out,
+            &SavedFleetRef {
+                sessions: &inner.sessions,
+                capacities: inner.regions.iter().map(|r| r.capacity).collect(),
+                next_seq: inner.next_seq,
+                counters: &inner.counters,
+            },
+        )
     }
 
-    /// Replaces servers, sessions and counters with saved ones; the installed claim hook stays.
-    /// The saved fleet is used as saved: start with the same fleet configuration.
+    /// Rebuilds the configured fleet with the saved sessions holding their servers; the
+    /// installed claim hook stays. Start with the same fleet configuration: a session whose
+    /// server or region does not exist in it is an error.
     pub fn restore_from(&self, saved: serde_json::Value) -> serde_json::Result<()> {
-        let mut restored: Inner = serde_json::from_value(saved)?;
+        use serde::de::Error;
+        let saved: SavedFleet = serde_json::from_value(saved)?;
+        let mut restored = Inner::build(&self.config);
+        for (region, capacity) in restored.regions.iter_mut().zip(&saved.capacities) {
+            region.capacity = *capacity;
+        }
+        for record in saved.sessions.values().flat_map(HashMap::values) {
+            let held = restored
+                .regions
+                .get_mut(record.region)
+                .is_some_and(|region| {
+                    let was_free = region.free.remove(&record.server);
+                    region.in_use += usize::from(was_free);
+                    was_free
+                });
+            if !held {
+                return Err(serde_json::Error::custom(format!(
+                    "session {}: its server {} is not a free server of region {} in this fleet",
+                    record.id, record.server, record.region
+                )));
+            }
+        }
+        restored.sessions = saved.sessions;
+        restored.next_seq = saved.next_seq;
+        restored.counters = saved.counters;
         let mut inner = self.inner.lock();
         restored.claim_override = inner.claim_override.take();
         *inner = restored;
@@ -573,7 +608,7 @@ impl Fleet {
 }
 
 /// One server of the pool.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 struct ServerSlot {
     pod_name: String,
     region: usize,
@@ -581,7 +616,7 @@ struct ServerSlot {
 }
 
 /// A region's servers and how many are in use.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 struct RegionState {
     name: String,
     servers: usize,
@@ -637,8 +672,24 @@ impl SessionRecord {
     }
 }
 
+/// What saved state keeps of the fleet (see [`Fleet::save_to`]).
+#[derive(serde::Serialize)]
+struct SavedFleetRef<'a> {
+    sessions: &'a HashMap<String, HashMap<String, SessionRecord>>,
+    capacities: Vec<usize>,
+    next_seq: u64,
+    counters: &'a FleetStats,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedFleet {
+    sessions: HashMap<String, HashMap<String, SessionRecord>>,
+    capacities: Vec<usize>,
+    next_seq: u64,
+    counters: FleetStats,
+}
+
 /// Everything behind the fleet's one lock.
-#[derive(serde::Serialize, serde::Deserialize)]
 struct Inner {
     servers: Vec<ServerSlot>,
     pods: HashMap<String, usize>,
@@ -649,8 +700,6 @@ struct Inner {
     ready_delay: Duration,
     ip: String,
     counters: FleetStats,
-    /// A fault hook: installed at start, not saved.
-    #[serde(skip)]
     claim_override: Option<ClaimOverride>,
 }
 

@@ -188,7 +188,8 @@ struct SavedBacklog {
 /// A queued notification as saved state keeps it.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct SavedNotification {
-    id: u128,
+    /// 32 hex digits (a JSON number cannot carry 128 bits).
+    id: String,
     topic: String,
     payload: String,
     sent_at: DateTime<Utc>,
@@ -197,7 +198,7 @@ struct SavedNotification {
 impl From<&Pending> for SavedNotification {
     fn from(p: &Pending) -> Self {
         Self {
-            id: p.id,
+            id: format!("{:032x}", p.id),
             topic: p.topic.to_string(),
             payload: p.payload.to_string(),
             sent_at: p.sent_at,
@@ -208,7 +209,8 @@ impl From<&Pending> for SavedNotification {
 impl From<SavedNotification> for Pending {
     fn from(s: SavedNotification) -> Self {
         Self {
-            id: s.id,
+            // An unreadable id gets a fresh one: the notification itself is what matters.
+            id: u128::from_str_radix(&s.id, 16).unwrap_or_else(|_| uuid::Uuid::new_v4().as_u128()),
             topic: s.topic.into(),
             payload: s.payload.into(),
             sent_at: s.sent_at,
