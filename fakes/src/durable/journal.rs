@@ -94,8 +94,17 @@ pub fn spawn(state: &AppState) {
             let upto = journal.tickets.load(Ordering::SeqCst);
             let path = journal.path.clone();
             let written = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
                 let bytes = super::snapshot::save(&state)?;
-                super::file::write_atomic(&path, &bytes)
+                let serialized = started.elapsed();
+                super::file::write_atomic(&path, &bytes)?;
+                tracing::debug!(
+                    bytes = bytes.len(),
+                    serialize_us = serialized.as_micros() as u64,
+                    total_us = started.elapsed().as_micros() as u64,
+                    "fakes: state flushed"
+                );
+                anyhow::Ok(())
             })
             .await;
             let error = match written {

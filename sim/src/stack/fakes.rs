@@ -189,6 +189,27 @@ pub async fn run(spec_json: &str) -> anyhow::Result<()> {
             () = term => {}
         }
     };
-    fakes::server::serve(listener, state, shutdown).await?;
+    // Open lobby sockets would hold a graceful shutdown forever: once asked to stop, in-flight
+    // requests get a moment to finish (their changes are on disk before they answer anyway).
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(());
+    };
+    let serving = fakes::server::serve(listener, state, shutdown);
+    let drained = async {
+        if stop_rx.await.is_ok() {
+            tokio::time::sleep(STOP_DRAIN).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = serving => served?,
+        () = drained => {}
+    }
     Ok(())
 }
+
+/// How long a stopping fakes lets in-flight requests finish.
+const STOP_DRAIN: Duration = Duration::from_millis(500);
