@@ -3,7 +3,7 @@
 //! is left, as after kill -9), then opens the same directory with a different signing key.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use accelbyte::client::{AbClient, Config, LobbyOptions};
@@ -42,9 +42,9 @@ impl Running {
     }
 }
 
-async fn open(dir: &PathBuf, key: SigningKey) -> Running {
+async fn open(dir: &Path, key: SigningKey) -> Running {
     let config = FakesConfig {
-        state_dir: Some(dir.clone()),
+        state_dir: Some(dir.to_path_buf()),
         ..FakesConfig::default()
     };
     let state = AppState::open(config, key).expect("state opens");
