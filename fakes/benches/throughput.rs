@@ -14,7 +14,8 @@
 //! Knobs (environment): `BENCH_SECONDS` (per phase, default 5), `BENCH_CONCURRENCY` (default
 //! 64), `BENCH_SOCKETS` (default 5000), `BENCH_LOBBY_SHARDS` (default 0: lobby sockets in the
 //! fakes process; N: in N shard processes, with a private `redis-server` as their bus — memory
-//! is then reported for the primary and the shards separately).
+//! is then reported for the primary and the shards separately), `BENCH_DURABLE=1` (fakes with
+//! `--state-dir` in the temp dir: every mutating request waits for its group commit).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -92,6 +93,10 @@ impl Fakes {
             .arg(&fleet);
         if let Some((_, url)) = &redis {
             command.args(["--lobby-shards", &shards.to_string(), "--redis", url]);
+        }
+        if env_or("BENCH_DURABLE", 0) == 1 {
+            let dir = std::env::temp_dir().join(format!("matchbench-bench-state-{port}"));
+            command.arg("--state-dir").arg(dir);
         }
         let mut child = command
             .env("RUST_LOG", "warn")

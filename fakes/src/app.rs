@@ -1,6 +1,7 @@
 //! The whole fakes HTTP surface: every service's router merged on one base URL, as AGS serves
 //! them, each tagged with the error shape it answers in, behind the fault layer; the control
-//! API, `/metrics` and `/healthz` sit outside it so faults never hide them.
+//! API, `/metrics` and `/healthz` sit outside it so faults never hide them. With a state
+//! directory, the group commit ([`crate::durable::journal::commit`]) wraps them all.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         ));
     services
         .merge(crate::control::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::durable::journal::commit,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

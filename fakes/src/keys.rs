@@ -35,6 +35,8 @@ pub struct SigningKey {
     header_b64: String,
     decoding: DecodingKey,
     jwk: Jwk,
+    /// The private key as PKCS#1 PEM, for saved state (`--state-dir`).
+    pem: String,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -58,6 +60,7 @@ impl SigningKey {
         let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
         let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
         let der = key.to_pkcs1_der()?;
+        let pem = key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)?.to_string();
         let pair = RsaKeyPair::from_der(der.as_bytes())
             .map_err(|e| anyhow::anyhow!("RSA key not usable for RS256 signing: {e}"))?;
         let kid = hex::encode(&sha2_digest(n.as_bytes())[..16]);
@@ -79,6 +82,7 @@ impl SigningKey {
                 e,
             },
             kid,
+            pem,
         })
     }
 
@@ -109,6 +113,11 @@ impl SigningKey {
             }
         };
         Self::from_private(key)
+    }
+
+    /// The private key as PKCS#1 PEM.
+    pub fn pem(&self) -> &str {
+        &self.pem
     }
 
     /// `claims` as an RS256 JWT with this key's `kid`.
@@ -170,6 +179,18 @@ impl KeyRing {
     /// Makes `key` the signing key; older keys stay in the JWKS.
     pub fn rotate(&self, key: SigningKey) {
         self.keys.write().push(Arc::new(key));
+    }
+
+    /// Every key, oldest first, as PKCS#1 PEM (what saved state keeps).
+    pub fn export_pem(&self) -> Vec<String> {
+        self.keys.read().iter().map(|k| k.pem.clone()).collect()
+    }
+
+    /// Replaces the ring with `keys`, oldest first (the last one signs); refuses an empty list.
+    pub fn replace(&self, keys: Vec<SigningKey>) -> anyhow::Result<()> {
+        anyhow::ensure!(!keys.is_empty(), "no signing key");
+        *self.keys.write() = keys.into_iter().map(Arc::new).collect();
+        Ok(())
     }
 
     pub fn jwks(&self) -> Jwks {
@@ -268,7 +289,7 @@ mod tests {
     fn signatures_match_jsonwebtoken_encode_byte_for_byte() {
         let private = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("key");
         let pem = private
-            .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+            .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
             .expect("pem");
         let key = SigningKey::from_pem(&pem).expect("from pem");
         let claims = Claims {

@@ -21,6 +21,7 @@ pub mod app;
 pub mod auth;
 pub mod control;
 pub mod dsmc;
+pub mod durable;
 pub mod error;
 pub mod extract;
 pub mod faults;

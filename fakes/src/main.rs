@@ -76,6 +76,11 @@ struct ServeArgs {
     /// Needs --redis.
     #[arg(long, env = "FAKES_LOBBY_SHARDS", default_value_t = 0)]
     lobby_shards: usize,
+    /// Keep the emulated services' state in this directory so it survives a crash or restart:
+    /// every change is on disk before its response leaves (group commit), and a restart with
+    /// the same directory carries on from it (tokens issued before stay valid).
+    #[arg(long, env = "FAKES_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// Redis URL of the bus between this process and its lobby shards.
     #[arg(long, env = "FAKES_REDIS")]
     redis: Option<String>,
@@ -151,6 +156,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         faults,
         control_token,
         match_functions: args.match_functions.iter().cloned().collect(),
+        state_dir: args.state_dir.clone(),
     };
     if let Some(path) = &args.faults {
         Faults::check_file(&config.faults, &config.fault_context())
@@ -165,7 +171,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let cluster = lobby_cluster(&args)?;
     let files = raise_open_files_limit();
-    let state = AppState::new(config, key);
+    let state = AppState::open(config, key)?;
     let primary = match &cluster {
         Some(cluster) => Some(fakes::lobby::cluster::Primary::start(state.clone(), cluster).await?),
         None => None,

@@ -158,7 +158,7 @@ pub async fn spawn_with_options(
         "lobby shards work with plain HTTP only (the primary reads each request head to route it)"
     );
     let key = tokio::task::spawn_blocking(SigningKey::process_default).await??;
-    let state = AppState::new(config, key);
+    let state = AppState::open(config, key)?;
     let primary = match &options.lobby_shards {
         Some(cluster) => Some(Primary::start(state.clone(), cluster).await?),
         None => None,

@@ -28,6 +28,9 @@ pub struct FakesConfig {
     /// Match functions pools may name, by name → gRPC address (`http://127.0.0.1:6565`): each is
     /// called over AGS Extend's `MakeMatches` ([`crate::match2::remote`]).
     pub match_functions: std::collections::BTreeMap<String, String>,
+    /// When set, the state survives a crash: every store is saved in this directory
+    /// ([`crate::durable`]) and restored from it by [`AppState::open`].
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for FakesConfig {
@@ -38,6 +41,7 @@ impl Default for FakesConfig {
             faults: FaultFile::default(),
             control_token: None,
             match_functions: std::collections::BTreeMap::new(),
+            state_dir: None,
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct Shared {
     pub match2: Match2,
     pub faults: Faults,
     pub requests: RequestStats,
+    /// The state file's writer, with `state_dir` only.
+    pub journal: Option<Arc<crate::durable::journal::Journal>>,
     /// The accept loop's counters.
     pub accept: Arc<serving::AcceptStats>,
     /// The lobby shards' own counters (empty without shards).
@@ -96,9 +102,27 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// [`AppState::new`], then with a `state_dir`: the saved state restored from it (the saved
+    /// signing keys replace `key`), the fault set applied to it again, and the state file's
+    /// writer started. Call inside a tokio runtime. Errors name the file and the part.
+    pub fn open(config: FakesConfig, key: SigningKey) -> anyhow::Result<Self> {
+        let state = Self::new(config, key);
+        if crate::durable::load(&state)? {
+            crate::faults::driver::reconcile(&state);
+            tracing::info!(
+                dir = ?state.config.state_dir,
+                users = state.iam.user_count(),
+                "fakes: state restored"
+            );
+        }
+        crate::durable::journal::spawn(&state);
+        Ok(state)
+    }
+
     /// Builds the stores from `config`, signing with `key`, installs the fault hooks and, when
     /// called inside a tokio runtime, starts the fault driver (see [`crate::faults::driver`])
-    /// and the match2 loop on the state's [`Shared::tasks`].
+    /// and the match2 loop on the state's [`Shared::tasks`]. `state_dir` is honoured by
+    /// [`AppState::open`] only.
     pub fn new(config: FakesConfig, key: SigningKey) -> Self {
         let keys = Arc::new(KeyRing::new(key));
         let faults = Faults::new(&config.faults, config.fault_context());
@@ -115,6 +139,10 @@ impl AppState {
             accept: Arc::default(),
             lobby_shards: ShardBoard::default(),
             tasks,
+            journal: config
+                .state_dir
+                .clone()
+                .map(|dir| Arc::new(crate::durable::journal::Journal::new(dir))),
             config,
         }));
         state

@@ -92,6 +92,12 @@ enum Command {
 enum Internal {
     /// One lobby shard of the embedded fakes.
     LobbyShard(fakes::lobby::cluster::ShardArgs),
+    /// fakes as a process of its own, with durable state (a chaos step targets it).
+    Fakes {
+        /// The process's spec (JSON).
+        #[arg(long)]
+        spec: String,
+    },
     /// One matchmaker replica on Redis.
     MatchmakerReplica {
         /// The replica's spec (JSON).
@@ -185,10 +191,20 @@ impl StackArgs {
         } else {
             auto.replicas
         });
+        let fakes_process = plan
+            .chaos
+            .iter()
+            .any(|step| step.action.process() == Some(sim::stack::control::ProcessName::Fakes));
         sim::stack::StackLayout {
-            lobby_shards: self.lobby_shards.unwrap_or(auto.lobby_shards),
+            // fakes as a process of its own holds its lobby sockets itself.
+            lobby_shards: if fakes_process {
+                0
+            } else {
+                self.lobby_shards.unwrap_or(auto.lobby_shards)
+            },
             replicas,
             chaos,
+            fakes_process,
         }
     }
 }
@@ -406,6 +422,7 @@ fn run_internal(internal: Internal) -> ExitCode {
         match internal {
             Internal::LobbyShard(args) => fakes::lobby::cluster::run_shard(args).await,
             Internal::MatchmakerReplica { spec } => sim::stack::replica::run(&spec).await,
+            Internal::Fakes { spec } => sim::stack::fakes::run(&spec).await,
         }
     });
     match result {

@@ -424,8 +424,31 @@ async fn search_inner(
     })
 }
 
-/// Logs in (or refreshes) and connects the lobby when needed.
+/// Logs in (or refreshes) and connects the lobby when needed; while AGS is unreachable
+/// (connection refused or reset: it is restarting) it tries again with backoff for a while.
 pub(crate) async fn prepare(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    m: &mut Member,
+) -> Result<(), (Endpoint, ErrorKind)> {
+    let give_up = Instant::now() + UNREACHABLE_RETRY_BUDGET;
+    let mut backoff = RECONNECT_BACKOFF_FIRST;
+    loop {
+        match prepare_once(w, run, m).await {
+            Err((_, ErrorKind::Transport)) if Instant::now() + backoff < give_up => {
+                // AGS unreachable (restarting): try again later, as a game client does.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a player keeps retrying a login or lobby connection that finds AGS unreachable.
+const UNREACHABLE_RETRY_BUDGET: Duration = Duration::from_secs(8);
+
+async fn prepare_once(
     w: &WorkerCtx,
     run: &RunCtx,
     m: &mut Member,
@@ -661,6 +684,11 @@ async fn ask(
     answer
 }
 
+/// The first wait before reconnecting a lobby socket that failed to reconnect at once; it
+/// doubles up to [`RECONNECT_BACKOFF_MAX`] (the AGS SDKs back off the same way).
+const RECONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
 /// Listens on one member's socket until the search's answer settles it.
 async fn listen(
     w: &WorkerCtx,
@@ -673,12 +701,16 @@ async fn listen(
         Changed(bool),
         Deadline,
         Drop,
+        Reconnect,
         Frame(Result<Option<Frame>, ClientError>),
     }
     let b = &run.behaviour;
     let far = Instant::now() + b.request_timeout * 2 + Duration::from_secs(3600);
     let mut seen = Seen::default();
     let mut sender_alive = true;
+    // After a failed reconnect: when to try again, and the wait after that.
+    let mut reconnect_at: Option<Instant> = None;
+    let mut backoff = RECONNECT_BACKOFF_FIRST;
     loop {
         let state = *end.borrow();
         let deadline = match state {
@@ -694,6 +726,7 @@ async fn listen(
             changed = end.changed(), if sender_alive => Event::Changed(changed.is_ok()),
             () = tokio::time::sleep_until(deadline) => Event::Deadline,
             () = tokio::time::sleep_until(drop_at.unwrap_or(far)), if drop_at.is_some() => Event::Drop,
+            () = tokio::time::sleep_until(reconnect_at.unwrap_or(far)), if reconnect_at.is_some() => Event::Reconnect,
             frame = next_frame(&mut m.socket) => Event::Frame(frame),
         };
         match event {
@@ -716,11 +749,20 @@ async fn listen(
                 }
             }
             Event::Frame(Ok(None)) | Event::Frame(Err(_)) => {
-                // The lobby closed the socket (or it broke): reconnect, as an SDK does.
+                // The lobby closed the socket (or it broke): reconnect, as an SDK does, with
+                // backoff while the lobby is away (what it queued meanwhile comes on reconnect).
                 m.socket = None;
                 w.recorder.error(Endpoint::Lobby, ErrorKind::Closed);
+                backoff = RECONNECT_BACKOFF_FIRST;
+                reconnect_at = Some(Instant::now());
+            }
+            Event::Reconnect => {
                 if connect(w, m).await.is_ok() {
                     w.recorder.count(Counter::Reconnect);
+                    reconnect_at = None;
+                } else {
+                    reconnect_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
                 }
             }
         }

@@ -375,13 +375,21 @@ impl Target {
                 .map_err(|e| TargetError::Fakes(e.to_string()))?;
             (Some(handle), None)
         };
-        let fakes_handle = handle
-            .as_ref()
-            .or(stack.as_ref().map(|s| &s.fakes))
-            .expect("one of the two was started");
-        let fakes_url =
-            Url::parse(&fakes_handle.base_url()).map_err(|e| TargetError::Fakes(e.to_string()))?;
-        let state = fakes_handle.state.clone();
+        let (base_url, state) = match (&handle, &stack) {
+            (Some(handle), _) => (handle.base_url(), Some(handle.state.clone())),
+            (None, Some(stack)) => (stack.fakes.base_url(), stack.fakes.state()),
+            (None, None) => return Err(TargetError::Fakes("no fakes was started".to_owned())),
+        };
+        let fakes_url = Url::parse(&base_url).map_err(|e| TargetError::Fakes(e.to_string()))?;
+        // A fakes process is read over its stats endpoint, like a remote one.
+        let stats = match state {
+            Some(state) => StatsSource::Embedded(state),
+            None => {
+                let mut url = fakes_url.clone();
+                url.set_path("/_fakes/stats");
+                StatsSource::Http(url, None)
+            }
+        };
         template.fakes_base_url = fakes_url.clone();
         let replica_urls = stack
             .as_ref()
@@ -418,7 +426,7 @@ impl Target {
             fds_per_player,
             embedded: true,
             fakes_control_token: None,
-            stats: StatsSource::Embedded(state),
+            stats,
             _matchmaker: matchmaker,
             fakes: handle,
             stack,
@@ -482,7 +490,12 @@ impl Target {
                     .kill(crate::stack::control::ProcessName::Replica(slot.index))
                     .await;
             }
-            let _ = fakes.shutdown().await;
+            if control.fakes.is_some() {
+                let _ = control
+                    .kill(crate::stack::control::ProcessName::Fakes)
+                    .await;
+            }
+            fakes.shutdown().await;
             drop(control);
         }
     }

@@ -172,7 +172,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A server's status while a session holds it (a free server has none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ServerStatus {
     Creating,
@@ -198,7 +198,7 @@ impl fmt::Display for ServerStatus {
 }
 
 /// One entry of a server's status history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StatusChange {
     pub status: ServerStatus,
     pub at: DateTime<Utc>,
@@ -351,7 +351,7 @@ pub struct RegionUsage {
 }
 
 /// Counters since start or the last [`Fleet::reset`], plus current usage.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FleetStats {
     /// Successful registers.
     pub registers: u64,
@@ -405,6 +405,56 @@ impl Fleet {
     /// capacities and the claim override cleared.
     pub fn reset(&self) {
         *self.inner.lock() = Inner::build(&self.config);
+    }
+
+    /// Writes the sessions (with their servers and claims), region capacities and counters as
+    /// JSON (saved state). The servers themselves come from the configuration.
+    pub fn save_to(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let inner = self.inner.lock();
+        serde_json::to_writer(
+            out,
+            &SavedFleetRef {
+                sessions: &inner.sessions,
+                capacities: inner.regions.iter().map(|r| r.capacity).collect(),
+                next_seq: inner.next_seq,
+                counters: &inner.counters,
+            },
+        )
+    }
+
+    /// Rebuilds the configured fleet with the saved sessions holding their servers; the
+    /// installed claim hook stays. Start with the same fleet configuration: a session whose
+    /// server or region does not exist in it is an error.
+    pub fn restore_from(&self, saved: serde_json::Value) -> serde_json::Result<()> {
+        use serde::de::Error;
+        let saved: SavedFleet = serde_json::from_value(saved)?;
+        let mut restored = Inner::build(&self.config);
+        for (region, capacity) in restored.regions.iter_mut().zip(&saved.capacities) {
+            region.capacity = *capacity;
+        }
+        for record in saved.sessions.values().flat_map(HashMap::values) {
+            let held = restored
+                .regions
+                .get_mut(record.region)
+                .is_some_and(|region| {
+                    let was_free = region.free.remove(&record.server);
+                    region.in_use += usize::from(was_free);
+                    was_free
+                });
+            if !held {
+                return Err(serde_json::Error::custom(format!(
+                    "session {}: its server {} is not a free server of region {} in this fleet",
+                    record.id, record.server, record.region
+                )));
+            }
+        }
+        restored.sessions = saved.sessions;
+        restored.next_seq = saved.next_seq;
+        restored.counters = saved.counters;
+        let mut inner = self.inner.lock();
+        restored.claim_override = inner.claim_override.take();
+        *inner = restored;
+        Ok(())
     }
 
     /// Registers a session and gives it a server, `CREATING` until `ready_delay` has passed.
@@ -586,7 +636,7 @@ impl RegionState {
 }
 
 /// One DSMC session holding a server.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct SessionRecord {
     id: String,
     namespace: String,
@@ -601,6 +651,7 @@ struct SessionRecord {
     status: ServerStatus,
     created_at: DateTime<Utc>,
     /// `None`: the configured delay is too long to represent, so the server never gets ready.
+    #[serde(with = "crate::durable::wallclock::option_instant")]
     ready_at: Option<Instant>,
     /// Wall-clock time for the `READY` history entry.
     ready_wall: DateTime<Utc>,
@@ -619,6 +670,23 @@ impl SessionRecord {
         }
         self.status
     }
+}
+
+/// What saved state keeps of the fleet (see [`Fleet::save_to`]).
+#[derive(serde::Serialize)]
+struct SavedFleetRef<'a> {
+    sessions: &'a HashMap<String, HashMap<String, SessionRecord>>,
+    capacities: Vec<usize>,
+    next_seq: u64,
+    counters: &'a FleetStats,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedFleet {
+    sessions: HashMap<String, HashMap<String, SessionRecord>>,
+    capacities: Vec<usize>,
+    next_seq: u64,
+    counters: FleetStats,
 }
 
 /// Everything behind the fleet's one lock.

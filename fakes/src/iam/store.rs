@@ -33,7 +33,7 @@ const LOGIN_STEP_TTL: Duration = Duration::from_secs(600);
 const LEEWAY_S: u64 = 0;
 
 /// A registered OAuth client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClientRecord {
     pub id: String,
     /// `None` for a public client.
@@ -47,7 +47,7 @@ pub struct ClientRecord {
 }
 
 /// A role; its permissions may hold `{namespace}` and `{userId}` placeholders.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RoleRecord {
     pub id: String,
     pub name: String,
@@ -56,7 +56,7 @@ pub struct RoleRecord {
 }
 
 /// A user account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UserRecord {
     pub user_id: String,
     pub username: String,
@@ -86,33 +86,36 @@ impl UserRecord {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct AuthRequest {
     client_id: String,
     challenge: Option<(String, String)>,
     scope: String,
+    #[serde(with = "crate::durable::wallclock::instant")]
     created: Instant,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct AuthCode {
     client_id: String,
     user_id: String,
     challenge: Option<(String, String)>,
     scope: String,
+    #[serde(with = "crate::durable::wallclock::instant")]
     created: Instant,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct RefreshGrant {
     client_id: String,
     user_id: Option<String>,
     scope: String,
+    #[serde(with = "crate::durable::wallclock::instant")]
     expires: Instant,
 }
 
 /// Token lifetimes; fault injection may shorten them at run time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct TokenLifetimes {
     pub access: Duration,
     pub refresh: Duration,
@@ -127,7 +130,7 @@ impl Default for TokenLifetimes {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct IamData {
     namespaces: BTreeSet<String>,
     clients: HashMap<String, ClientRecord>,
@@ -305,6 +308,19 @@ impl IamStore {
             insert_user(&mut d, user);
         }
         *self.data.lock() = d;
+    }
+
+    /// Writes the identity data as JSON (saved state).
+    pub fn save_to(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &*self.data.lock())
+    }
+
+    /// Replaces the identity data with a saved one (the verified-token cache starts empty).
+    pub fn restore_from(&self, saved: serde_json::Value) -> serde_json::Result<()> {
+        let data: IamData = serde_json::from_value(saved)?;
+        *self.data.lock() = data;
+        self.verified.lock().clear();
+        Ok(())
     }
 
     pub fn set_lifetimes(&self, lifetimes: TokenLifetimes) {

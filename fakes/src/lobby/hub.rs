@@ -177,6 +177,47 @@ impl Pending {
     }
 }
 
+/// One user's queued notifications as saved state keeps them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SavedBacklog {
+    namespace: String,
+    user_id: String,
+    notifications: Vec<SavedNotification>,
+}
+
+/// A queued notification as saved state keeps it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SavedNotification {
+    /// 32 hex digits (a JSON number cannot carry 128 bits).
+    id: String,
+    topic: String,
+    payload: String,
+    sent_at: DateTime<Utc>,
+}
+
+impl From<&Pending> for SavedNotification {
+    fn from(p: &Pending) -> Self {
+        Self {
+            id: format!("{:032x}", p.id),
+            topic: p.topic.to_string(),
+            payload: p.payload.to_string(),
+            sent_at: p.sent_at,
+        }
+    }
+}
+
+impl From<SavedNotification> for Pending {
+    fn from(s: SavedNotification) -> Self {
+        Self {
+            // An unreadable id gets a fresh one: the notification itself is what matters.
+            id: u128::from_str_radix(&s.id, 16).unwrap_or_else(|_| uuid::Uuid::new_v4().as_u128()),
+            topic: s.topic.into(),
+            payload: s.payload.into(),
+            sent_at: s.sent_at,
+        }
+    }
+}
+
 /// The hub's end of a live connection.
 #[derive(Debug)]
 struct Live {
@@ -479,6 +520,45 @@ impl Hub {
         }
         users.sort_unstable();
         users
+    }
+
+    /// Writes every queued notification as JSON (saved state): `[[namespace, user, [queued…]]…]`.
+    /// Live sockets are not state: their users reconnect.
+    pub fn save_to(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut queued: Vec<SavedBacklog> = Vec::new();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.lock();
+            for (namespace, users) in shard.iter() {
+                for (user_id, slot) in users.iter().filter(|(_, s)| !s.backlog.is_empty()) {
+                    queued.push(SavedBacklog {
+                        namespace: namespace.to_string(),
+                        user_id: user_id.to_string(),
+                        notifications: slot.backlog.iter().map(SavedNotification::from).collect(),
+                    });
+                }
+            }
+        }
+        serde_json::to_writer(out, &queued)
+    }
+
+    /// Replaces the queued notifications with saved ones (for users with no socket now).
+    pub fn restore_from(&self, saved: serde_json::Value) -> serde_json::Result<()> {
+        let queued: Vec<SavedBacklog> = serde_json::from_value(saved)?;
+        self.reset();
+        for backlog in queued {
+            let mut shard = self.inner.shard(&backlog.user_id).lock();
+            let slot = shard
+                .entry(backlog.namespace.into_boxed_str())
+                .or_default()
+                .entry(backlog.user_id.into_boxed_str())
+                .or_default();
+            slot.backlog = backlog
+                .notifications
+                .into_iter()
+                .map(Pending::from)
+                .collect();
+        }
+        Ok(())
     }
 
     /// Drops every queued notification. Open sockets stay open and registered; counters are

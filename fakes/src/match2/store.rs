@@ -31,7 +31,7 @@ pub const MAX_TICKETS: usize = 500_000;
 pub const BUILT_IN_FUNCTIONS: [&str; 2] = ["default", "basic"];
 
 /// One ticket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TicketRecord {
     pub id: String,
     pub namespace: String,
@@ -102,9 +102,11 @@ pub struct PoolWork {
     pub tickets: Vec<Ticket>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Inner {
+    #[serde(with = "crate::durable::wallclock::pairs")]
     rulesets: HashMap<(String, String), RuleSetPayload>,
+    #[serde(with = "crate::durable::wallclock::pairs")]
     pools: HashMap<(String, String), MatchPool>,
     tickets: HashMap<String, TicketRecord>,
 }
@@ -153,6 +155,19 @@ impl Match2 {
     /// Forgets rule sets, pools and tickets (registered match functions stay).
     pub fn reset(&self) {
         *self.inner.lock() = Inner::default();
+    }
+
+    /// Writes rule sets, pools and tickets as JSON (saved state); registered match functions
+    /// are configuration, not state.
+    pub fn save_to(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &*self.inner.lock())
+    }
+
+    /// Replaces rule sets, pools and tickets with saved ones and wakes the matcher.
+    pub fn restore_from(&self, saved: serde_json::Value) -> serde_json::Result<()> {
+        *self.inner.lock() = serde_json::from_value(saved)?;
+        self.wake.notify_one();
+        Ok(())
     }
 
     pub fn waker(&self) -> Arc<Notify> {

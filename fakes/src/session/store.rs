@@ -30,8 +30,12 @@ use accelbyte::models::session::{ds_status, member_status};
 pub const MAX_TEMPLATES: usize = 10_000;
 pub const MAX_SESSIONS: usize = 200_000;
 
+/// A member's or server's status: one of AGS's constants (an alias, so saved state reads it
+/// back as the constant, see [`crate::durable::wallclock::session_status`]).
+pub type Status = &'static str;
+
 /// A configuration template (`apimodels.CreateConfigurationTemplateRequest`, what fakes uses).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Template {
     pub namespace: String,
     pub name: String,
@@ -55,16 +59,18 @@ pub struct Template {
 }
 
 /// One member of a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub user_id: String,
-    pub status: &'static str,
-    pub previous_status: &'static str,
+    #[serde(with = "crate::durable::wallclock::session_status")]
+    pub status: Status,
+    #[serde(with = "crate::durable::wallclock::session_status")]
+    pub previous_status: Status,
     pub updated_at: DateTime<Utc>,
 }
 
 /// A team of a matched session: its users and the tickets (parties) they came in.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TeamRecord {
     pub user_ids: Vec<String>,
     /// (party or ticket id, its users).
@@ -72,7 +78,7 @@ pub struct TeamRecord {
 }
 
 /// The dedicated server a session got, as the fleet reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerRecord {
     pub pod_name: String,
     pub ip: String,
@@ -85,10 +91,11 @@ pub struct ServerRecord {
 }
 
 /// A session's `DSInformation`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DsState {
     /// One of [`ds_status`]'s values, or empty for sessions without a server (P2P, NONE).
-    pub status: &'static str,
+    #[serde(with = "crate::durable::wallclock::session_status")]
+    pub status: Status,
     pub requested_at: Option<DateTime<Utc>>,
     pub server: Option<ServerRecord>,
     /// Why the request failed (`FAILED_TO_REQUEST`).
@@ -96,7 +103,7 @@ pub struct DsState {
 }
 
 /// One game session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GameSession {
     pub id: String,
     pub namespace: String,
@@ -218,9 +225,10 @@ pub enum SessionError {
     TooMany,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Inner {
     /// (namespace, name) → template.
+    #[serde(with = "crate::durable::wallclock::pairs")]
     templates: HashMap<(String, String), Template>,
     sessions: HashMap<String, GameSession>,
 }
@@ -238,6 +246,17 @@ impl GameSessions {
 
     pub fn reset(&self) {
         *self.inner.lock() = Inner::default();
+    }
+
+    /// Writes templates and game sessions as JSON (saved state).
+    pub fn save_to(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &*self.inner.lock())
+    }
+
+    /// Replaces templates and game sessions with saved ones.
+    pub fn restore_from(&self, saved: serde_json::Value) -> serde_json::Result<()> {
+        *self.inner.lock() = serde_json::from_value(saved)?;
+        Ok(())
     }
 
     // ---- templates -------------------------------------------------------------------------

@@ -27,7 +27,7 @@ pub const MAX_SESSIONS: usize = 200_000;
 pub const MAX_ROSTER: usize = 1_000;
 
 /// `dedicated` (a DSMC server hosts the game) or `p2p` (a player hosts it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum SessionType {
     Dedicated,
     P2p,
@@ -53,7 +53,7 @@ impl SessionType {
 
 /// A session's game settings (`models.GameSessionSetting` minus the player counts, which the
 /// roster determines).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionSettings {
     pub mode: String,
     pub map_name: String,
@@ -80,7 +80,7 @@ pub struct NewSession {
 }
 
 /// A snapshot of one game session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GameSession {
     pub id: String,
     pub namespace: String,
@@ -177,7 +177,7 @@ pub struct QueryFilter<'a> {
 }
 
 /// Counters since start or the last reset, plus current sizes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SessionStats {
     pub sessions: usize,
     pub dedicated: usize,
@@ -197,7 +197,7 @@ pub struct SessionStore {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Inner {
     /// namespace → session id → session.
     sessions: HashMap<String, HashMap<String, GameSession>>,
@@ -218,6 +218,17 @@ impl Inner {
 impl SessionStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes every session as JSON (saved state).
+    pub fn save_to(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &*self.inner.lock())
+    }
+
+    /// Replaces every session with saved ones.
+    pub fn restore_from(&self, saved: serde_json::Value) -> serde_json::Result<()> {
+        *self.inner.lock() = serde_json::from_value(saved)?;
+        Ok(())
     }
 
     /// Drops every session and zeroes the counters.

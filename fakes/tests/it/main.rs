@@ -2,6 +2,7 @@
 
 mod common;
 mod dsmc;
+mod durable;
 mod faults;
 mod hardening;
 mod iam;

@@ -459,8 +459,14 @@ impl RedisStore {
     }
 }
 
+/// How often the pub/sub connection is PINGed, and how long the answer may take before the
+/// connection counts as dead: a dead subscription is noticed within about 4 s.
+const PUBSUB_PING_EVERY: Duration = Duration::from_secs(2);
+const PUBSUB_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Forwards `P:finished` messages as [`StoreEvent::Finished`] until `stop`, resubscribing (with
-/// backoff, then a [`StoreEvent::Resync`]) whenever the connection drops.
+/// backoff, then a [`StoreEvent::Resync`]: waiters re-read what they may have missed) whenever
+/// the connection drops or stops answering PINGs.
 async fn listen(
     client: redis::Client,
     channel: String,
@@ -472,7 +478,9 @@ async fn listen(
     let mut backoff = FIRST_BACKOFF;
     loop {
         {
-            let mut messages = pubsub.on_message();
+            let (mut sink, mut messages) = pubsub.split();
+            let mut ping = tokio::time::interval(PUBSUB_PING_EVERY);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -483,6 +491,16 @@ async fn listen(
                             // No receiver is not an error: nobody is waiting.
                             Ok(id) => drop(events.send(StoreEvent::Finished(TicketId::new(id)))),
                             Err(e) => tracing::warn!(error = %e, "unreadable announcement"),
+                        }
+                    }
+                    _ = ping.tick() => {
+                        // A connection that died silently (a hung Redis, a cut link) never
+                        // ends the stream: a PING unanswered in time says so.
+                        let answered =
+                            tokio::time::timeout(PUBSUB_PING_TIMEOUT, sink.ping::<redis::Value>())
+                                .await;
+                        if !matches!(answered, Ok(Ok(_))) {
+                            break;
                         }
                     }
                 }

@@ -6,6 +6,7 @@ mod engine;
 mod extend;
 mod extend_fakes;
 mod hostile;
+mod pubsub;
 mod replicas;
 mod service;
 mod stack;

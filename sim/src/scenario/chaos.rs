@@ -4,7 +4,7 @@
 //! [[chaos]]
 //! at = "20s"                 # since arrivals started
 //! action = "kill"            # kill | pause | restart | partition
-//! process = "matchmaker-0"   # kill, pause, restart: "matchmaker-N" or "redis"
+//! process = "matchmaker-0"   # kill, pause, restart: "matchmaker-N", "redis" or "fakes"
 //! duration = "5s"            # kill: down this long, then started again (omitted: stays down)
 //!                            # pause: SIGSTOP, SIGCONT after this long (required)
 //!                            # partition: cut this long (omitted: until the end)
@@ -259,7 +259,9 @@ fn read_process(
             p.push(
                 &t.span,
                 t.field("process"),
-                format!("missing (required for {action}: \"matchmaker-N\" or \"redis\")"),
+                format!(
+                    "missing (required for {action}: \"matchmaker-N\", \"redis\" or \"fakes\")"
+                ),
             );
         }
         return None;

@@ -4,7 +4,8 @@
 //! a network partition on a link ([`LinkProxy`]).
 //!
 //! A restarted process comes back where clients expect it: a replica on its old port (players'
-//! URLs stay valid), Redis on its old port and directory (reloading its append-only file).
+//! URLs stay valid), Redis on its old port and directory (reloading its append-only file),
+//! fakes on its old port and state directory ([`super::fakes`]).
 //! Whatever is paused when the handle goes away is resumed first, so nothing is left stopped.
 
 use std::fmt;
@@ -19,6 +20,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::StackProcess;
+use super::fakes::{self as fakes_child, FakesProcess, FakesSpec};
 use super::proxy::{LinkMode, LinkProxy};
 use super::redis::LocalRedis;
 use super::replica::{self, Replica, ReplicaSpec};
@@ -33,6 +35,8 @@ pub enum ProcessName {
     Replica(usize),
     /// `redis`.
     Redis,
+    /// `fakes` (the emulated AGS), when the run started it as a process of its own.
+    Fakes,
 }
 
 impl fmt::Display for ProcessName {
@@ -40,6 +44,7 @@ impl fmt::Display for ProcessName {
         match self {
             ProcessName::Replica(i) => write!(f, "matchmaker-{i}"),
             ProcessName::Redis => f.write_str("redis"),
+            ProcessName::Fakes => f.write_str("fakes"),
         }
     }
 }
@@ -48,13 +53,17 @@ impl FromStr for ProcessName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "redis" {
-            return Ok(ProcessName::Redis);
+        match s {
+            "redis" => return Ok(ProcessName::Redis),
+            "fakes" => return Ok(ProcessName::Fakes),
+            _ => {}
         }
         s.strip_prefix("matchmaker-")
             .and_then(|i| i.parse().ok())
             .map(ProcessName::Replica)
-            .ok_or_else(|| format!("unknown process {s:?}: expected \"matchmaker-N\" or \"redis\""))
+            .ok_or_else(|| {
+                format!("unknown process {s:?}: expected \"matchmaker-N\", \"redis\" or \"fakes\"")
+            })
     }
 }
 
@@ -157,10 +166,74 @@ impl ReplicaSlot {
     }
 }
 
+/// fakes as a process: where it is, and how to start it again on the same port and state.
+#[derive(Debug)]
+pub struct FakesSlot {
+    /// The base URL; the same across restarts.
+    pub url: Url,
+    spec: FakesSpec,
+    program: PathBuf,
+    args: Vec<String>,
+    process: Mutex<Option<FakesProcess>>,
+    pid: SyncMutex<Option<u32>>,
+}
+
+impl FakesSlot {
+    /// Starts fakes and keeps what restarting it needs.
+    pub async fn start(
+        program: PathBuf,
+        args: Vec<String>,
+        spec: FakesSpec,
+    ) -> anyhow::Result<Self> {
+        let process = fakes_child::spawn(&program, &args, &spec).await?;
+        let mut spec = spec;
+        spec.port = process.url.port().context("fakes url without a port")?;
+        Ok(Self {
+            url: process.url.clone(),
+            pid: SyncMutex::new(process.pid()),
+            spec,
+            program,
+            args,
+            process: Mutex::new(Some(process)),
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        *self.pid.lock()
+    }
+
+    async fn kill(&self) {
+        if let Some(mut process) = self.process.lock().await.take() {
+            process.kill().await;
+        }
+        *self.pid.lock() = None;
+    }
+
+    async fn terminate(&self) {
+        if let Some(mut process) = self.process.lock().await.take() {
+            process.terminate(RESTART_GRACE).await;
+        }
+        *self.pid.lock() = None;
+    }
+
+    async fn launch(&self) -> anyhow::Result<()> {
+        let mut slot = self.process.lock().await;
+        if slot.is_some() {
+            return Ok(());
+        }
+        let process = fakes_child::spawn(&self.program, &self.args, &self.spec).await?;
+        *self.pid.lock() = process.pid();
+        *slot = Some(process);
+        Ok(())
+    }
+}
+
 /// Every process and link of a multi-process stack that chaos can act on.
 #[derive(Debug)]
 pub struct StackControl {
     pub replicas: Vec<ReplicaSlot>,
+    /// fakes, when it runs as a process of its own.
+    pub fakes: Option<FakesSlot>,
     redis: Option<Mutex<LocalRedis>>,
     redis_pid: SyncMutex<Option<u32>>,
     links: Vec<(LinkName, LinkProxy)>,
@@ -170,10 +243,12 @@ pub struct StackControl {
 impl StackControl {
     pub fn new(
         replicas: Vec<ReplicaSlot>,
+        fakes: Option<FakesSlot>,
         redis: Option<LocalRedis>,
         links: Vec<(LinkName, LinkProxy)>,
     ) -> Self {
         Self {
+            fakes,
             redis_pid: SyncMutex::new(redis.as_ref().and_then(LocalRedis::pid)),
             redis: redis.map(Mutex::new),
             replicas,
@@ -187,6 +262,7 @@ impl StackControl {
         match process {
             ProcessName::Replica(i) => i < self.replicas.len(),
             ProcessName::Redis => self.redis.is_some(),
+            ProcessName::Fakes => self.fakes.is_some(),
         }
     }
 
@@ -201,6 +277,12 @@ impl StackControl {
             .with_context(|| format!("no matchmaker-{index} in this stack"))
     }
 
+    fn fakes(&self) -> anyhow::Result<&FakesSlot> {
+        self.fakes
+            .as_ref()
+            .context("fakes runs inside the sim in this stack, not as a process")
+    }
+
     fn redis(&self) -> anyhow::Result<&Mutex<LocalRedis>> {
         self.redis
             .as_ref()
@@ -212,6 +294,7 @@ impl StackControl {
         self.forget_paused(process);
         match process {
             ProcessName::Replica(i) => self.replica(i)?.kill().await,
+            ProcessName::Fakes => self.fakes()?.kill().await,
             ProcessName::Redis => {
                 self.redis()?.lock().await.kill().await;
                 *self.redis_pid.lock() = None;
@@ -224,6 +307,7 @@ impl StackControl {
     pub async fn start(&self, process: ProcessName) -> anyhow::Result<()> {
         match process {
             ProcessName::Replica(i) => self.replica(i)?.launch().await,
+            ProcessName::Fakes => self.fakes()?.launch().await,
             ProcessName::Redis => {
                 let mut redis = self.redis()?.lock().await;
                 if redis.pid().is_none() {
@@ -242,6 +326,11 @@ impl StackControl {
         match process {
             ProcessName::Replica(i) => {
                 let slot = self.replica(i)?;
+                slot.terminate().await;
+                slot.launch().await
+            }
+            ProcessName::Fakes => {
+                let slot = self.fakes()?;
                 slot.terminate().await;
                 slot.launch().await
             }
@@ -297,6 +386,7 @@ impl StackControl {
         match process {
             ProcessName::Replica(i) => self.replicas.get(i).and_then(ReplicaSlot::pid),
             ProcessName::Redis => *self.redis_pid.lock(),
+            ProcessName::Fakes => self.fakes.as_ref().and_then(FakesSlot::pid),
         }
     }
 
@@ -312,6 +402,12 @@ impl StackControl {
                 })
             })
             .collect();
+        if let Some(pid) = self.fakes.as_ref().and_then(FakesSlot::pid) {
+            out.push(StackProcess {
+                role: ProcessName::Fakes.to_string(),
+                pid,
+            });
+        }
         if let Some(pid) = *self.redis_pid.lock() {
             out.push(StackProcess {
                 role: ProcessName::Redis.to_string(),
@@ -355,6 +451,7 @@ mod tests {
             ProcessName::Replica(0),
             ProcessName::Replica(12),
             ProcessName::Redis,
+            ProcessName::Fakes,
         ] {
             assert_eq!(p.to_string().parse::<ProcessName>().unwrap(), p);
         }
@@ -363,7 +460,7 @@ mod tests {
         }
         assert!("matchmaker-x".parse::<ProcessName>().is_err());
         assert!(
-            "fakes"
+            "fake"
                 .parse::<ProcessName>()
                 .unwrap_err()
                 .contains("matchmaker-N")

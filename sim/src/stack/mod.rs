@@ -6,7 +6,8 @@
 //!
 //! - **fakes** stays in this process and keeps every service and all state; its lobby
 //!   WebSockets live in *lobby shard* processes behind the same base URL (see
-//!   `fakes::lobby::cluster`);
+//!   `fakes::lobby::cluster`) — unless a chaos step targets it: then it runs as a process of
+//!   its own with durable state ([`fakes`]);
 //! - **matchmaker replicas** run as processes of their own on one Redis ([`replica`]), and
 //!   players spread their requests over them;
 //! - **Redis**, when nobody gave one, is a private `redis-server` this stack starts
@@ -17,6 +18,7 @@
 //! handoff link closes, a replica when its stdin closes), so a crash leaves no orphans.
 
 pub mod control;
+pub mod fakes;
 pub mod proxy;
 pub mod redis;
 pub mod replica;
@@ -51,6 +53,9 @@ pub struct StackLayout {
     /// Ready for chaos: Redis keeps an append-only file (a restart keeps the queue), and the
     /// replicas reach Redis and fakes through proxies a partition can cut.
     pub chaos: bool,
+    /// fakes runs as a process of its own with durable state ([`fakes`]), so a chaos step can
+    /// kill, pause or restart it; otherwise it lives in this process.
+    pub fakes_process: bool,
 }
 
 impl StackLayout {
@@ -59,6 +64,7 @@ impl StackLayout {
         lobby_shards: 0,
         replicas: 0,
         chaos: false,
+        fakes_process: false,
     };
 
     /// The layout for `peak_players` connected players when each process may open
@@ -73,6 +79,7 @@ impl StackLayout {
             lobby_shards: usize::try_from(shards).unwrap_or(usize::MAX),
             replicas: DEFAULT_REPLICAS,
             chaos: false,
+            fakes_process: false,
         }
     }
 
@@ -90,10 +97,70 @@ pub struct StackProcess {
     pub pid: u32,
 }
 
+/// Where the stack's fakes runs.
+#[derive(Debug)]
+pub enum FakesHost {
+    /// In this process, with its lobby shards if any.
+    InProcess(::fakes::Handle),
+    /// A process of its own (its slot is in [`StackControl::fakes`]), keeping its state in
+    /// `state_dir`, removed when this goes away.
+    Process { url: Url, state_dir: StateDir },
+}
+
+impl FakesHost {
+    /// The base URL players and replicas use.
+    pub fn base_url(&self) -> String {
+        match self {
+            FakesHost::InProcess(handle) => handle.base_url(),
+            FakesHost::Process { url, .. } => url.as_str().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The state, when fakes lives in this process.
+    pub fn state(&self) -> Option<::fakes::AppState> {
+        match self {
+            FakesHost::InProcess(handle) => Some(handle.state.clone()),
+            FakesHost::Process { .. } => None,
+        }
+    }
+
+    /// Stops an in-process fakes (a process is stopped by its slot).
+    pub async fn shutdown(self) {
+        if let FakesHost::InProcess(handle) = self {
+            let _ = handle.shutdown().await;
+        }
+    }
+}
+
+/// A directory of this run, removed on drop.
+#[derive(Debug)]
+pub struct StateDir(pub PathBuf);
+
+impl StateDir {
+    fn create(what: &str) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "matchbench-{what}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A running multi-process stack. Dropping it stops every child.
 #[derive(Debug)]
 pub struct MultiStack {
-    pub fakes: fakes::Handle,
+    pub fakes: FakesHost,
     /// The replicas, the Redis this stack started (none when one was given) and the links'
     /// proxies, for chaos steps.
     pub control: Arc<StackControl>,
@@ -106,7 +173,7 @@ impl MultiStack {
     /// replaced by the started fakes' URL. `redis_url`: use this Redis instead of starting one.
     pub async fn start(
         layout: StackLayout,
-        fakes_config: fakes::FakesConfig,
+        fakes_config: ::fakes::FakesConfig,
         mut matchmaker: EmbeddedMatchmakerConfig,
         program: &Path,
         redis_url: Option<String>,
@@ -123,18 +190,34 @@ impl MultiStack {
         };
         let cluster = match (layout.lobby_shards, &redis_url) {
             (0, _) | (_, None) => None,
-            (shards, Some(url)) => Some(fakes::lobby::cluster::ClusterConfig {
+            (shards, Some(url)) => Some(::fakes::lobby::cluster::ClusterConfig {
                 shards,
                 redis_url: url.clone(),
-                command: fakes::lobby::cluster::ShardCommand {
+                command: ::fakes::lobby::cluster::ShardCommand {
                     program: program.to_owned(),
                     args: internal_args(INTERNAL_LOBBY_SHARD),
                 },
             }),
         };
-        let fakes = fakes::server::spawn_with(fakes_config, cluster)
-            .await
-            .context("embedded fakes")?;
+        let (fakes, fakes_slot) = if layout.fakes_process {
+            anyhow::ensure!(
+                cluster.is_none(),
+                "fakes as a process of its own holds its lobby sockets itself (no lobby shards)"
+            );
+            let state_dir = StateDir::create("fakes")?;
+            let spec = fakes::FakesSpec::new(&fakes_config, state_dir.0.clone());
+            let slot =
+                control::FakesSlot::start(program.to_owned(), internal_args(INTERNAL_FAKES), spec)
+                    .await
+                    .context("fakes process")?;
+            let url = slot.url.clone();
+            (FakesHost::Process { url, state_dir }, Some(slot))
+        } else {
+            let handle = ::fakes::server::spawn_with(fakes_config, cluster)
+                .await
+                .context("embedded fakes")?;
+            (FakesHost::InProcess(handle), None)
+        };
         matchmaker.fakes_base_url = Url::parse(&fakes.base_url())?;
 
         // Under chaos the replicas reach Redis and fakes through proxies a partition can cut.
@@ -175,7 +258,7 @@ impl MultiStack {
         }
         Ok(Self {
             fakes,
-            control: Arc::new(StackControl::new(replicas, redis, links)),
+            control: Arc::new(StackControl::new(replicas, fakes_slot, redis, links)),
             redis_url,
         })
     }
@@ -192,7 +275,10 @@ impl MultiStack {
     /// Every child process with its role.
     pub fn processes(&self) -> Vec<StackProcess> {
         let mut out = Vec::new();
-        if let Some(primary) = &self.fakes.lobby_shards {
+        if let Some(primary) = match &self.fakes {
+            FakesHost::InProcess(handle) => handle.lobby_shards.as_ref(),
+            FakesHost::Process { .. } => None,
+        } {
             for (index, pid) in primary.shard_pids().into_iter().enumerate() {
                 if let Some(pid) = pid {
                     out.push(StackProcess {
@@ -219,6 +305,8 @@ fn socket_addr(url: &Url) -> anyhow::Result<SocketAddr> {
 pub const INTERNAL: &str = "internal";
 /// `internal lobby-shard …`: one fakes lobby shard.
 pub const INTERNAL_LOBBY_SHARD: &str = "lobby-shard";
+/// `internal fakes --spec JSON`: fakes as a process of its own.
+pub const INTERNAL_FAKES: &str = "fakes";
 /// `internal matchmaker-replica --spec JSON`: one matchmaker replica.
 pub const INTERNAL_REPLICA: &str = "matchmaker-replica";
 

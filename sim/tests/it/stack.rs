@@ -35,6 +35,7 @@ async fn shards_and_replicas_pair_two_players_across_processes() {
         lobby_shards: 2,
         replicas: 2,
         chaos: false,
+        fakes_process: false,
     };
     let stack = MultiStack::start(
         layout,
@@ -78,7 +79,8 @@ async fn shards_and_replicas_pair_two_players_across_processes() {
     }
     // Counted once the hand-off completed, which may be just after the client's handshake.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while stack.fakes.state.accept.handed_off() < 2 {
+    let fakes_state = stack.fakes.state().expect("fakes in this process");
+    while fakes_state.accept.handed_off() < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "both lobby sockets live in shards"
@@ -125,4 +127,64 @@ async fn shards_and_replicas_pair_two_players_across_processes() {
                 .contains(servers[0]["ip"].as_str().expect("ip"))
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fakes_as_a_process_comes_back_from_kill_9_at_its_url_with_its_tokens() {
+    use sim::stack::control::ProcessName;
+    let layout = StackLayout {
+        lobby_shards: 0,
+        replicas: 0,
+        chaos: false,
+        fakes_process: true,
+    };
+    let stack = MultiStack::start(
+        layout,
+        fakes::FakesConfig::default(),
+        matchmaker_template(),
+        std::path::Path::new(env!("CARGO_BIN_EXE_sim")),
+        None,
+    )
+    .await
+    .expect("the stack starts");
+    let roles: Vec<String> = stack.processes().into_iter().map(|p| p.role).collect();
+    assert_eq!(roles, ["fakes"]);
+    let base = stack.fakes.base_url();
+    let client = AbClient::new(Config::new(
+        Url::parse(&base).expect("base url"),
+        builtin::PLAYER_CLIENT_ID,
+        None,
+        builtin::NAMESPACE,
+    ))
+    .expect("client");
+    let token = client
+        .login_user("player1", "Player1Pass!")
+        .await
+        .expect("PKCE login");
+
+    stack.control.kill(ProcessName::Fakes).await.expect("kill");
+    assert_eq!(stack.control.pid_of(ProcessName::Fakes), None);
+    assert!(
+        client.login_user("player2", "Player2Pass!").await.is_err(),
+        "nothing answers while fakes is down"
+    );
+    stack
+        .control
+        .start(ProcessName::Fakes)
+        .await
+        .expect("start");
+    assert_eq!(stack.fakes.base_url(), base, "the same URL");
+
+    let lobby = tokio::time::timeout(
+        WAIT,
+        client.connect_lobby(&token.access_token, &LobbyOptions::default()),
+    )
+    .await
+    .expect("in time");
+    assert!(
+        lobby.is_ok(),
+        "a token issued before the crash still opens the lobby"
+    );
+    let refreshed = client.refresh(&token.refresh_token).await.expect("refresh");
+    assert_eq!(refreshed.user_id, token.user_id);
 }
