@@ -7,8 +7,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use durations::Deprecation;
+
 use super::error::{FieldError, de};
 use super::kinds::{FaultKind, KINDS};
+use super::spelling;
 use super::target::Target;
 use super::window::Window;
 
@@ -67,12 +70,24 @@ const COMMON_KEYS: [&str; 5] = ["id", "target", "probability", "window", "kind"]
 /// Parses one fault from JSON (an API body) or a converted TOML table. A `state` key (what
 /// `GET /_fakes/faults` adds) is ignored, so a listed fault can be sent back as is.
 pub fn parse_fault(value: Value) -> Result<Fault, FieldError> {
+    parse_fault_noting(value).map(|(fault, _)| fault)
+}
+
+/// [`parse_fault`], also returning the deprecated duration keys the input used (see
+/// [`super::spelling`]), with paths relative to the fault.
+pub fn parse_fault_noting(value: Value) -> Result<(Fault, Vec<Deprecation>), FieldError> {
     let Value::Object(mut map) = value else {
         return Err(FieldError::new(
             "",
             "a fault must be a table (JSON object) with a `kind`",
         ));
     };
+    let (notes, renames) = spelling::settle(&mut map)?;
+    let fault = parse_settled(map).map_err(|e| renames.apply(e))?;
+    Ok((fault, notes))
+}
+
+fn parse_settled(mut map: Map<String, Value>) -> Result<Fault, FieldError> {
     map.remove("state");
     let id: Option<String> = take(&mut map, "id")?;
     let target = match map.remove("target") {

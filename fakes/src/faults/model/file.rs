@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::error::FieldError;
-use super::fault::{Fault, parse_fault, take};
+use super::fault::{Fault, parse_fault_noting, take};
 
 /// A fault file (TOML) or a whole fault set (JSON): an optional RNG seed and the faults.
 ///
@@ -24,6 +24,10 @@ pub struct FaultFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     pub faults: Vec<Fault>,
+    /// The deprecated duration keys the input used (`faults[0].hold_s`), for the reader to
+    /// log or report; not part of the fault set.
+    #[serde(skip)]
+    pub deprecated: Vec<durations::Deprecation>,
 }
 
 impl FaultFile {
@@ -44,13 +48,23 @@ impl FaultFile {
             ));
         };
         let seed: Option<u64> = take(&mut map, "seed")?;
+        let mut deprecated = Vec::new();
         let faults = match map.remove("faults") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| parse_fault(item).map_err(|e| e.within(&format!("faults[{i}]"))))
-                .collect::<Result<Vec<_>, _>>()?,
+                .map(|(i, item)| {
+                    let at = format!("faults[{i}]");
+                    let (fault, notes) = parse_fault_noting(item).map_err(|e| e.within(&at))?;
+                    deprecated.extend(notes.into_iter().map(|mut n| {
+                        n.old = format!("{at}.{}", n.old);
+                        n.new = format!("{at}.{}", n.new);
+                        n
+                    }));
+                    Ok(fault)
+                })
+                .collect::<Result<Vec<_>, FieldError>>()?,
             Some(other) => {
                 return Err(FieldError::new(
                     "faults",
@@ -64,7 +78,11 @@ impl FaultFile {
                 format!("unknown key `{key}`, expected `seed` or `faults`"),
             ));
         }
-        let file = Self { seed, faults };
+        let file = Self {
+            seed,
+            faults,
+            deprecated,
+        };
         file.check_unique_ids()?;
         Ok(file)
     }

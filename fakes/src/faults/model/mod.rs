@@ -12,7 +12,8 @@
 //!
 //! One module per concern: [`error`] (the field-naming error), [`target`] (services and the
 //! target filter), [`route`] (route patterns and globs), [`window`], [`distribution`] (delays
-//! and their sampling), [`kinds`] (the kinds' fields), [`validate`] (checks beyond serde),
+//! and their sampling), [`kinds`] (the kinds' fields), [`spelling`] (duration keys: the one
+//! grammar and the deprecated unit-suffixed keys), [`validate`] (checks beyond serde),
 //! [`fault`] (one fault and its parser), [`file`] (a fault file or set).
 
 pub mod distribution;
@@ -21,13 +22,14 @@ pub mod fault;
 pub mod file;
 pub mod kinds;
 pub mod route;
+pub mod spelling;
 pub mod target;
 pub mod validate;
 pub mod window;
 
 pub use distribution::{Distribution, MAX_DELAY_MS, Z_99, standard_normal};
 pub use error::FieldError;
-pub use fault::{Fault, parse_fault};
+pub use fault::{Fault, parse_fault, parse_fault_noting};
 pub use file::FaultFile;
 pub use kinds::{
     ClaimOutcome, DEFAULT_CLOSE_CODE, DelayNotification, Disconnect, DropNotification,

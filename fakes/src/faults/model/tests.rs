@@ -296,3 +296,119 @@ fn windows() {
         .contains(Duration::from_secs(1_000_000))
     );
 }
+
+#[test]
+fn durations_in_the_one_grammar_read_as_the_old_numbers() {
+    let new = parse_fault_noting(json!({
+        "kind": "latency",
+        "window": {"start": "1s", "end": "2.5s"},
+        "delay": {"dist": "log_normal", "p50": "80ms", "p99": "0.8s"},
+    }))
+    .expect("valid");
+    let old = parse(json!({
+        "kind": "latency",
+        "window": {"start_s": 1, "end_s": 2.5},
+        "delay": {"dist": "log_normal", "p50_ms": 80, "p99_ms": 800},
+    }))
+    .expect("valid");
+    assert_eq!(new, (old, Vec::new()), "same fault, nothing deprecated");
+    let hang = parse(json!({"kind": "hang", "hold": "1.5s"})).expect("hang");
+    assert!(matches!(hang.kind, FaultKind::Hang(Hang { hold_s, .. }) if hold_s == 1.5));
+    let tokens = parse(json!({"kind": "token_expiry", "access": "5m", "refresh": "1h"}))
+        .expect("token_expiry");
+    assert_eq!(
+        tokens.kind,
+        FaultKind::TokenExpiry(TokenExpiry {
+            access_s: 300,
+            refresh_s: Some(3600)
+        })
+    );
+    for (input, field) in [
+        (
+            json!({"kind": "latency", "delay": {"dist": "fixed", "value": "250us"}}),
+            0.25,
+        ),
+        (
+            json!({"kind": "latency", "delay": {"dist": "uniform", "min": "1ms", "max": "2ms"}}),
+            1.0,
+        ),
+    ] {
+        let fault = parse(input.clone()).expect(&input.to_string());
+        let FaultKind::Latency(Latency { delay }) = fault.kind else {
+            panic!("latency")
+        };
+        let first = match delay {
+            Distribution::Fixed { ms } => ms,
+            Distribution::Uniform { min_ms, .. } => min_ms,
+            other => panic!("{other:?}"),
+        };
+        assert!((first - field).abs() < 1e-9, "{input}: {first}");
+    }
+}
+
+#[test]
+fn old_duration_keys_work_and_are_noted() {
+    let (fault, notes) = parse_fault_noting(json!({
+        "kind": "hang", "hold_s": 2, "window": {"start_s": 10}
+    }))
+    .expect("valid");
+    assert!(matches!(fault.kind, FaultKind::Hang(Hang { hold_s, .. }) if hold_s == 2.0));
+    let notes: Vec<String> = notes.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        notes,
+        [
+            "`hold_s` is deprecated: write `hold = \"2s\"` instead",
+            "`window.start_s` is deprecated: write `start = \"10s\"` instead",
+        ]
+    );
+    let file = FaultFile::from_toml(
+        "[[faults]]\nkind = \"outage\"\n[[faults]]\nkind = \"latency\"\ndelay = { dist = \"fixed\", ms = 300 }\n",
+    )
+    .expect("valid");
+    assert_eq!(file.deprecated.len(), 1);
+    assert_eq!(file.deprecated[0].old, "faults[1].delay.ms");
+    assert_eq!(file.deprecated[0].new, "faults[1].delay.value");
+}
+
+#[test]
+fn duration_errors_name_the_key_the_input_used() {
+    let cases = [
+        (
+            json!({"kind": "hang", "hold": "2s", "hold_s": 2}),
+            "hold",
+            "not both",
+        ),
+        (
+            json!({"kind": "hang", "hold": "2 secs"}),
+            "hold",
+            "\"1.5s\"",
+        ),
+        (json!({"kind": "hang", "hold": 2}), "hold", "\"300ms\""),
+        (json!({"kind": "hang", "hold": "2h"}), "hold", "3600"),
+        (
+            json!({"kind": "error", "status": 503, "window": {"start": "5s", "end": "1s"}}),
+            "window.end",
+            "start_s",
+        ),
+        (
+            json!({"kind": "latency", "delay": {"dist": "log_normal", "p50": "800ms", "p99": "80ms"}}),
+            "delay.p99",
+            "p50_ms",
+        ),
+        (
+            json!({"kind": "token_expiry", "access": "1.5s"}),
+            "access",
+            "whole seconds",
+        ),
+        (
+            json!({"kind": "ticket_expiry", "after": "1m", "after_s": 60}),
+            "after",
+            "not both",
+        ),
+    ];
+    for (input, field, words) in cases {
+        let error = parse(input.clone()).expect_err(&input.to_string());
+        assert_eq!(error.field, field, "{input} → {error}");
+        assert!(error.message.contains(words), "{input} → {error}");
+    }
+}
