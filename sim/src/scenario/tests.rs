@@ -673,9 +673,16 @@ fn both_spellings_or_a_bad_duration_are_refused_with_line_and_field() {
     let bad = ONE_GRAMMAR.replace("tick = \"250ms\"", "tick = 250");
     let (list, message) = problems(&bad);
     assert_eq!(list.len(), 1, "{message}");
-    assert!(message.contains("tick") && message.contains("\"300ms\""), "{message}");
+    assert!(
+        message.contains("tick") && message.contains("\"300ms\""),
+        "{message}"
+    );
     let bad = ONE_GRAMMAR.replace("ready_delay = \"250ms\"", "ready_delay = \"soon\"");
     let (list, message) = problems(&bad);
-    assert_eq!(list, [(12, "target.fleet.ready_delay".to_owned())], "{message}");
+    assert_eq!(
+        list,
+        [(12, "target.fleet.ready_delay".to_owned())],
+        "{message}"
+    );
     assert!(message.contains("\"1.5s\""), "{message}");
 }
