@@ -333,7 +333,7 @@ fn durations_in_the_one_grammar_read_as_the_old_numbers() {
             1.0,
         ),
     ] {
-        let fault = parse(input.clone()).expect(&input.to_string());
+        let fault = parse(input.clone()).unwrap_or_else(|e| panic!("{input}: {e}"));
         let FaultKind::Latency(Latency { delay }) = fault.kind else {
             panic!("latency")
         };
