@@ -1048,7 +1048,7 @@ mod tests {
         for text in [
             "adress = \"127.0.0.1:1\"",
             "[ags]\nbaseurl = \"x\"",
-            "[engine]\nlease = 3",
+            "[engine]\nleese = \"3s\"",
             "[pipeline]\nclaim_retries = 3",
             "[[modes]]\nname = \"x\"\nteamsize = 2",
         ] {
