@@ -247,7 +247,12 @@ fn lobby_cluster(args: &ServeArgs) -> anyhow::Result<Option<fakes::lobby::cluste
 fn load_faults(path: &std::path::Path) -> anyhow::Result<FaultFile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    FaultFile::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let file =
+        FaultFile::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for note in &file.deprecated {
+        tracing::warn!("{}: {note}", path.display());
+    }
+    Ok(file)
 }
 
 fn print_banner(base_url: &str, seed: &Seed, cert: Option<&std::path::Path>, open_files: u64) {

@@ -58,7 +58,12 @@ fn read_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{}: cannot read", path.display()))?;
-            FileConfig::from_toml(&text).with_context(|| format!("{}", path.display()))?
+            let file =
+                FileConfig::from_toml(&text).with_context(|| format!("{}", path.display()))?;
+            for note in &file.deprecated {
+                tracing::warn!("{}: {note}", path.display());
+            }
+            file
         }
         None => FileConfig::default(),
     })

@@ -438,7 +438,12 @@ fn check(files: &[PathBuf]) -> ExitCode {
     let mut bad = false;
     for file in files {
         match Plan::from_file(file) {
-            Ok(plan) => println!("{}: ok ({})", file.display(), sim::engine::describe(&plan)),
+            Ok(plan) => {
+                for line in plan.warning_lines() {
+                    eprintln!("{line}");
+                }
+                println!("{}: ok ({})", file.display(), sim::engine::describe(&plan))
+            }
             Err(err) => {
                 eprintln!("{err}");
                 bad = true;
@@ -456,7 +461,12 @@ fn load_plan(
     target: &TargetArgs,
 ) -> Result<Plan, ExitCode> {
     let mut plan = match Plan::from_file(file) {
-        Ok(plan) => plan,
+        Ok(plan) => {
+            for line in plan.warning_lines() {
+                eprintln!("{line}");
+            }
+            plan
+        }
         Err(err) => {
             eprintln!("{err}");
             return Err(ExitCode::from(EXIT_CONFIG));

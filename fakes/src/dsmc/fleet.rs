@@ -56,8 +56,8 @@ pub struct FleetConfig {
     /// free server.
     pub regions: Vec<RegionConfig>,
     /// Time from register to `READY`. The default is zero because the tutorial waits a fixed 5 s
-    /// and claims once, without polling. In a file: `"300ms"`, `"5s"`, `"1.5s"`, or an integer
-    /// number of milliseconds.
+    /// and claims once, without polling. In a file: `"300ms"`, `"5s"`, `"1.5s"` (an integer
+    /// number of milliseconds still works, deprecated).
     #[serde(deserialize_with = "deserialize_duration")]
     pub ready_delay: Duration,
     /// The deployment reported for servers when a register names none.
@@ -136,39 +136,40 @@ impl FleetConfig {
     }
 }
 
-/// Accepts `"300ms"`, `"5s"`, `"1.5s"`, `"0"` or an integer number of milliseconds.
+/// Accepts a duration of the one grammar (`"300ms"`, `"1.5s"`, see `durations`), or the
+/// deprecated integer number of milliseconds, which logs a warning (a fleet file is read once, at
+/// start).
 fn deserialize_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Millis(u64),
-        Text(String),
-    }
-    match Raw::deserialize(de)? {
-        Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-        Raw::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
-    }
-}
+    struct ReadyDelay;
+    impl serde::de::Visitor<'_> for ReadyDelay {
+        type Value = Duration;
 
-/// Parses `"300ms"`, `"5s"`, `"1.5s"` or `"0"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let bad = || format!("invalid duration {text:?}: expected e.g. \"300ms\" or \"5s\"");
-    if text == "0" {
-        return Ok(Duration::ZERO);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(durations::GRAMMAR)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Duration, E> {
+            durations::parse(text).map_err(E::custom)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Duration, E> {
+            let ms = u64::try_from(ms).map_err(|_| {
+                E::custom(format!("{ms} is negative: expected {}", durations::GRAMMAR))
+            })?;
+            self.visit_u64(ms)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Duration, E> {
+            let d = Duration::from_millis(ms);
+            tracing::warn!(
+                "fleet: an integer `ready_delay` (milliseconds) is deprecated: write \
+                 `ready_delay = \"{}\"` instead",
+                durations::format(d)
+            );
+            Ok(d)
+        }
     }
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| bad());
-    }
-    if let Some(secs) = text.strip_suffix('s') {
-        let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
-        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
-    }
-    Err(bad())
+    de.deserialize_any(ReadyDelay)
 }
 
 /// A server's status while a session holds it (a free server has none).
@@ -1058,9 +1059,17 @@ mod tests {
 
         let millis: FleetConfig = toml::from_str("ready_delay = 1500").expect("integer millis");
         assert_eq!(millis.ready_delay, Duration::from_millis(1500));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("-1s").is_err() && parse_duration("soon").is_err());
-        assert!(toml::from_str::<FleetConfig>("ready_delay = \"soon\"").is_err());
+        assert_eq!(durations::parse("1.5s"), Ok(Duration::from_millis(1500)));
+        let err = toml::from_str::<FleetConfig>("deployment = \"x\"\nready_delay = \"soon\"")
+            .expect_err("not a duration");
+        let message = err.to_string();
+        assert!(
+            message.contains("line 2") && message.contains("ready_delay"),
+            "{message}"
+        );
+        assert!(message.contains("\"1.5s\""), "{message}");
+        let new: FleetConfig = toml::from_str("ready_delay = \"250us\"").expect("grammar");
+        assert_eq!(new.ready_delay, Duration::from_micros(250));
         assert!(toml::from_str::<FleetConfig>("colour = \"blue\"").is_err());
         assert!(
             toml::from_str::<FleetConfig>("[[regions]]\nname = \"a\"\nservers = 1\nsize = 2\n")

@@ -137,6 +137,7 @@ mod tests {
             &FaultFile {
                 seed: Some(3),
                 faults: vec![fault],
+                ..FaultFile::default()
             },
             Context {
                 regions: vec!["eu".into()],

@@ -269,6 +269,7 @@ mod tests {
             &FaultFile {
                 seed: Some(seed),
                 faults,
+                ..FaultFile::default()
             },
             Context::default(),
         )

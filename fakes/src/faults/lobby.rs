@@ -139,6 +139,7 @@ mod tests {
             &FaultFile {
                 seed: Some(11),
                 faults,
+                ..FaultFile::default()
             },
             Context::default(),
         )

@@ -587,6 +587,7 @@ mod tests {
         let file = FaultFile {
             seed: Some(9),
             faults: Vec::new(),
+            ..FaultFile::default()
         };
         let a = Faults::new(&file, Context::default());
         let b = Faults::new(&file, Context::default());

@@ -284,7 +284,7 @@ async fn a_20_percent_error_rate_over_2000_requests_lands_within_3_points_and_is
 #[tokio::test]
 async fn fixed_latency_delays_matching_requests_by_at_least_the_delay() {
     let handle = common::start().await;
-    add_fault(&handle, json!({"id": "slow-jwks", "kind": "latency", "target": JWKS, "delay": {"dist": "fixed", "ms": 250}})).await;
+    add_fault(&handle, json!({"id": "slow-jwks", "kind": "latency", "target": JWKS, "delay": {"dist": "fixed", "value": "250ms"}})).await;
     let http = common::http();
     for _ in 0..3 {
         let started = Instant::now();
@@ -354,7 +354,7 @@ async fn a_hang_holds_the_request_then_answers_or_fails() {
     let hold = Duration::from_millis(300);
     add_fault(
         &handle,
-        json!({"id": "hold", "kind": "hang", "target": JWKS, "hold_s": 0.3, "then": "answer"}),
+        json!({"id": "hold", "kind": "hang", "target": JWKS, "hold": "300ms", "then": "answer"}),
     )
     .await;
     let started = Instant::now();
@@ -364,6 +364,7 @@ async fn a_hang_holds_the_request_then_answers_or_fails() {
     );
     assert!(started.elapsed() >= hold);
 
+    // The deprecated spelling still works over the API.
     let replacement = json!({"kind": "hang", "target": JWKS, "hold_s": 0.3});
     let (status, _) = call(
         &http,
@@ -379,6 +380,29 @@ async fn a_hang_holds_the_request_then_answers_or_fails() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body["errorCode"], 20000, "{body}");
     assert!(started.elapsed() >= hold);
+
+    for (fault, words) in [
+        (
+            json!({"kind": "hang", "target": JWKS, "hold": "1s", "hold_s": 1}),
+            "not both",
+        ),
+        (
+            json!({"kind": "hang", "target": JWKS, "hold": "1 second"}),
+            "\"1.5s\"",
+        ),
+    ] {
+        let (status, body) = call(
+            &http,
+            Method::POST,
+            &url(&handle, "/_fakes/faults"),
+            None,
+            Some(&fault),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let text = body["errorMessage"].as_str().unwrap_or_default();
+        assert!(text.starts_with("hold: ") && text.contains(words), "{body}");
+    }
 }
 
 #[tokio::test]

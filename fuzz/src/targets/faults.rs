@@ -29,6 +29,12 @@ const JSON_SEEDS: &[&str] = &[
     r#"{"kind": "token_expiry", "access_s": 5}"#,
     r#"{"kind": "hang", "hold_s": 2, "target": {"service": "lobby"}}"#,
     r#"{"kind": "capacity", "region": "us-east-1", "servers": 0}"#,
+    // The same durations in the one grammar (the old keys above stay as deprecated spellings).
+    r#"{"kind": "latency", "window": {"start": "1s", "end": "2.5s"}, "delay": {"dist": "log_normal", "p50": "80ms", "p99": "0.8s"}}"#,
+    r#"{"kind": "latency", "delay": {"dist": "normal", "mean": "100ms", "stddev": "250us"}}"#,
+    r#"{"kind": "hang", "hold": "1.5s", "then": "answer"}"#,
+    r#"{"kind": "token_expiry", "access": "5m", "refresh": "1h"}"#,
+    r#"{"kind": "ticket_expiry", "after": "30s"}"#,
 ];
 
 #[derive(Debug)]

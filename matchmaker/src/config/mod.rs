@@ -21,47 +21,47 @@
 //! addr = "127.0.0.1:8090"
 //! grpc_addr = "0.0.0.0:6565"  # absent: no match-function gRPC server (see crate::extend)
 //! default_mode = "1v1"
-//! shutdown_grace_secs = 20
+//! shutdown_grace = "20s"
 //!
 //! [ags]            # AB_BASE_URL, AB_CLIENT_ID, AB_CLIENT_SECRET, AB_NAMESPACE
 //! base_url = "http://127.0.0.1:8080"
 //! client_id = "matchbench-game"
 //! client_secret = "matchbench-game-secret"
 //! namespace = "matchbench"
-//! request_timeout_secs = 10
+//! request_timeout = "10s"
 //!
 //! [redis]          # absent: the in-memory store
 //! url = "redis://127.0.0.1:6379"
 //! prefix = "matchbench"
-//! retention_secs = 600
+//! retention = "10m"
 //!
 //! [engine]
-//! lease_secs = 30
-//! renew_every_secs = 10
-//! reap_every_secs = 1
-//! tick_secs = 1
+//! lease = "30s"
+//! renew_every = "10s"
+//! reap_every = "1s"
+//! tick = "1s"
 //! scan_limit = 10000
 //!
 //! [auth]
-//! jwks_refresh_secs = 60
-//! jwks_refetch_interval_secs = 10
-//! revocation_refresh_secs = 60
-//! clock_skew_secs = 30
-//! role_cache_ttl_secs = 300
+//! jwks_refresh = "1m"
+//! jwks_refetch_interval = "10s"
+//! revocation_refresh = "1m"
+//! clock_skew = "30s"
+//! role_cache_ttl = "5m"
 //! require_comply = false
 //!
 //! [pipeline]
 //! topic = "NOTIF"
 //! deployment = ""
 //! claim_attempts = 10
-//! claim_deadline_secs = 30
-//! claim_backoff_initial_secs = 0.1
-//! claim_backoff_max_secs = 2
+//! claim_deadline = "30s"
+//! claim_backoff_initial = "100ms"
+//! claim_backoff_max = "2s"
 //!
 //! [http]
 //! max_body_bytes = 1048576
 //! max_waiting = 100000
-//! wait_poll_secs = 2
+//! wait_poll = "2s"
 //!
 //! [[modes]]
 //! name = "1v1"
@@ -208,10 +208,7 @@ impl Config {
             }
         }
         if self.ags_timeout.is_zero() {
-            return Err(invalid(
-                "ags.request_timeout_secs",
-                "must be positive".into(),
-            ));
+            return Err(invalid("ags.request_timeout", "must be positive".into()));
         }
         Ok(())
     }
@@ -222,6 +219,7 @@ impl Config {
             addr,
             grpc_addr,
             default_mode,
+            shutdown_grace,
             shutdown_grace_secs,
             ags,
             redis,
@@ -230,6 +228,7 @@ impl Config {
             pipeline,
             http,
             modes,
+            deprecated: _,
         } = file;
 
         let base_url = match flags.base_url {
@@ -272,11 +271,20 @@ impl Config {
             config.addr = addr;
         }
         config.grpc_addr = flags.grpc_addr.or(grpc_addr);
-        if let Some(s) = ags.request_timeout_secs {
-            config.ags_timeout = secs("ags.request_timeout_secs", s)?;
-        }
-        if let Some(s) = flags.shutdown_grace_secs.or(shutdown_grace_secs) {
-            config.shutdown_grace = secs("shutdown_grace_secs", s)?;
+        set(
+            &mut config.ags_timeout,
+            "ags.request_timeout",
+            ags.request_timeout,
+            ags.request_timeout_secs,
+        )?;
+        match flags.shutdown_grace_secs {
+            Some(s) => config.shutdown_grace = secs("--shutdown-grace-secs", s)?,
+            None => set(
+                &mut config.shutdown_grace,
+                "shutdown_grace",
+                shutdown_grace,
+                shutdown_grace_secs,
+            )?,
         }
 
         if let Some(url) = flags.redis_url.or(redis.url) {
@@ -284,12 +292,18 @@ impl Config {
             if let Some(prefix) = flags.redis_prefix.or(redis.prefix) {
                 r.prefix = prefix;
             }
-            if let Some(s) = redis.retention_secs {
-                r.retention = secs("redis.retention_secs", s)?;
-            }
-            if let Some(s) = redis.response_timeout_secs {
-                r.response_timeout = secs("redis.response_timeout_secs", s)?;
-            }
+            set(
+                &mut r.retention,
+                "redis.retention",
+                redis.retention,
+                redis.retention_secs,
+            )?;
+            set(
+                &mut r.response_timeout,
+                "redis.response_timeout",
+                redis.response_timeout,
+                redis.response_timeout_secs,
+            )?;
             config.redis = Some(r);
         }
 
@@ -307,22 +321,28 @@ impl Config {
         }
 
         let e = &mut config.engine;
-        if let Some(s) = flags.lease_secs.or(engine.lease_secs) {
-            e.lease = secs("engine.lease_secs", s)?;
+        let lease = match flags.lease_secs {
+            Some(s) => Some(secs("--lease-secs", s)?),
+            None => pick("engine.lease", engine.lease, engine.lease_secs)?,
+        };
+        if let Some(lease) = lease {
+            e.lease = lease;
             // Renew three times per lease unless told otherwise.
             e.renew_every = e.lease / 3;
         }
-        set_secs(
+        set(
             &mut e.renew_every,
-            "engine.renew_every_secs",
+            "engine.renew_every",
+            engine.renew_every,
             engine.renew_every_secs,
         )?;
-        set_secs(
+        set(
             &mut e.reap_every,
-            "engine.reap_every_secs",
+            "engine.reap_every",
+            engine.reap_every,
             engine.reap_every_secs,
         )?;
-        set_secs(&mut e.tick, "engine.tick_secs", engine.tick_secs)?;
+        set(&mut e.tick, "engine.tick", engine.tick, engine.tick_secs)?;
         if let Some(n) = engine.scan_limit {
             e.scan_limit = n;
         }
@@ -331,34 +351,43 @@ impl Config {
         }
 
         let a = &mut config.auth;
-        set_secs(
+        set(
             &mut a.jwks_refresh,
-            "auth.jwks_refresh_secs",
+            "auth.jwks_refresh",
+            auth.jwks_refresh,
             auth.jwks_refresh_secs,
         )?;
-        set_secs(
+        set(
             &mut a.jwks_refetch_interval,
-            "auth.jwks_refetch_interval_secs",
+            "auth.jwks_refetch_interval",
+            auth.jwks_refetch_interval,
             auth.jwks_refetch_interval_secs,
         )?;
-        set_secs(
+        set(
             &mut a.revocation_refresh,
-            "auth.revocation_refresh_secs",
+            "auth.revocation_refresh",
+            auth.revocation_refresh,
             auth.revocation_refresh_secs,
         )?;
-        set_secs(
+        set(
             &mut a.retry_after_failure,
-            "auth.retry_after_failure_secs",
+            "auth.retry_after_failure",
+            auth.retry_after_failure,
             auth.retry_after_failure_secs,
         )?;
-        set_secs(
-            &mut a.clock_skew,
-            "auth.clock_skew_secs",
-            flags.clock_skew_secs.or(auth.clock_skew_secs),
-        )?;
-        set_secs(
+        match flags.clock_skew_secs {
+            Some(s) => a.clock_skew = secs("--clock-skew-secs", s)?,
+            None => set(
+                &mut a.clock_skew,
+                "auth.clock_skew",
+                auth.clock_skew,
+                auth.clock_skew_secs,
+            )?,
+        }
+        set(
             &mut a.role_cache_ttl,
-            "auth.role_cache_ttl_secs",
+            "auth.role_cache_ttl",
+            auth.role_cache_ttl,
             auth.role_cache_ttl_secs,
         )?;
         if let Some(require) = auth.require_comply {
@@ -382,32 +411,40 @@ impl Config {
         if let Some(n) = flags.claim_attempts.or(pipeline.claim_attempts) {
             p.claim_attempts = n;
         }
-        set_secs(
-            &mut p.claim_deadline,
-            "pipeline.claim_deadline_secs",
-            flags.claim_deadline_secs.or(pipeline.claim_deadline_secs),
-        )?;
-        set_secs(
+        match flags.claim_deadline_secs {
+            Some(s) => p.claim_deadline = secs("--claim-deadline-secs", s)?,
+            None => set(
+                &mut p.claim_deadline,
+                "pipeline.claim_deadline",
+                pipeline.claim_deadline,
+                pipeline.claim_deadline_secs,
+            )?,
+        }
+        set(
             &mut p.claim_backoff_initial,
-            "pipeline.claim_backoff_initial_secs",
+            "pipeline.claim_backoff_initial",
+            pipeline.claim_backoff_initial,
             pipeline.claim_backoff_initial_secs,
         )?;
-        set_secs(
+        set(
             &mut p.claim_backoff_max,
-            "pipeline.claim_backoff_max_secs",
+            "pipeline.claim_backoff_max",
+            pipeline.claim_backoff_max,
             pipeline.claim_backoff_max_secs,
         )?;
-        set_secs(
+        set(
             &mut p.claim_not_found_grace,
-            "pipeline.claim_not_found_grace_secs",
+            "pipeline.claim_not_found_grace",
+            pipeline.claim_not_found_grace,
             pipeline.claim_not_found_grace_secs,
         )?;
         if let Some(n) = pipeline.notify_attempts {
             p.notify_attempts = n;
         }
-        set_secs(
+        set(
             &mut p.cleanup_timeout,
-            "pipeline.cleanup_timeout_secs",
+            "pipeline.cleanup_timeout",
+            pipeline.cleanup_timeout,
             pipeline.cleanup_timeout_secs,
         )?;
 
@@ -418,25 +455,34 @@ impl Config {
         if let Some(n) = http.max_waiting {
             h.max_waiting = n;
         }
-        set_secs(&mut h.wait_poll, "http.wait_poll_secs", http.wait_poll_secs)?;
-        set_secs(
+        set(
+            &mut h.wait_poll,
+            "http.wait_poll",
+            http.wait_poll,
+            http.wait_poll_secs,
+        )?;
+        set(
             &mut h.searching_timeout,
-            "http.searching_timeout_secs",
+            "http.searching_timeout",
+            http.searching_timeout,
             http.searching_timeout_secs,
         )?;
-        set_secs(
+        set(
             &mut h.body_timeout,
-            "http.body_timeout_secs",
+            "http.body_timeout",
+            http.body_timeout,
             http.body_timeout_secs,
         )?;
-        set_secs(
+        set(
             &mut h.header_timeout,
-            "http.header_timeout_secs",
+            "http.header_timeout",
+            http.header_timeout,
             http.header_timeout_secs,
         )?;
-        set_secs(
+        set(
             &mut h.idle_timeout,
-            "http.idle_timeout_secs",
+            "http.idle_timeout",
+            http.idle_timeout,
             http.idle_timeout_secs,
         )?;
 
@@ -491,9 +537,35 @@ fn secs(field: &str, value: f64) -> Result<Duration, LoadError> {
     })
 }
 
-fn set_secs(slot: &mut Duration, field: &str, value: Option<f64>) -> Result<(), LoadError> {
-    if let Some(value) = value {
-        *slot = secs(field, value)?;
+/// A file's duration field, under its new key or (a `FileConfig` built in code, not settled)
+/// its deprecated `_secs` one.
+fn pick(
+    field: &str,
+    new: Option<Duration>,
+    old: Option<f64>,
+) -> Result<Option<Duration>, LoadError> {
+    durations::pick(
+        field,
+        new,
+        &format!("{field}_secs"),
+        old,
+        durations::Unit::Secs,
+    )
+    .map(|(value, _)| value)
+    .map_err(|e| LoadError::Invalid {
+        field: e.field().to_owned(),
+        why: e.to_string(),
+    })
+}
+
+fn set(
+    slot: &mut Duration,
+    field: &str,
+    new: Option<Duration>,
+    old: Option<f64>,
+) -> Result<(), LoadError> {
+    if let Some(value) = pick(field, new, old)? {
+        *slot = value;
     }
     Ok(())
 }
@@ -557,6 +629,9 @@ pub struct FileConfig {
     pub addr: Option<SocketAddr>,
     pub grpc_addr: Option<SocketAddr>,
     pub default_mode: Option<String>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub shutdown_grace: Option<Duration>,
+    /// Deprecated spelling of `shutdown_grace` (seconds).
     pub shutdown_grace_secs: Option<f64>,
     #[serde(default)]
     pub ags: AgsFile,
@@ -572,17 +647,164 @@ pub struct FileConfig {
     pub http: HttpFile,
     #[serde(default)]
     pub modes: Vec<GameModeSpec>,
+    /// The deprecated keys the file used (filled by [`FileConfig::from_toml`] and
+    /// [`FileConfig::from_table`], which move their values to the new fields).
+    #[serde(skip)]
+    pub deprecated: Vec<durations::Deprecation>,
 }
 
 impl FileConfig {
     /// Parses a config file's text.
     pub fn from_toml(text: &str) -> Result<Self, LoadError> {
-        Ok(toml::from_str(text)?)
+        let mut file: Self = toml::from_str(text)?;
+        file.settle()?;
+        Ok(file)
     }
 
     /// Reads an already parsed table (e.g. a `[matchmaker]` table embedded in another file).
     pub fn from_table(table: toml::Table) -> Result<Self, LoadError> {
-        Ok(toml::Value::Table(table).try_into()?)
+        let mut file: Self = toml::Value::Table(table).try_into()?;
+        file.settle()?;
+        Ok(file)
+    }
+
+    /// Moves every deprecated `*_secs` value to its new field (`lease_secs = 5` →
+    /// `lease = "5s"`), refusing a field given both ways, and records the deprecations.
+    pub fn settle(&mut self) -> Result<(), LoadError> {
+        let mut notes = Vec::new();
+        let mut one = |path: &str, new: &mut Option<Duration>, old: &mut Option<f64>| {
+            let (value, note) = durations::pick(
+                path,
+                *new,
+                &format!("{path}_secs"),
+                old.take(),
+                durations::Unit::Secs,
+            )
+            .map_err(|e| LoadError::Invalid {
+                field: e.field().to_owned(),
+                why: e.to_string(),
+            })?;
+            *new = value;
+            notes.extend(note);
+            Ok::<_, LoadError>(())
+        };
+        one(
+            "shutdown_grace",
+            &mut self.shutdown_grace,
+            &mut self.shutdown_grace_secs,
+        )?;
+        let a = &mut self.ags;
+        one(
+            "ags.request_timeout",
+            &mut a.request_timeout,
+            &mut a.request_timeout_secs,
+        )?;
+        let r = &mut self.redis;
+        one("redis.retention", &mut r.retention, &mut r.retention_secs)?;
+        one(
+            "redis.response_timeout",
+            &mut r.response_timeout,
+            &mut r.response_timeout_secs,
+        )?;
+        let e = &mut self.engine;
+        one("engine.lease", &mut e.lease, &mut e.lease_secs)?;
+        one(
+            "engine.renew_every",
+            &mut e.renew_every,
+            &mut e.renew_every_secs,
+        )?;
+        one(
+            "engine.reap_every",
+            &mut e.reap_every,
+            &mut e.reap_every_secs,
+        )?;
+        one("engine.tick", &mut e.tick, &mut e.tick_secs)?;
+        let a = &mut self.auth;
+        one(
+            "auth.jwks_refresh",
+            &mut a.jwks_refresh,
+            &mut a.jwks_refresh_secs,
+        )?;
+        one(
+            "auth.jwks_refetch_interval",
+            &mut a.jwks_refetch_interval,
+            &mut a.jwks_refetch_interval_secs,
+        )?;
+        one(
+            "auth.revocation_refresh",
+            &mut a.revocation_refresh,
+            &mut a.revocation_refresh_secs,
+        )?;
+        one(
+            "auth.retry_after_failure",
+            &mut a.retry_after_failure,
+            &mut a.retry_after_failure_secs,
+        )?;
+        one("auth.clock_skew", &mut a.clock_skew, &mut a.clock_skew_secs)?;
+        one(
+            "auth.role_cache_ttl",
+            &mut a.role_cache_ttl,
+            &mut a.role_cache_ttl_secs,
+        )?;
+        let p = &mut self.pipeline;
+        one(
+            "pipeline.claim_deadline",
+            &mut p.claim_deadline,
+            &mut p.claim_deadline_secs,
+        )?;
+        one(
+            "pipeline.claim_backoff_initial",
+            &mut p.claim_backoff_initial,
+            &mut p.claim_backoff_initial_secs,
+        )?;
+        one(
+            "pipeline.claim_backoff_max",
+            &mut p.claim_backoff_max,
+            &mut p.claim_backoff_max_secs,
+        )?;
+        one(
+            "pipeline.claim_not_found_grace",
+            &mut p.claim_not_found_grace,
+            &mut p.claim_not_found_grace_secs,
+        )?;
+        one(
+            "pipeline.cleanup_timeout",
+            &mut p.cleanup_timeout,
+            &mut p.cleanup_timeout_secs,
+        )?;
+        let h = &mut self.http;
+        one("http.wait_poll", &mut h.wait_poll, &mut h.wait_poll_secs)?;
+        one(
+            "http.searching_timeout",
+            &mut h.searching_timeout,
+            &mut h.searching_timeout_secs,
+        )?;
+        one(
+            "http.body_timeout",
+            &mut h.body_timeout,
+            &mut h.body_timeout_secs,
+        )?;
+        one(
+            "http.header_timeout",
+            &mut h.header_timeout,
+            &mut h.header_timeout_secs,
+        )?;
+        one(
+            "http.idle_timeout",
+            &mut h.idle_timeout,
+            &mut h.idle_timeout_secs,
+        )?;
+        for (i, mode) in self.modes.iter_mut().enumerate() {
+            let more = mode
+                .settle(&format!("modes[{i}]."))
+                .map_err(|e| LoadError::Invalid {
+                    field: e.field().to_owned(),
+                    why: e.to_string(),
+                })?;
+            notes.extend(more);
+        }
+        self.deprecated.extend(notes);
+        Ok(())
     }
 }
 
@@ -594,6 +816,9 @@ pub struct AgsFile {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub namespace: Option<String>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub request_timeout: Option<Duration>,
+    /// Deprecated spelling of `request_timeout` (seconds).
     pub request_timeout_secs: Option<f64>,
 }
 
@@ -603,7 +828,13 @@ pub struct AgsFile {
 pub struct RedisFile {
     pub url: Option<String>,
     pub prefix: Option<String>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub retention: Option<Duration>,
+    /// Deprecated spelling of `retention` (seconds).
     pub retention_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub response_timeout: Option<Duration>,
+    /// Deprecated spelling of `response_timeout` (seconds).
     pub response_timeout_secs: Option<f64>,
 }
 
@@ -611,9 +842,21 @@ pub struct RedisFile {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineFile {
+    #[serde(default, with = "durations::serde_text::option")]
+    pub lease: Option<Duration>,
+    /// Deprecated spelling of `lease` (seconds).
     pub lease_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub renew_every: Option<Duration>,
+    /// Deprecated spelling of `renew_every` (seconds).
     pub renew_every_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub reap_every: Option<Duration>,
+    /// Deprecated spelling of `reap_every` (seconds).
     pub reap_every_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub tick: Option<Duration>,
+    /// Deprecated spelling of `tick` (seconds).
     pub tick_secs: Option<f64>,
     pub scan_limit: Option<usize>,
     pub max_rematch: Option<u32>,
@@ -623,11 +866,29 @@ pub struct EngineFile {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthFile {
+    #[serde(default, with = "durations::serde_text::option")]
+    pub jwks_refresh: Option<Duration>,
+    /// Deprecated spelling of `jwks_refresh` (seconds).
     pub jwks_refresh_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub jwks_refetch_interval: Option<Duration>,
+    /// Deprecated spelling of `jwks_refetch_interval` (seconds).
     pub jwks_refetch_interval_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub revocation_refresh: Option<Duration>,
+    /// Deprecated spelling of `revocation_refresh` (seconds).
     pub revocation_refresh_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub retry_after_failure: Option<Duration>,
+    /// Deprecated spelling of `retry_after_failure` (seconds).
     pub retry_after_failure_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub clock_skew: Option<Duration>,
+    /// Deprecated spelling of `clock_skew` (seconds).
     pub clock_skew_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub role_cache_ttl: Option<Duration>,
+    /// Deprecated spelling of `role_cache_ttl` (seconds).
     pub role_cache_ttl_secs: Option<f64>,
     pub require_comply: Option<bool>,
 }
@@ -644,11 +905,26 @@ pub struct PipelineFile {
     pub username: Option<String>,
     pub password: Option<String>,
     pub claim_attempts: Option<u32>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub claim_deadline: Option<Duration>,
+    /// Deprecated spelling of `claim_deadline` (seconds).
     pub claim_deadline_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub claim_backoff_initial: Option<Duration>,
+    /// Deprecated spelling of `claim_backoff_initial` (seconds).
     pub claim_backoff_initial_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub claim_backoff_max: Option<Duration>,
+    /// Deprecated spelling of `claim_backoff_max` (seconds).
     pub claim_backoff_max_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub claim_not_found_grace: Option<Duration>,
+    /// Deprecated spelling of `claim_not_found_grace` (seconds).
     pub claim_not_found_grace_secs: Option<f64>,
     pub notify_attempts: Option<u32>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub cleanup_timeout: Option<Duration>,
+    /// Deprecated spelling of `cleanup_timeout` (seconds).
     pub cleanup_timeout_secs: Option<f64>,
 }
 
@@ -658,10 +934,25 @@ pub struct PipelineFile {
 pub struct HttpFile {
     pub max_body_bytes: Option<usize>,
     pub max_waiting: Option<usize>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub wait_poll: Option<Duration>,
+    /// Deprecated spelling of `wait_poll` (seconds).
     pub wait_poll_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub searching_timeout: Option<Duration>,
+    /// Deprecated spelling of `searching_timeout` (seconds).
     pub searching_timeout_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub body_timeout: Option<Duration>,
+    /// Deprecated spelling of `body_timeout` (seconds).
     pub body_timeout_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub header_timeout: Option<Duration>,
+    /// Deprecated spelling of `header_timeout` (seconds).
     pub header_timeout_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub idle_timeout: Option<Duration>,
+    /// Deprecated spelling of `idle_timeout` (seconds).
     pub idle_timeout_secs: Option<f64>,
 }
 
@@ -757,7 +1048,7 @@ mod tests {
         for text in [
             "adress = \"127.0.0.1:1\"",
             "[ags]\nbaseurl = \"x\"",
-            "[engine]\nlease = 3",
+            "[engine]\nleese = \"3s\"",
             "[pipeline]\nclaim_retries = 3",
             "[[modes]]\nname = \"x\"\nteamsize = 2",
         ] {
@@ -813,9 +1104,63 @@ mod tests {
         let file = FileConfig::from_toml("[auth]\nclock_skew_secs = 900").expect("parses");
         let err = Config::resolve(ags_flags(), file).expect_err("skew too large");
         assert!(err.to_string().starts_with("auth:"), "{err}");
-        let file = FileConfig::from_toml("[engine]\nlease_secs = -1").expect("parses");
-        let err = Config::resolve(ags_flags(), file).expect_err("negative");
+        let err = FileConfig::from_toml("[engine]\nlease_secs = -1").expect_err("negative");
         assert!(err.to_string().starts_with("engine.lease_secs:"), "{err}");
+    }
+
+    #[test]
+    fn durations_use_the_one_grammar() {
+        let file = FileConfig::from_toml(
+            "shutdown_grace = \"1.5s\"\n[engine]\nlease = \"5m\"\ntick = \"250ms\"\n\
+             [[modes]]\nname = \"1v1\"\ntimeout = \"1m\"\nregion_wait = \"2.5s\"\n",
+        )
+        .expect("valid");
+        assert!(file.deprecated.is_empty());
+        let config = Config::resolve(ags_flags(), file).expect("valid");
+        assert_eq!(config.shutdown_grace, Duration::from_millis(1500));
+        assert_eq!(config.engine.lease, Duration::from_secs(300));
+        assert_eq!(config.engine.renew_every, Duration::from_secs(100));
+        assert_eq!(config.engine.tick, Duration::from_millis(250));
+        let mode = config.modes.get("1v1").expect("mode");
+        assert_eq!(mode.timeout, Duration::from_secs(60));
+        assert_eq!(mode.region_wait, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn old_secs_keys_still_work_and_are_deprecated() {
+        let file = FileConfig::from_toml(
+            "[engine]\nlease_secs = 5\n[[modes]]\nname = \"ffa\"\n\
+             free_for_all = { min_players = 2, max_players = 8, fill_after_secs = 2.5 }\n",
+        )
+        .expect("valid");
+        let notes: Vec<String> = file.deprecated.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            notes,
+            [
+                "`engine.lease_secs` is deprecated: write `lease = \"5s\"` instead",
+                "`modes[0].free_for_all.fill_after_secs` is deprecated: write `fill_after = \"2.5s\"` instead",
+            ]
+        );
+        let config = Config::resolve(ags_flags(), file).expect("valid");
+        assert_eq!(config.engine.lease, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn both_spellings_or_a_bad_duration_are_refused_by_name() {
+        let err = FileConfig::from_toml("[http]\nwait_poll = \"1s\"\nwait_poll_secs = 1\n")
+            .expect_err("both");
+        assert_eq!(
+            err.to_string(),
+            "http.wait_poll: give either `http.wait_poll` or the deprecated `http.wait_poll_secs`, not both"
+        );
+        let err = FileConfig::from_toml("[engine]\nscan_limit = 5\nlease = \"5 secs\"\n")
+            .expect_err("bad unit");
+        let message = err.to_string();
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("lease"), "{message}");
+        assert!(message.contains("\"1.5s\""), "{message}");
+        let err = FileConfig::from_toml("[engine]\nlease = 5\n").expect_err("no unit");
+        assert!(err.to_string().contains("\"300ms\""), "{err}");
     }
 
     #[test]

@@ -240,13 +240,13 @@ impl Default for Modes {
 /// teams = 2
 /// team_size = 5
 /// mmr_window = { start = 100, widen_per_sec = 10, max = 1000 }
-/// region_wait_secs = 10
-/// timeout_secs = 100
+/// region_wait = "10s"
+/// timeout = "100s"
 /// max_attempts = 3
 ///
 /// [[modes]]
 /// name = "royale"
-/// free_for_all = { min_players = 50, max_players = 100, fill_after_secs = 20 }
+/// free_for_all = { min_players = 50, max_players = 100, fill_after = "20s" }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,7 +256,13 @@ pub struct GameModeSpec {
     pub team_size: Option<u32>,
     pub free_for_all: Option<FreeForAllSpec>,
     pub mmr_window: Option<SkillWindowSpec>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub region_wait: Option<Duration>,
+    /// Deprecated spelling of `region_wait`.
     pub region_wait_secs: Option<f64>,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub timeout: Option<Duration>,
+    /// Deprecated spelling of `timeout`.
     pub timeout_secs: Option<f64>,
     pub max_attempts: Option<u32>,
 }
@@ -267,6 +273,9 @@ pub struct GameModeSpec {
 pub struct FreeForAllSpec {
     pub min_players: u32,
     pub max_players: u32,
+    #[serde(default, with = "durations::serde_text::option")]
+    pub fill_after: Option<Duration>,
+    /// Deprecated spelling of `fill_after`.
     pub fill_after_secs: Option<f64>,
 }
 
@@ -279,6 +288,43 @@ pub struct SkillWindowSpec {
     pub max: u32,
 }
 
+impl GameModeSpec {
+    /// Moves the deprecated `*_secs` values to their new fields, refusing a field given both
+    /// ways; `path` prefixes the field names (`modes[2].`). Returns what was deprecated.
+    pub fn settle(
+        &mut self,
+        path: &str,
+    ) -> Result<Vec<durations::Deprecation>, durations::PickError> {
+        let mut notes = Vec::new();
+        let mut one = |new: &mut Option<Duration>, old: &mut Option<f64>, name: &str| {
+            let (value, note) = durations::pick(
+                &format!("{path}{name}"),
+                *new,
+                &format!("{path}{name}_secs"),
+                old.take(),
+                durations::Unit::Secs,
+            )?;
+            *new = value;
+            notes.extend(note);
+            Ok::<_, durations::PickError>(())
+        };
+        one(
+            &mut self.region_wait,
+            &mut self.region_wait_secs,
+            "region_wait",
+        )?;
+        one(&mut self.timeout, &mut self.timeout_secs, "timeout")?;
+        if let Some(ffa) = self.free_for_all.as_mut() {
+            one(
+                &mut ffa.fill_after,
+                &mut ffa.fill_after_secs,
+                "free_for_all.fill_after",
+            )?;
+        }
+        Ok(notes)
+    }
+}
+
 impl TryFrom<GameModeSpec> for GameMode {
     type Error = ConfigError;
 
@@ -288,10 +334,17 @@ impl TryFrom<GameModeSpec> for GameMode {
             mode: name.clone(),
             why,
         };
-        let secs = |field: &str, value: Option<f64>, default: Duration| match value {
-            None => Ok(default),
-            Some(s) => Duration::try_from_secs_f64(s)
-                .map_err(|_| invalid(format!("{field} must be a non-negative number of seconds"))),
+        // Either spelling (a spec read from a file was settled by `GameModeSpec::settle`).
+        let pick = |new: &str, value: Option<Duration>, old: Option<f64>, default: Duration| {
+            durations::pick(
+                new,
+                value,
+                &format!("{new}_secs"),
+                old,
+                durations::Unit::Secs,
+            )
+            .map(|(d, _)| d.unwrap_or(default))
+            .map_err(|e| invalid(format!("{}: {e}", e.field())))
         };
         let format = match (spec.free_for_all, spec.teams, spec.team_size) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
@@ -302,7 +355,12 @@ impl TryFrom<GameModeSpec> for GameMode {
             (Some(ffa), None, None) => Format::FreeForAll {
                 min_players: ffa.min_players,
                 max_players: ffa.max_players,
-                fill_after: secs("fill_after_secs", ffa.fill_after_secs, DEFAULT_FILL_AFTER)?,
+                fill_after: pick(
+                    "fill_after",
+                    ffa.fill_after,
+                    ffa.fill_after_secs,
+                    DEFAULT_FILL_AFTER,
+                )?,
             },
             (None, teams, team_size) => Format::Teams {
                 teams: teams.unwrap_or(2),
@@ -319,12 +377,13 @@ impl TryFrom<GameModeSpec> for GameMode {
                     max: w.max,
                 })
                 .unwrap_or_default(),
-            region_wait: secs(
-                "region_wait_secs",
+            region_wait: pick(
+                "region_wait",
+                spec.region_wait,
                 spec.region_wait_secs,
                 DEFAULT_REGION_WAIT,
             )?,
-            timeout: secs("timeout_secs", spec.timeout_secs, DEFAULT_TIMEOUT)?,
+            timeout: pick("timeout", spec.timeout, spec.timeout_secs, DEFAULT_TIMEOUT)?,
             max_attempts: spec.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             name: name.clone(),
         };
@@ -423,6 +482,7 @@ mod tests {
             free_for_all: Some(FreeForAllSpec {
                 min_players: 2,
                 max_players: 4,
+                fill_after: None,
                 fill_after_secs: None,
             }),
             ..GameModeSpec::default()

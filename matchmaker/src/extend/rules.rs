@@ -144,7 +144,9 @@ impl RulesJson {
             team_size: self.team_size,
             free_for_all: self.free_for_all,
             mmr_window: self.mmr_window,
+            region_wait: None,
             region_wait_secs: self.region_wait_secs,
+            timeout: None,
             timeout_secs: self.timeout_secs,
             max_attempts: None,
         };
@@ -177,6 +179,7 @@ impl RulesJson {
                 spec.free_for_all = Some(FreeForAllSpec {
                     min_players: a.min_number.max(2),
                     max_players: a.max_number,
+                    fill_after: None,
                     fill_after_secs: None,
                 });
                 max_party_size = Some(1);

@@ -83,6 +83,9 @@ pub struct Plan {
     pub thresholds: Thresholds,
     /// `[target.match2]`: the pool a `flow = "match2"` population queues in.
     pub match2: Option<Match2Plan>,
+    /// What the file should change but still works (deprecated spellings), by line.
+    #[serde(skip)]
+    pub warnings: Vec<Problem>,
 }
 
 /// `[run]`.
@@ -453,7 +456,12 @@ impl Plan {
         };
         let plan = read_plan(&root, file, base, &mut p);
         match plan {
-            Some(plan) if p.list.is_empty() => Ok(plan),
+            Some(mut plan) if p.list.is_empty() => {
+                let mut warnings = std::mem::take(&mut p.warnings);
+                warnings.sort_by_key(|x| x.line);
+                plan.warnings = warnings;
+                Ok(plan)
+            }
             _ => {
                 let mut problems = p.list;
                 problems.sort_by_key(|x| x.line);
@@ -471,6 +479,20 @@ impl Plan {
                 })
             }
         }
+    }
+
+    /// The warnings as `file:line: field: warning: message` lines, for `sim check` and `sim run`
+    /// to print.
+    pub fn warning_lines(&self) -> Vec<String> {
+        self.warnings
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}:{}: {}: warning: {}",
+                    self.file, w.line, w.field, w.message
+                )
+            })
+            .collect()
     }
 
     /// Expected arrivals (parties) over the run, for sizing.
@@ -588,6 +610,7 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
         chaos,
         thresholds,
         match2,
+        warnings: Vec::new(),
     })
 }
 
@@ -724,8 +747,14 @@ fn read_target(
                         .map(|e| (e.key.clone(), e.node.value.to_toml()))
                         .collect();
                     // Checked by the matchmaker's own loader, as the run will.
-                    if let Err(e) = matchmaker::config::FileConfig::from_table(table.clone()) {
-                        p.push(&m.span, m.path.clone(), e.to_string());
+                    match matchmaker::config::FileConfig::from_table(table.clone()) {
+                        Ok(file) => {
+                            for note in &file.deprecated {
+                                let span = m.key_span(&note.old);
+                                p.warn(&span, join(&m.path, &note.old), note.to_string());
+                            }
+                        }
+                        Err(e) => p.push(&m.span, m.path.clone(), e.to_string()),
                     }
                     m.finish(p);
                     table
@@ -1606,8 +1635,9 @@ fn read_thresholds(mut t: Table<'_>, p: &mut Problems<'_>) -> Thresholds {
 /// API would refuse mid-run.
 fn check_fault(
     body: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(), fakes::faults::FieldError> {
-    fakes::faults::model::parse_fault(serde_json::Value::Object(body.clone())).map(|_| ())
+) -> Result<Vec<durations::Deprecation>, fakes::faults::FieldError> {
+    fakes::faults::model::parse_fault_noting(serde_json::Value::Object(body.clone()))
+        .map(|(_, notes)| notes)
 }
 
 /// A timeline step's `at` must fall before arrivals end.
@@ -1671,19 +1701,29 @@ fn read_faults(items: &[Node], run: Option<&RunPlan>, p: &mut Problems<'_>) -> V
                 join(&path, "kind"),
                 "missing (required: the fault's kind, as the fakes' control API names it)",
             );
-        } else if let Err(err) = check_fault(&body) {
-            // Point at the key the fakes named, else at the step.
-            let top = err.field.split(['.', '[']).next().unwrap_or_default();
-            let span = entries
-                .iter()
-                .find(|e| e.key == top)
-                .map_or(item.span.clone(), |e| e.key_span.clone());
-            let field = if err.field.is_empty() {
-                path.clone()
-            } else {
-                join(&path, &err.field)
-            };
-            p.push(&span, field, err.message);
+        } else {
+            match check_fault(&body) {
+                Ok(notes) => {
+                    for note in notes {
+                        let span = t.key_span(&note.old);
+                        p.warn(&span, join(&path, &note.old), note.to_string());
+                    }
+                }
+                Err(err) => {
+                    // Point at the key the fakes named, else at the step.
+                    let top = err.field.split(['.', '[']).next().unwrap_or_default();
+                    let span = entries
+                        .iter()
+                        .find(|e| e.key == top)
+                        .map_or(item.span.clone(), |e| e.key_span.clone());
+                    let field = if err.field.is_empty() {
+                        path.clone()
+                    } else {
+                        join(&path, &err.field)
+                    };
+                    p.push(&span, field, err.message);
+                }
+            }
         }
         check_before_end(at, run, &item.span, &path, p);
         let line = p.line_of(item.span.start);

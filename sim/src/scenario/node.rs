@@ -192,6 +192,8 @@ pub struct Problem {
 pub(crate) struct Problems<'t> {
     text: &'t str,
     pub list: Vec<Problem>,
+    /// What is accepted but should change (deprecated spellings); never fails the file.
+    pub warnings: Vec<Problem>,
 }
 
 impl<'t> Problems<'t> {
@@ -199,6 +201,7 @@ impl<'t> Problems<'t> {
         Problems {
             text,
             list: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -224,6 +227,56 @@ impl<'t> Problems<'t> {
             field: field.into(),
             message: message.into(),
         });
+    }
+}
+
+impl Problems<'_> {
+    /// Records a warning at `span`.
+    pub fn warn(
+        &mut self,
+        span: &Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let line = self.line_of(span.start);
+        self.warnings.push(Problem {
+            line,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+impl Node {
+    /// The span of the key at dotted `path` below this node (`engine.lease_secs`,
+    /// `modes[0].timeout_secs`), or of the deepest node found on the way.
+    pub fn key_span(&self, path: &str) -> Range<usize> {
+        let mut node = self;
+        let mut span = self.span.clone();
+        for part in path.split('.') {
+            let (key, index) = match part.split_once('[') {
+                Some((key, rest)) => (key, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (part, None),
+            };
+            let Value::Table(entries) = &node.value else {
+                break;
+            };
+            let Some(entry) = entries.iter().find(|e| e.key == key) else {
+                break;
+            };
+            span = entry.key_span.clone();
+            node = &entry.node;
+            if let Some(i) = index {
+                match &node.value {
+                    Value::Array(items) if i < items.len() => {
+                        node = &items[i];
+                        span = node.span.clone();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        span
     }
 }
 
@@ -291,6 +344,15 @@ impl<'n> Table<'n> {
     }
 
     /// Marks every key read: for tables passed through as they are.
+    /// The span of the key at dotted `path` below this table (see [`Node::key_span`]).
+    pub fn key_span(&self, path: &str) -> Range<usize> {
+        let node = Node {
+            span: self.span.clone(),
+            value: Value::Table(self.entries.to_vec()),
+        };
+        node.key_span(path)
+    }
+
     pub fn entries_all(&mut self) -> &'n [Entry] {
         self.used.iter_mut().for_each(|u| *u = true);
         self.entries
@@ -418,25 +480,10 @@ impl<'n> Table<'n> {
     }
 }
 
-/// Parses `"1.5s"`, `"250ms"`, `"2m"`, `"1h"`, `"0s"`, `"100us"`.
+/// Parses a duration of the one grammar every config file uses (`"1.5s"`, `"250ms"`, `"2m"`,
+/// `"1h"`, `"100us"`; see the `durations` crate); the error shows the grammar.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let unit = unit.trim();
-    let bad = || format!("{text:?} is not a duration such as \"500ms\", \"30s\" or \"2m\"");
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| bad())
+    durations::parse(text).map_err(|e| e.to_string())
 }
 
 /// Formats a duration the way scenarios write them.

@@ -579,3 +579,113 @@ flow = "match2"
     let (_, message) = problems(&parties);
     assert!(message.contains("runs solo players only"), "{message}");
 }
+
+/// A scenario writing every section's durations in the one grammar: its own keys, the
+/// embedded matchmaker's, the fleet's and the faults'.
+const ONE_GRAMMAR: &str = r#"
+version = 1
+
+[run]
+duration = "1.5m"
+drain = "2.5s"
+
+[target]
+kind = "embedded"
+
+[target.fleet]
+ready_delay = "250ms"
+
+[target.matchmaker]
+shutdown_grace = "1.5s"
+engine = { lease = "5s", tick = "250ms" }
+modes = [{ name = "1v1", teams = 2, team_size = 1, timeout = "30s", region_wait = "2s" }]
+
+[[faults]]
+at = "10s"
+duration = "20s"
+kind = "hang"
+hold = "1.5s"
+window = { start = "0s", end = "1h" }
+
+[[faults]]
+at = "20s"
+kind = "latency"
+delay = { dist = "log_normal", p50 = "80ms", p99 = "0.8s" }
+"#;
+
+#[test]
+fn every_section_reads_the_one_grammar_without_warnings() {
+    let plan = parse(ONE_GRAMMAR).expect("valid");
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    assert_eq!(plan.run.duration, Duration::from_secs(90));
+    assert_eq!(plan.run.drain, Duration::from_millis(2500));
+    let TargetPlan::Embedded(embedded) = &plan.target else {
+        panic!("embedded")
+    };
+    assert_eq!(embedded.fleet.ready_delay, Duration::from_millis(250));
+    let file = matchmaker::config::FileConfig::from_table(embedded.matchmaker.clone())
+        .expect("the matchmaker reads its table");
+    assert_eq!(file.engine.lease, Some(Duration::from_secs(5)));
+    assert_eq!(file.modes[0].timeout, Some(Duration::from_secs(30)));
+    assert_eq!(plan.faults.len(), 2);
+    let hang = fakes::faults::model::parse_fault(plan.faults[0].body.clone()).expect("hang");
+    assert!(matches!(
+        hang.kind,
+        fakes::faults::FaultKind::Hang(fakes::faults::Hang { hold_s, .. }) if hold_s == 1.5
+    ));
+}
+
+#[test]
+fn old_spellings_still_work_with_a_warning_at_their_line() {
+    let text = ONE_GRAMMAR
+        .replace("lease = \"5s\"", "lease_secs = 5")
+        .replace("timeout = \"30s\"", "timeout_secs = 30")
+        .replace("hold = \"1.5s\"", "hold_s = 1.5")
+        .replace("p99 = \"0.8s\"", "p99_ms = 800");
+    let plan = parse(&text).expect("old spellings are accepted");
+    let warnings: Vec<(usize, &str)> = plan
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.field.as_str()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            (16, "target.matchmaker.engine.lease_secs"),
+            (17, "target.matchmaker.modes[0].timeout_secs"),
+            (23, "faults[0].hold_s"),
+            (29, "faults[1].delay.p99_ms"),
+        ]
+    );
+    assert_eq!(
+        plan.warning_lines()[2],
+        "t.toml:23: faults[0].hold_s: warning: `hold_s` is deprecated: write `hold = \"1.5s\"` instead"
+    );
+}
+
+#[test]
+fn both_spellings_or_a_bad_duration_are_refused_with_line_and_field() {
+    let both = ONE_GRAMMAR.replace("hold = \"1.5s\"", "hold = \"1.5s\"\nhold_s = 1.5");
+    let (list, message) = problems(&both);
+    assert_eq!(list, [(23, "faults[0].hold".to_owned())], "{message}");
+    assert!(message.contains("not both"), "{message}");
+    let bad = ONE_GRAMMAR.replace("p99 = \"0.8s\"", "p99 = \"0.8 sec\"");
+    let (list, message) = problems(&bad);
+    assert_eq!(list, [(29, "faults[1].delay.p99".to_owned())], "{message}");
+    assert!(message.contains("\"1.5s\""), "{message}");
+    let bad = ONE_GRAMMAR.replace("tick = \"250ms\"", "tick = 250");
+    let (list, message) = problems(&bad);
+    assert_eq!(list.len(), 1, "{message}");
+    assert!(
+        message.contains("tick") && message.contains("\"300ms\""),
+        "{message}"
+    );
+    let bad = ONE_GRAMMAR.replace("ready_delay = \"250ms\"", "ready_delay = \"soon\"");
+    let (list, message) = problems(&bad);
+    assert_eq!(
+        list,
+        [(12, "target.fleet.ready_delay".to_owned())],
+        "{message}"
+    );
+    assert!(message.contains("\"1.5s\""), "{message}");
+}

@@ -30,7 +30,7 @@ kind = "embedded"
 [target.fleet]
 regions = [{ name = "us-east-1", servers = 3 }]
 [target.matchmaker]
-modes = [{ name = "1v1", teams = 2, team_size = 1, timeout_secs = 2 }]
+modes = [{ name = "1v1", teams = 2, team_size = 1, timeout = "2s" }]
 [population]
 arrival = { kind = "constant", rate = 4 }
 [population.behaviour]

@@ -20,7 +20,7 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Players that never match (a mode of 50 per team), so each keeps its lobby socket and its
 /// matchmaking request open until the request times out.
 const NO_MATCH_MODE: &str =
-    r#"modes = [{ name = "big", teams = 2, team_size = 50, timeout_secs = 4 }]"#;
+    r#"modes = [{ name = "big", teams = 2, team_size = 50, timeout = "4s" }]"#;
 
 #[test]
 fn a_process_short_of_open_files_is_named_with_that_limit() {

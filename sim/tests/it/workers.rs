@@ -36,7 +36,7 @@ kind = "embedded"
 [target.fleet]
 regions = [{{ name = "us-east-1", servers = 200 }}]
 [target.matchmaker]
-modes = [{{ name = "1v1", teams = 2, team_size = 1, timeout_secs = 10 }}]
+modes = [{{ name = "1v1", teams = 2, team_size = 1, timeout = "10s" }}]
 [population]
 arrival = {{ kind = "constant", rate = {rate} }}
 [population.behaviour]
