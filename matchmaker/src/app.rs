@@ -180,6 +180,18 @@ impl AppState {
         &self.inner.auth
     }
 
+    /// How the match function's gRPC server checks its callers: with this service's token
+    /// validator, unless `grpc_auth` is off.
+    pub fn match_function_callers(&self) -> crate::extend::RequireToken {
+        if self.inner.config.grpc_auth {
+            crate::extend::RequireToken::new(crate::extend::CallerCheck::new(
+                self.inner.auth.clone(),
+            ))
+        } else {
+            crate::extend::RequireToken::off()
+        }
+    }
+
     pub fn pipeline(&self) -> &Pipeline {
         &self.inner.pipeline
     }
@@ -305,9 +317,12 @@ pub async fn serve(
 #[derive(Debug)]
 pub struct Handle {
     pub addr: SocketAddr,
+    /// The match function's gRPC address, when the config asked for one.
+    pub grpc_addr: Option<SocketAddr>,
     pub state: AppState,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    grpc_task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
 }
 
 impl Handle {
@@ -316,9 +331,19 @@ impl Handle {
         format!("http://{}", self.addr)
     }
 
+    /// `http://127.0.0.1:PORT` of the match function's gRPC server, when it serves one.
+    pub fn grpc_url(&self) -> Option<String> {
+        self.grpc_addr.map(|addr| format!("http://{addr}"))
+    }
+
     /// Shuts down gracefully and waits until it is done.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.stop.cancel();
+        if let Some(grpc) = self.grpc_task.take() {
+            if let Ok(Err(e)) = grpc.await {
+                tracing::warn!("match function server: {e}");
+            }
+        }
         match self.task.take() {
             Some(task) => task.await.unwrap_or(Ok(())),
             None => Ok(()),
@@ -333,11 +358,22 @@ impl Drop for Handle {
 }
 
 /// Starts a matchmaker on 127.0.0.1 with an ephemeral port (`config.addr` is ignored) and
-/// returns once it is ready: store answering, keys and revocation list loaded.
+/// returns once it is ready: store answering, keys and revocation list loaded. With a
+/// `grpc_addr` it serves the match function too, on another ephemeral port of 127.0.0.1
+/// ([`Handle::grpc_addr`]), its callers checked as `grpc_auth` says.
 pub async fn spawn(mut config: Config) -> Result<Handle, StartError> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let addr = listener.local_addr()?;
     config.addr = addr;
+    let grpc_listener = match config.grpc_addr {
+        Some(_) => Some(bind(SocketAddr::from(([127, 0, 0, 1], 0)))?),
+        None => None,
+    };
+    let grpc_addr = grpc_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    config.grpc_addr = grpc_addr;
     let state = AppState::start(config).await?;
     let stop = CancellationToken::new();
     let task = tokio::spawn(serve(
@@ -345,11 +381,21 @@ pub async fn spawn(mut config: Config) -> Result<Handle, StartError> {
         state.clone(),
         stop.clone().cancelled_owned(),
     ));
+    let grpc_task = grpc_listener.map(|listener| {
+        tokio::spawn(crate::extend::serve_grpc(
+            listener,
+            crate::extend::MatchFunctionService::default(),
+            state.match_function_callers(),
+            stop.clone().cancelled_owned(),
+        ))
+    });
     let handle = Handle {
         addr,
+        grpc_addr,
         state,
         stop,
         task: Some(task),
+        grpc_task,
     };
     let deadline = tokio::time::Instant::now() + SPAWN_READY_TIMEOUT;
     loop {
