@@ -28,6 +28,10 @@
 //!    missing or hidden (404/403) grants nothing (cached too); an unreachable IAM makes the
 //!    request fail as unavailable (503) rather than forbidden.
 //!
+//! [`Auth::authenticate_caller`] checks a calling *service's* token instead (the match
+//! function's callers, [`crate::extend::auth`]): steps 1–4, the namespace, and a permission the
+//! caller names — a client token (no `sub`) is fine and bans are not looked at.
+//!
 //! Before the first JWKS and revocation list have been fetched, validation answers "not ready"
 //! (503) and `/readyz` says so. Must not know about HTTP routes or tickets: it turns a token
 //! into a [`Principal`] or an [`AuthError`].

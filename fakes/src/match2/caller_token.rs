@@ -87,3 +87,48 @@ impl BearerSource for CallerToken {
         Ok(fresh.map(|m| m.token))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FakesConfig;
+    use crate::keys::SigningKey;
+
+    #[test]
+    fn the_token_is_the_seed_clients_own_cached_until_renewal_and_absent_without_the_client() {
+        let state = AppState::new(
+            FakesConfig::default(),
+            SigningKey::process_default().expect("key"),
+        );
+        let source = CallerToken::of_match2(&state);
+        let token = source
+            .bearer()
+            .expect("minted")
+            .expect("the seed has the client");
+        let verified = state.iam.verify(&token).expect("a token of this IAM");
+        assert!(
+            verified.permissions.iter().any(|p| p.resource
+                == "NAMESPACE:matchbench:MATCHMAKING:FUNCTIONS"
+                && p.action == 2),
+            "{:?}",
+            verified.permissions
+        );
+        assert_eq!(
+            source.bearer().expect("cached"),
+            Some(token.clone()),
+            "cached"
+        );
+
+        // Past its renewal time a new one is minted.
+        let caller = CallerToken::new(state.downgrade(), CALLER_CLIENT);
+        let first = caller.bearer().expect("minted").expect("token");
+        if let Some(minted) = caller.cached.lock().as_mut() {
+            minted.renew_after = Instant::now();
+        }
+        let second = caller.bearer().expect("minted").expect("token");
+        assert_ne!(first, second, "re-minted after its renewal time");
+
+        let nobody = CallerToken::new(state.downgrade(), "no-such-client");
+        assert_eq!(nobody.bearer().expect("no error"), None);
+    }
+}
