@@ -15,6 +15,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /matchmaker /usr/local/bin/matchmaker
 USER 65534:65534
+# Callers' bearer tokens are checked against IAM once AB_BASE_URL (with AB_CLIENT_ID,
+# AB_CLIENT_SECRET, AB_NAMESPACE, as the Extend app's environment sets them) is given;
+# PLUGIN_GRPC_SERVER_AUTH_ENABLED=false turns the check off.
 # The match function's gRPC port (AGS Extend).
 EXPOSE 6565
 ENV MATCHMAKER_GRPC_ADDR=0.0.0.0:6565

@@ -134,7 +134,8 @@ async fn put_match_function(
         )));
     }
     let mut function = crate::match2::remote::RemoteMatchFunction::new(&body.url)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .with_bearer(crate::match2::caller_token::CallerToken::of_match2(&state));
     if let Some(ms) = body.timeout_ms {
         if ms == 0 {
             return Err(ApiError::bad_request("timeout_ms: must be above 0"));

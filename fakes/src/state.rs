@@ -155,7 +155,14 @@ impl AppState {
         crate::faults::driver::spawn(&state);
         for (name, url) in &state.config.match_functions {
             match crate::match2::remote::RemoteMatchFunction::new(url) {
-                Ok(function) => state.match2.register_function(name, Arc::new(function)),
+                Ok(function) => {
+                    state.match2.register_function(
+                        name,
+                        Arc::new(function.with_bearer(
+                            crate::match2::caller_token::CallerToken::of_match2(&state),
+                        )),
+                    )
+                }
                 Err(error) => {
                     tracing::error!(%name, %error, "match2: match function not registered")
                 }

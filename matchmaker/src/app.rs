@@ -182,6 +182,18 @@ impl AppState {
         &self.inner.auth
     }
 
+    /// How the match function's gRPC server checks its callers: with this service's token
+    /// validator, unless `grpc_auth` is off.
+    pub fn match_function_callers(&self) -> crate::extend::RequireToken {
+        if self.inner.config.grpc_auth {
+            crate::extend::RequireToken::new(crate::extend::CallerCheck::new(
+                self.inner.auth.clone(),
+            ))
+        } else {
+            crate::extend::RequireToken::off()
+        }
+    }
+
     pub fn pipeline(&self) -> &Pipeline {
         &self.inner.pipeline
     }
@@ -323,8 +335,11 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<serving:
 #[derive(Debug)]
 pub struct Handle {
     pub addr: SocketAddr,
+    /// The match function's gRPC address, when the config asked for one.
+    pub grpc_addr: Option<SocketAddr>,
     pub state: AppState,
     server: serving::Handle,
+    grpc: Option<serving::Handle>,
 }
 
 impl Handle {
@@ -333,25 +348,60 @@ impl Handle {
         self.server.url("http")
     }
 
-    /// Shuts down gracefully and waits until it is done; an error when the server failed or
-    /// panicked, or a background task panicked or did not stop.
+    /// `http://127.0.0.1:PORT` of the match function's gRPC server, when it serves one.
+    pub fn grpc_url(&self) -> Option<String> {
+        self.grpc_addr.map(|addr| format!("http://{addr}"))
+    }
+
+    /// Shuts down gracefully and waits until it is done (the match function first, then the
+    /// HTTP API's drain); an error when a server failed or panicked, or a background task
+    /// panicked or did not stop.
     pub async fn shutdown(self) -> Result<(), serving::ShutdownError> {
+        if let Some(grpc) = self.grpc {
+            grpc.shutdown().await?;
+        }
         self.server.shutdown().await
     }
 }
 
 /// Starts a matchmaker on 127.0.0.1 with an ephemeral port (`config.addr` is ignored) and
-/// returns once it is ready: store answering, keys and revocation list loaded.
+/// returns once it is ready: store answering, keys and revocation list loaded. With a
+/// `grpc_addr` it serves the match function too, on another ephemeral port of 127.0.0.1
+/// ([`Handle::grpc_addr`]), its callers checked as `grpc_auth` says.
 pub async fn spawn(mut config: Config) -> Result<Handle, StartError> {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let addr = listener.local_addr()?;
     config.addr = addr;
+    let grpc_listener = match config.grpc_addr {
+        Some(_) => Some(bind(SocketAddr::from(([127, 0, 0, 1], 0)))?),
+        None => None,
+    };
+    let grpc_addr = grpc_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    config.grpc_addr = grpc_addr;
     let state = AppState::start(config).await?;
+    let grpc = grpc_listener
+        .map(|listener| {
+            let callers = state.match_function_callers();
+            serving::Server::new(serving::Tasks::new()).start(listener, move |listener, stop| {
+                crate::extend::serve_grpc(
+                    listener,
+                    crate::extend::MatchFunctionService::default(),
+                    callers,
+                    stop.cancelled_owned(),
+                )
+            })
+        })
+        .transpose()?;
     let server = start(listener, state.clone())?;
     let handle = Handle {
         addr,
+        grpc_addr,
         state,
         server,
+        grpc,
     };
     let deadline = tokio::time::Instant::now() + SPAWN_READY_TIMEOUT;
     loop {

@@ -28,6 +28,10 @@
 //!    missing or hidden (404/403) grants nothing (cached too); an unreachable IAM makes the
 //!    request fail as unavailable (503) rather than forbidden.
 //!
+//! [`Auth::authenticate_caller`] checks a calling *service's* token instead (the match
+//! function's callers, [`crate::extend::auth`]): steps 1–4, the namespace, and a permission the
+//! caller names — a client token (no `sub`) is fine and bans are not looked at.
+//!
 //! Before the first JWKS and revocation list have been fetched, validation answers "not ready"
 //! (503) and `/readyz` says so. Must not know about HTTP routes or tickets: it turns a token
 //! into a [`Principal`] or an [`AuthError`].
@@ -118,6 +122,16 @@ pub struct Principal {
     pub user_id: PlayerId,
     pub namespace: String,
     pub display_name: String,
+}
+
+/// Who a valid service token belongs to ([`Auth::authenticate_caller`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The OAuth client the token was issued to.
+    pub client_id: String,
+    /// The user, for a user token.
+    pub user_id: Option<String>,
+    pub namespace: String,
 }
 
 /// Why a token was refused. [`AuthError::status`] maps each to its HTTP status.
@@ -378,6 +392,61 @@ impl Auth {
     }
 
     async fn check(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.verify(token).await?;
+        let user_id = claims
+            .sub
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or(AuthError::NotUserToken)?;
+        self.check_namespace(&claims)?;
+        check_bans(&claims, &self.inner.namespace, chrono::Utc::now())?;
+        if self.inner.config.require_comply && !claims.is_comply {
+            return Err(AuthError::NotComply);
+        }
+        self.check_permission(&claims, &user_id, &self.inner.required)
+            .await?;
+        Ok(Principal {
+            user_id: PlayerId::new(user_id),
+            namespace: claims.namespace,
+            display_name: claims.display_name,
+        })
+    }
+
+    /// Validates the token of a service calling this one — a client token (no `sub`) or a
+    /// user token alike, as AccelByte's validators do for an Extend app: signature, expiry,
+    /// revocation, the game namespace, and `required` from the token or its roles (`{namespace}`
+    /// in `required` is the game namespace). Bans and legal agreements are players' matters
+    /// and not looked at. Refusals are counted like [`Auth::authenticate`]'s.
+    pub async fn authenticate_caller(
+        &self,
+        token: &str,
+        required: &Permission,
+    ) -> Result<Caller, AuthError> {
+        let result: Result<Caller, AuthError> = async {
+            let claims = self.verify(token).await?;
+            self.check_namespace(&claims)?;
+            let vars = [("namespace", self.inner.namespace.as_str())];
+            let required = Permission::new(
+                permission::substitute(&required.resource, &vars),
+                required.action,
+            );
+            let subject = claims.sub.clone().unwrap_or_default();
+            self.check_permission(&claims, &subject, &required).await?;
+            Ok(Caller {
+                client_id: claims.client_id,
+                user_id: claims.sub.filter(|s| !s.is_empty()),
+                namespace: claims.namespace,
+            })
+        }
+        .await;
+        if let Err(e) = &result {
+            self.inner.metrics.auth_rejected(e.reason());
+        }
+        result
+    }
+
+    /// Steps 1–4: a well-formed RS256 token of a known key, signed, in date, not revoked.
+    async fn verify(&self, token: &str) -> Result<JwtClaims, AuthError> {
         if !self.is_ready() {
             return Err(AuthError::NotReady(
                 "keys and revocation list not loaded yet",
@@ -409,29 +478,18 @@ impl Auth {
                 _ => AuthError::Malformed,
             })?
             .claims;
-
         self.check_revocation(token, &claims)?;
-        let user_id = claims
-            .sub
-            .clone()
-            .filter(|s| !s.is_empty())
-            .ok_or(AuthError::NotUserToken)?;
+        Ok(claims)
+    }
+
+    fn check_namespace(&self, claims: &JwtClaims) -> Result<(), AuthError> {
         if claims.namespace != self.inner.namespace {
             return Err(AuthError::WrongNamespace {
                 token: claims.namespace.clone(),
                 expected: self.inner.namespace.clone(),
             });
         }
-        check_bans(&claims, &self.inner.namespace, chrono::Utc::now())?;
-        if self.inner.config.require_comply && !claims.is_comply {
-            return Err(AuthError::NotComply);
-        }
-        self.check_permission(&claims, &user_id).await?;
-        Ok(Principal {
-            user_id: PlayerId::new(user_id),
-            namespace: claims.namespace,
-            display_name: claims.display_name,
-        })
+        Ok(())
     }
 
     /// The key for `kid`, refetching the JWKS once (rate-limited) when it is unknown.
@@ -471,8 +529,12 @@ impl Auth {
         Ok(())
     }
 
-    async fn check_permission(&self, claims: &JwtClaims, user_id: &str) -> Result<(), AuthError> {
-        let required = &self.inner.required;
+    async fn check_permission(
+        &self,
+        claims: &JwtClaims,
+        user_id: &str,
+        required: &Permission,
+    ) -> Result<(), AuthError> {
         let own: Vec<Permission> = claims
             .permissions
             .iter()

@@ -36,12 +36,77 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct MatchFunctionArgs {
-    /// TOML config file; only its `grpc_addr` is read here (unknown keys are still refused).
+    /// TOML config file; only its `grpc_addr`, `grpc_auth`, `[ags]` and `[auth]` are read here
+    /// (unknown keys are still refused).
     #[arg(long, env = "MATCHMAKER_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 0.0.0.0:6565, the port AGS Extend calls].
     #[arg(long, env = "MATCHMAKER_GRPC_ADDR")]
     grpc_addr: Option<SocketAddr>,
+    /// Check callers' bearer tokens against IAM (true/false) [default: true when an IAM base
+    /// URL is configured, else false].
+    #[arg(long, env = "PLUGIN_GRPC_SERVER_AUTH_ENABLED", value_parser = clap::builder::BoolishValueParser::new())]
+    grpc_auth: Option<bool>,
+    /// AGS (or fakes) base URL, whose IAM signs callers' tokens.
+    #[arg(long, env = "AB_BASE_URL")]
+    base_url: Option<url::Url>,
+    /// The app's confidential IAM client (reads the revocation list and roles).
+    #[arg(long, env = "AB_CLIENT_ID")]
+    client_id: Option<String>,
+    #[arg(long, env = "AB_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// The namespace callers' tokens must be of.
+    #[arg(long, env = "AB_NAMESPACE")]
+    namespace: Option<String>,
+}
+
+/// How `match-function` checks its callers: off when turned off, or by default without an IAM
+/// base URL; otherwise the matchmaker's validator, kept fresh until the process ends.
+async fn match_function_callers(
+    args: MatchFunctionArgs,
+    file: FileConfig,
+) -> anyhow::Result<matchmaker::extend::RequireToken> {
+    let has_iam = args.base_url.is_some() || file.ags.base_url.is_some();
+    if !args.grpc_auth.or(file.grpc_auth).unwrap_or(has_iam) {
+        tracing::warn!("callers' tokens are not checked (grpc auth is off)");
+        return Ok(matchmaker::extend::RequireToken::off());
+    }
+    if !has_iam {
+        anyhow::bail!(
+            "checking callers' tokens needs the IAM base URL (--base-url, AB_BASE_URL, ags.base_url), \
+             or turn it off with --grpc-auth false (PLUGIN_GRPC_SERVER_AUTH_ENABLED=false)"
+        );
+    }
+    let flags = Overrides {
+        base_url: args.base_url,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        namespace: args.namespace,
+        ..Overrides::default()
+    };
+    let config = Config::resolve(flags, file)?;
+    let metrics = std::sync::Arc::new(matchmaker::metrics::Metrics::new(
+        config.modes.iter().map(|m| m.name.as_str()),
+        "none",
+    ));
+    let ags = matchmaker::ags::Ags::new(config.ags.clone(), config.ags_timeout, metrics.clone())?;
+    let auth = matchmaker::auth::Auth::new(ags, config.auth.clone(), metrics);
+    {
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            auth.keep_fresh(tokio_util::sync::CancellationToken::new())
+                .await;
+        });
+    }
+    let check = matchmaker::extend::CallerCheck::new(auth);
+    tracing::info!(
+        "callers' tokens are checked against {} (namespace {}, permission {} [{}])",
+        config.ags.base_url,
+        config.ags.namespace,
+        check.required().resource,
+        check.required().action
+    );
+    Ok(matchmaker::extend::RequireToken::new(check))
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,6 +168,7 @@ fn main() -> anyhow::Result<()> {
                     matchmaker::extend::EXTEND_GRPC_PORT,
                 )));
             runtime()?.block_on(async move {
+                let callers = match_function_callers(args, file).await?;
                 let listener = matchmaker::bind(addr)
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 tracing::info!(
@@ -112,6 +178,7 @@ fn main() -> anyhow::Result<()> {
                 matchmaker::extend::serve_grpc(
                     listener,
                     matchmaker::extend::MatchFunctionService::default(),
+                    callers,
                     serving::shutdown_signal(),
                 )
                 .await?;
@@ -152,6 +219,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Some(tokio::spawn(matchmaker::extend::serve_grpc(
                 grpc_listener,
                 matchmaker::extend::MatchFunctionService::default(),
+                state.match_function_callers(),
                 stop.cancelled_owned(),
             )))
         }

@@ -58,6 +58,12 @@ pub enum TargetError {
 pub trait EmbeddedMatchmaker: Send + Sync {
     /// The URL players POST their matchmaking request to.
     fn url(&self) -> Url;
+
+    /// Its Extend match function's gRPC address, when it serves one (its settings'
+    /// `grpc_addr`).
+    fn match_function_url(&self) -> Option<Url> {
+        None
+    }
 }
 
 /// What an embedded matchmaker is given.
@@ -112,8 +118,14 @@ pub async fn start_embedded_matchmaker(
         .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
     let url = Url::parse(&format!("{}/matchmaking", handle.base_url()))
         .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
+    let match_function_url = handle
+        .grpc_url()
+        .map(|u| Url::parse(&u))
+        .transpose()
+        .map_err(|e| TargetError::Matchmaker(e.to_string()))?;
     Ok(Box::new(EmbeddedHandle {
         url,
+        match_function_url,
         _handle: handle,
     }))
 }
@@ -138,12 +150,17 @@ pub fn matchmaker_config(
 /// The in-process matchmaker; dropping it drains and stops the service.
 struct EmbeddedHandle {
     url: Url,
+    match_function_url: Option<Url>,
     _handle: matchmaker::Handle,
 }
 
 impl EmbeddedMatchmaker for EmbeddedHandle {
     fn url(&self) -> Url {
         self.url.clone()
+    }
+
+    fn match_function_url(&self) -> Option<Url> {
+        self.match_function_url.clone()
     }
 }
 
@@ -268,6 +285,9 @@ pub struct Target {
     /// File descriptors one searching player costs this process.
     pub fds_per_player: u64,
     pub embedded: bool,
+    /// The match function the embedded target registered with fakes for match2 pools, when
+    /// the scenario asked for the matchmaker's (`[target.match2] match_function`).
+    pub match_function: Option<RegisteredFunction>,
     /// The control token `/_fakes/*` calls carry (a URLs target's fakes beyond loopback).
     pub fakes_control_token: Option<String>,
     stats: StatsSource,
@@ -316,6 +336,7 @@ impl Target {
                     insecure_tls: u.insecure_tls,
                     fds_per_player: 2,
                     embedded: false,
+                    match_function: None,
                     stats: StatsSource::Http(stats, options.fakes_control_token.clone()),
                     fakes_control_token: options.fakes_control_token.clone(),
                     _matchmaker: None,
@@ -362,6 +383,12 @@ impl Target {
             game_client: credentials(builtin::GAME_CLIENT),
             settings: plan.matchmaker.clone(),
         };
+        if plan.serve_match_function {
+            // The matchmaker's own key: serve the match function too, on an ephemeral port.
+            template
+                .settings
+                .insert("grpc_addr".to_owned(), "127.0.0.1:0".into());
+        }
         let (handle, stack) = if options.layout.is_multi_process() {
             let program =
                 crate::stack::this_program().map_err(|e| TargetError::Fakes(e.to_string()))?;
@@ -382,8 +409,8 @@ impl Target {
         };
         let fakes_url = Url::parse(&base_url).map_err(|e| TargetError::Fakes(e.to_string()))?;
         // A fakes process is read over its stats endpoint, like a remote one.
-        let stats = match state {
-            Some(state) => StatsSource::Embedded(state),
+        let stats = match &state {
+            Some(state) => StatsSource::Embedded(state.clone()),
             None => {
                 let mut url = fakes_url.clone();
                 url.set_path("/_fakes/stats");
@@ -395,12 +422,27 @@ impl Target {
             .as_ref()
             .map(MultiStack::matchmaker_urls)
             .unwrap_or_default();
-        let (matchmaker, matchmaker_urls) = if replica_urls.is_empty() {
+        let (matchmaker, matchmaker_urls, function_urls) = if replica_urls.is_empty() {
             let matchmaker = (options.matchmaker)(template).await?;
             let url = matchmaker.url();
-            (Some(matchmaker), vec![url])
+            let function_urls = matchmaker.match_function_url().into_iter().collect();
+            (Some(matchmaker), vec![url], function_urls)
         } else {
-            (None, replica_urls)
+            let function_urls = stack
+                .as_ref()
+                .map(MultiStack::match_function_urls)
+                .unwrap_or_default();
+            (None, replica_urls, function_urls)
+        };
+        let match_function = match (&state, plan.serve_match_function) {
+            (Some(state), true) => Some(register_match_function(state, &function_urls)?),
+            (None, true) => {
+                return Err(TargetError::Matchmaker(
+                    "match_function = \"matchmaker\" needs fakes in this process; a scenario whose chaos steps target fakes runs it as a process of its own"
+                        .to_owned(),
+                ));
+            }
+            (_, false) => None,
         };
         // With lobby shards the lobby sockets' server ends live in other processes.
         let fds_per_player = if options.layout.lobby_shards > 0 {
@@ -425,6 +467,7 @@ impl Target {
             // when the stack is spread over processes).
             fds_per_player,
             embedded: true,
+            match_function,
             fakes_control_token: None,
             stats,
             _matchmaker: matchmaker,
@@ -499,6 +542,43 @@ impl Target {
             drop(control);
         }
     }
+}
+
+/// A match function the embedded target registered with its fakes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RegisteredFunction {
+    /// The name pools give as `match_function`.
+    pub name: String,
+    /// Its gRPC addresses (one per matchmaker replica).
+    pub urls: Vec<String>,
+}
+
+/// Registers the matchmaker's match function (served at `urls`) with the embedded fakes as
+/// [`crate::scenario::MATCHMAKER_FUNCTION`], called with the fakes' own caller token.
+fn register_match_function(
+    state: &fakes::AppState,
+    urls: &[Url],
+) -> Result<RegisteredFunction, TargetError> {
+    if urls.is_empty() {
+        return Err(TargetError::Matchmaker(
+            "the scenario asks for the matchmaker's match function, but the matchmaker serves none"
+                .to_owned(),
+        ));
+    }
+    let urls: Vec<String> = urls
+        .iter()
+        .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        .collect();
+    let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let function = fakes::match2::remote::RemoteMatchFunction::balanced(&refs)
+        .map_err(|e| TargetError::Matchmaker(format!("match function: {e}")))?
+        .with_bearer(fakes::match2::caller_token::CallerToken::of_match2(state));
+    let name = crate::scenario::MATCHMAKER_FUNCTION;
+    state.match2.register_function(name, Arc::new(function));
+    Ok(RegisteredFunction {
+        name: name.to_owned(),
+        urls,
+    })
 }
 
 /// Reads DSMC claim counters from an embedded fakes directly, or over `GET /_fakes/stats`.

@@ -3,7 +3,8 @@
 //! function behind a seam ([`matcher::MatchFunction`]) an external one can replace per pool:
 //! [`remote::RemoteMatchFunction`] calls an AGS Extend match function over gRPC, registered by
 //! name (`fakes serve --match-function NAME=URL`, `PUT /_fakes/match-functions/{name}`, or
-//! [`crate::FakesConfig::match_functions`]).
+//! [`crate::FakesConfig::match_functions`]), each call carrying a token of this IAM
+//! ([`caller_token`]).
 //!
 //! Permissions are the spec's: `NAMESPACE:{namespace}:MATCHMAKING:RULES` for rule sets,
 //! `…:MATCHMAKING:POOL` for pools, `…:MATCHMAKING:TICKET` for tickets (CREATE/READ/DELETE).
@@ -14,6 +15,7 @@
 //! `OnMatchmakingTicketExpired` when a ticket expires. Party tickets (`sessionID` naming a
 //! party) are refused: parties are not emulated yet.
 
+pub mod caller_token;
 pub mod engine;
 pub mod matcher;
 pub mod remote;

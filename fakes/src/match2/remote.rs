@@ -4,11 +4,15 @@
 //! parameters (the pool's rule set JSON) and then the queued tickets, and reads the proposed
 //! matches back.
 //!
+//! Like AGS, every call carries a bearer token in its `authorization` metadata when the function
+//! was given a [`BearerSource`] (fakes gives its own IAM's, [`super::caller_token`]); a function
+//! that checks tokens answers `UNAUTHENTICATED` or `PERMISSION_DENIED` otherwise.
+//!
 //! Every failure — the address unreachable, the call refused, no answer within the timeout, a
 //! match naming a ticket it was not sent — is a [`MatchFunctionError`]: the engine logs and
 //! counts it, and the pool's tickets stay queued for the next tick.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use accelbyte::extend::make_matches_request::{MakeMatchesParameters, RequestType};
@@ -25,47 +29,82 @@ use super::matcher::{MatchFunction, MatchFunctionError, MatchFuture, Proposal, T
 /// How long one `MakeMatches` call (connect, send, read every match) may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A remote match function at a gRPC address (`http://host:port`).
+/// Where a call's bearer token comes from; `Ok(None)`: the call goes without one.
+pub trait BearerSource: Send + Sync + std::fmt::Debug {
+    fn bearer(&self) -> Result<Option<String>, String>;
+}
+
+/// A remote match function at a gRPC address (`http://host:port`), or spread over several
+/// replicas of it.
 #[derive(Debug)]
 pub struct RemoteMatchFunction {
-    endpoint: Endpoint,
+    /// One or more; calls are balanced over them.
+    endpoints: Vec<Endpoint>,
     timeout: Duration,
     /// Connected on first use (a channel needs a runtime) and reconnecting on its own after.
     channel: OnceLock<Channel>,
+    bearer: Option<Arc<dyn BearerSource>>,
+}
+
+fn endpoint(url: &str) -> Result<Endpoint, MatchFunctionError> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| MatchFunctionError(format!("url {url:?}: {e}")))?;
+    if parsed.scheme() != "http" || parsed.host_str().is_none() {
+        return Err(MatchFunctionError(format!(
+            "url {url:?}: expected http://host:port (plain-text gRPC, as AGS Extend calls its apps)"
+        )));
+    }
+    Ok(Endpoint::from_shared(url.to_owned())
+        .map_err(|e| MatchFunctionError(format!("url {url:?}: {e}")))?
+        .connect_timeout(DEFAULT_TIMEOUT)
+        .tcp_nodelay(true))
 }
 
 impl RemoteMatchFunction {
     /// A function at `url` (`http://127.0.0.1:6565`); refused when it is no URI.
     pub fn new(url: &str) -> Result<Self, MatchFunctionError> {
-        let parsed =
-            url::Url::parse(url).map_err(|e| MatchFunctionError(format!("url {url:?}: {e}")))?;
-        if parsed.scheme() != "http" || parsed.host_str().is_none() {
-            return Err(MatchFunctionError(format!(
-                "url {url:?}: expected http://host:port (plain-text gRPC, as AGS Extend calls its apps)"
-            )));
+        Self::balanced(&[url])
+    }
+
+    /// One function served by several replicas: each call goes to one of `urls`.
+    pub fn balanced(urls: &[&str]) -> Result<Self, MatchFunctionError> {
+        if urls.is_empty() {
+            return Err(MatchFunctionError("no url given".to_owned()));
         }
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| MatchFunctionError(format!("url {url:?}: {e}")))?
-            .connect_timeout(DEFAULT_TIMEOUT)
-            .tcp_nodelay(true);
         Ok(Self {
-            endpoint,
+            endpoints: urls.iter().map(|u| endpoint(u)).collect::<Result<_, _>>()?,
             timeout: DEFAULT_TIMEOUT,
             channel: OnceLock::new(),
+            bearer: None,
         })
     }
 
     /// The same function with another call timeout.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.endpoint = self.endpoint.connect_timeout(timeout);
+        self.endpoints = self
+            .endpoints
+            .into_iter()
+            .map(|e| e.connect_timeout(timeout))
+            .collect();
         self.timeout = timeout;
         self
     }
 
-    /// The address calls go to.
+    /// The same function, called with a token from `source` in each call's metadata.
+    #[must_use]
+    pub fn with_bearer(mut self, source: Arc<dyn BearerSource>) -> Self {
+        self.bearer = Some(source);
+        self
+    }
+
+    /// The address calls go to (several, comma separated, for replicas).
     pub fn url(&self) -> String {
-        self.endpoint.uri().to_string()
+        self.endpoints
+            .iter()
+            .map(|e| e.uri().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     async fn call(
@@ -75,7 +114,10 @@ impl RemoteMatchFunction {
     ) -> Result<Vec<Proposal>, MatchFunctionError> {
         let channel = self
             .channel
-            .get_or_init(|| self.endpoint.connect_lazy())
+            .get_or_init(|| match self.endpoints.as_slice() {
+                [one] => one.connect_lazy(),
+                many => Channel::balance_list(many.iter().cloned()),
+            })
             .clone();
         let mut client = MatchFunctionClient::new(channel);
         let mut messages = Vec::with_capacity(tickets.len() + 1);
@@ -91,8 +133,17 @@ impl RemoteMatchFunction {
         messages.extend(tickets.iter().map(|t| MakeMatchesRequest {
             request_type: Some(RequestType::Ticket(to_proto(t))),
         }));
+        let mut request = tonic::Request::new(futures_util::stream::iter(messages));
+        if let Some(source) = &self.bearer {
+            if let Some(token) = source.bearer().map_err(MatchFunctionError)? {
+                let value = format!("Bearer {token}").parse().map_err(|_| {
+                    MatchFunctionError("the caller token is not a valid header value".to_owned())
+                })?;
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
         let mut answers = client
-            .make_matches(futures_util::stream::iter(messages))
+            .make_matches(request)
             .await
             .map_err(|status| failed(&status))?
             .into_inner();

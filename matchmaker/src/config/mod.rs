@@ -20,6 +20,7 @@
 //! ```toml
 //! addr = "127.0.0.1:8090"
 //! grpc_addr = "0.0.0.0:6565"  # absent: no match-function gRPC server (see crate::extend)
+//! grpc_auth = true             # callers' bearer tokens checked (crate::extend::auth)
 //! default_mode = "1v1"
 //! shutdown_grace = "20s"
 //!
@@ -103,6 +104,9 @@ pub struct Config {
     pub addr: SocketAddr,
     /// `Some`: `serve` also serves the AGS Extend match function ([`crate::extend`]) here.
     pub grpc_addr: Option<SocketAddr>,
+    /// Whether the match function checks its callers' bearer tokens against IAM (on unless
+    /// turned off: `--grpc-auth false`, `PLUGIN_GRPC_SERVER_AUTH_ENABLED=false`, `grpc_auth`).
+    pub grpc_auth: bool,
     /// AGS (or fakes): base URL, the game's confidential client, the game namespace.
     pub ags: AbConfig,
     /// Timeout of one AGS request.
@@ -126,6 +130,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("addr", &self.addr)
             .field("grpc_addr", &self.grpc_addr)
+            .field("grpc_auth", &self.grpc_auth)
             .field("ags", &self.ags)
             .field("redis", &self.redis.as_ref().map(|r| redact_url(&r.url)))
             .field(
@@ -160,6 +165,7 @@ impl Config {
         Config {
             addr: DEFAULT_ADDR,
             grpc_addr: None,
+            grpc_auth: true,
             ags,
             ags_timeout: DEFAULT_REQUEST_TIMEOUT,
             redis: None,
@@ -218,6 +224,7 @@ impl Config {
         let FileConfig {
             addr,
             grpc_addr,
+            grpc_auth,
             default_mode,
             shutdown_grace,
             shutdown_grace_secs,
@@ -271,6 +278,7 @@ impl Config {
             config.addr = addr;
         }
         config.grpc_addr = flags.grpc_addr.or(grpc_addr);
+        config.grpc_auth = flags.grpc_auth.or(grpc_auth).unwrap_or(true);
         set(
             &mut config.ags_timeout,
             "ags.request_timeout",
@@ -581,6 +589,10 @@ pub struct Overrides {
     /// port 6565 [default: off].
     #[arg(long, env = "MATCHMAKER_GRPC_ADDR")]
     pub grpc_addr: Option<SocketAddr>,
+    /// Check the match function's callers' bearer tokens against IAM (true/false; the name of
+    /// AccelByte's Extend samples' switch) [default: true].
+    #[arg(long, env = "PLUGIN_GRPC_SERVER_AUTH_ENABLED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub grpc_auth: Option<bool>,
     /// AGS (or fakes) base URL, without a service path.
     #[arg(long, env = "AB_BASE_URL")]
     pub base_url: Option<Url>,
@@ -628,6 +640,7 @@ pub struct Overrides {
 pub struct FileConfig {
     pub addr: Option<SocketAddr>,
     pub grpc_addr: Option<SocketAddr>,
+    pub grpc_auth: Option<bool>,
     pub default_mode: Option<String>,
     #[serde(default, with = "durations::serde_text::option")]
     pub shutdown_grace: Option<Duration>,
@@ -1041,6 +1054,24 @@ mod tests {
         let config = Config::resolve(ags_flags(), FileConfig::default()).expect("valid");
         assert_eq!(config.grpc_addr, None, "off by default");
         assert!(FileConfig::from_toml("grpc_adr = \"0.0.0.0:6565\"").is_err());
+    }
+
+    #[test]
+    fn grpc_auth_is_on_unless_turned_off_by_flag_or_file() {
+        let config = Config::resolve(ags_flags(), FileConfig::default()).expect("valid");
+        assert!(config.grpc_auth, "on by default");
+        let file = FileConfig::from_toml("grpc_auth = false").expect("valid");
+        let config = Config::resolve(ags_flags(), file.clone()).expect("valid");
+        assert!(!config.grpc_auth, "file");
+        let flags = Overrides {
+            grpc_auth: Some(true),
+            ..ags_flags()
+        };
+        assert!(
+            Config::resolve(flags, file).expect("valid").grpc_auth,
+            "flag over file"
+        );
+        assert!(FileConfig::from_toml("grpc_auth = \"no\"").is_err());
     }
 
     #[test]

@@ -11,12 +11,15 @@
 //!   as AGS matches.
 //! - [`backfill`]: `BackfillMatches` — open slots of running sessions filled by the same rules.
 //! - [`service`]: the tonic service tying them to the five RPCs.
+//! - [`auth`]: the callers' bearer tokens, checked against IAM before a call reaches the service.
 //!
 //! [`serve_grpc`] serves it (plus `grpc.health.v1.Health`) on a listener until a shutdown future
-//! resolves; [`spawn_grpc`] starts one on 127.0.0.1:0 for tests. The function is stateless: every
+//! resolves, behind [`auth::RequireToken`]; [`spawn_grpc`] starts one on 127.0.0.1:0 without
+//! token checks for tests, [`spawn_grpc_with`] with them. The function is stateless: every
 //! call carries its rules and tickets, so replicas need nothing shared. AGS Extend expects the
 //! container to listen on [`EXTEND_GRPC_PORT`].
 
+pub mod auth;
 pub mod backfill;
 pub mod matches;
 #[allow(missing_docs)]
@@ -32,6 +35,7 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+pub use auth::{CallerCheck, RequireToken};
 pub use rules::{PoolRules, RulesError};
 pub use service::{INVALID_REASON_KEY, MatchFunctionService};
 
@@ -39,10 +43,12 @@ pub use service::{INVALID_REASON_KEY, MatchFunctionService};
 pub const EXTEND_GRPC_PORT: u16 = 6565;
 
 /// Serves the match function and the gRPC health service on `listener` until `shutdown`
-/// resolves, then lets calls in progress finish.
+/// resolves, then lets calls in progress finish. `callers` checks each call's token (or, when
+/// [`RequireToken::off`], none).
 pub async fn serve_grpc(
     listener: TcpListener,
     service: MatchFunctionService,
+    callers: RequireToken,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -50,6 +56,7 @@ pub async fn serve_grpc(
         .set_serving::<proto::match_function_server::MatchFunctionServer<MatchFunctionService>>()
         .await;
     Server::builder()
+        .layer(callers)
         .add_service(health_service)
         .add_service(proto::match_function_server::MatchFunctionServer::new(
             service,
@@ -81,13 +88,22 @@ impl GrpcHandle {
     }
 }
 
-/// Starts `service` on 127.0.0.1 with an ephemeral port; it accepts calls when this returns.
+/// Starts `service` on 127.0.0.1 with an ephemeral port, taking calls without a token; it
+/// accepts calls when this returns.
 pub async fn spawn_grpc(service: MatchFunctionService) -> std::io::Result<GrpcHandle> {
+    spawn_grpc_with(service, RequireToken::off()).await
+}
+
+/// [`spawn_grpc`] with the callers' tokens checked by `callers`.
+pub async fn spawn_grpc_with(
+    service: MatchFunctionService,
+    callers: RequireToken,
+) -> std::io::Result<GrpcHandle> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
     let server = serving::Server::new(serving::Tasks::new())
         .start(listener, |listener, stop| {
-            serve_grpc(listener, service, stop.cancelled_owned())
+            serve_grpc(listener, service, callers, stop.cancelled_owned())
         })?;
     Ok(GrpcHandle { addr, server })
 }

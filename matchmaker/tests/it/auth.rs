@@ -27,11 +27,11 @@ use rsa::RsaPrivateKey;
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use rsa::traits::PublicKeyParts as _;
 
-const NS: &str = "game";
+pub(crate) const NS: &str = "game";
 
 /// An RSA key we sign tokens with.
-struct Key {
-    kid: String,
+pub(crate) struct Key {
+    pub(crate) kid: String,
     encoding: EncodingKey,
     jwk: Jwk,
 }
@@ -56,11 +56,11 @@ impl Key {
         }
     }
 
-    fn sign(&self, claims: &JwtClaims) -> String {
+    pub(crate) fn sign(&self, claims: &JwtClaims) -> String {
         self.sign_as(&self.kid, claims)
     }
 
-    fn sign_as(&self, kid: &str, claims: &JwtClaims) -> String {
+    pub(crate) fn sign_as(&self, kid: &str, claims: &JwtClaims) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
@@ -68,7 +68,7 @@ impl Key {
 }
 
 /// Keys are slow to generate in debug builds: made once per test binary.
-fn keys() -> &'static [Key; 3] {
+pub(crate) fn keys() -> &'static [Key; 3] {
     static KEYS: std::sync::OnceLock<[Key; 3]> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
         [
@@ -80,9 +80,9 @@ fn keys() -> &'static [Key; 3] {
 }
 
 #[derive(Default)]
-struct Iam {
+pub(crate) struct Iam {
     jwks: RwLock<Jwks>,
-    revocations: RwLock<Option<RevocationList>>,
+    pub(crate) revocations: RwLock<Option<RevocationList>>,
     roles: RwLock<HashMap<String, RoleResponseV3>>,
     jwks_hits: AtomicUsize,
     role_hits: AtomicUsize,
@@ -135,7 +135,7 @@ async fn serve_iam(iam: Arc<Iam>) -> String {
     format!("http://{addr}")
 }
 
-fn empty_list() -> RevocationList {
+pub(crate) fn empty_list() -> RevocationList {
     RevocationList {
         revoked_tokens: BloomFilter::with_capacity(100, 0.01),
         revoked_users: vec![RevokedUser {
@@ -145,7 +145,7 @@ fn empty_list() -> RevocationList {
     }
 }
 
-async fn setup(config: AuthConfig) -> (Arc<Iam>, Auth) {
+pub(crate) async fn setup(config: AuthConfig) -> (Arc<Iam>, Auth) {
     let iam = Arc::new(Iam::default());
     iam.jwks.write().keys = vec![keys()[0].jwk.clone()];
     *iam.revocations.write() = Some(empty_list());
@@ -163,7 +163,7 @@ async fn setup(config: AuthConfig) -> (Arc<Iam>, Auth) {
     (iam, auth)
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 

@@ -2,11 +2,20 @@
 //! the function on a loopback port, registered in fakes by name; a pool naming it; two players
 //! queue, hear `OnMatchFound` on their lobby sockets, join the game session and see its
 //! dedicated server AVAILABLE. And a pool whose function is unreachable keeps its tickets
-//! queued, with the failure counted in fakes' stats.
+//! queued, with the failure counted in fakes' stats. The function checks its callers' tokens
+//! against fakes' IAM, as an Extend app does against AGS's: fakes' match2 presents its own
+//! client's token; a function wanting a permission that client lacks refuses every call.
 
 use accelbyte::models::lobby::MessageNotif;
 use base64::Engine;
-use matchmaker::extend::{MatchFunctionService, spawn_grpc};
+use std::sync::Arc;
+use std::time::Duration;
+
+use accelbyte::permission::Permission;
+use matchmaker::ags::Ags;
+use matchmaker::auth::{Auth, AuthConfig};
+use matchmaker::extend::{CallerCheck, MatchFunctionService, RequireToken, spawn_grpc_with};
+use matchmaker::metrics::Metrics;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,6 +38,17 @@ async fn call(
     let status = response.status();
     let text = response.text().await.expect("body");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The matchmaker's token validator against `fakes`' IAM, loaded.
+async fn validator(fakes: &fakes::Handle) -> Auth {
+    let config = stack::config(fakes);
+    let metrics = Arc::new(Metrics::new(["1v1"], "memory"));
+    let ags = Ags::new(config.ags, Duration::from_secs(5), metrics.clone()).expect("client");
+    let auth = Auth::new(ags, AuthConfig::default(), metrics);
+    auth.refresh_keys().await.expect("keys");
+    auth.refresh_revocations().await.expect("revocation list");
+    auth
 }
 
 /// Registers the function at `url` as `name` through fakes' control API.
@@ -143,10 +163,11 @@ async fn stats(fakes: &fakes::Handle) -> Value {
 
 #[tokio::test]
 async fn fakes_match2_pool_is_matched_by_the_matchmaker_as_its_extend_function() {
-    let function = spawn_grpc(MatchFunctionService::default())
+    let fakes = stack::fakes().await;
+    let callers = RequireToken::new(CallerCheck::new(validator(&fakes).await));
+    let function = spawn_grpc_with(MatchFunctionService::default(), callers)
         .await
         .expect("match function starts");
-    let fakes = stack::fakes().await;
     register(&fakes, "matchbench-mf", &function.url(), 5_000).await;
     let admin = stack::game_client(&fakes)
         .login_client()
@@ -207,6 +228,43 @@ async fn fakes_match2_pool_is_matched_by_the_matchmaker_as_its_extend_function()
         stats["match2"]["calls_ok"].as_u64().is_some_and(|n| n >= 1),
         "{stats}"
     );
+    function.shutdown().await.expect("function stops");
+}
+
+#[tokio::test]
+async fn a_function_refusing_fakes_token_keeps_tickets_queued_and_says_why() {
+    let fakes = stack::fakes().await;
+    // fakes' match2 client holds MATCHMAKING:FUNCTIONS, not this.
+    let wanted = Permission::new("ADMIN:NAMESPACE:{namespace}:EXTEND:APP", 2);
+    let callers = RequireToken::new(CallerCheck::with_permission(
+        validator(&fakes).await,
+        wanted,
+    ));
+    let function = spawn_grpc_with(MatchFunctionService::default(), callers)
+        .await
+        .expect("match function starts");
+    register(&fakes, "strict", &function.url(), 5_000).await;
+    let admin = stack::game_client(&fakes)
+        .login_client()
+        .await
+        .expect("game token")
+        .access_token;
+    pool(&fakes, &admin, "strict-duel", "strict").await;
+    let accounts = stack::accounts(&fakes, 2).await;
+    for account in &accounts {
+        ticket(&fakes, &account.token, "strict-duel", 1000).await;
+    }
+    fakes::match2::engine::tick(&fakes.state).await;
+    let stats = stats(&fakes).await;
+    assert_eq!(stats["match2"]["calls_ok"], 0, "{stats}");
+    let error = stats["match2"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("strict: ")
+            && error.contains("PermissionDenied")
+            && error.contains("ADMIN:NAMESPACE:matchbench:EXTEND:APP"),
+        "the token was presented, checked and found short of the permission: {stats}"
+    );
+    assert_eq!(fakes.state.match2.queued(), 2);
     function.shutdown().await.expect("function stops");
 }
 

@@ -4,6 +4,7 @@
 mod auth;
 mod engine;
 mod extend;
+mod extend_auth;
 mod extend_fakes;
 mod hostile;
 mod pubsub;

@@ -70,7 +70,9 @@ pub async fn setup(
     )?;
     let rules = RuleSetPayload {
         data: plan.ruleset.clone(),
-        enable_custom_match_function: false,
+        // The matchmaker's function reads its own dialect; fakes checks only the built-in's.
+        enable_custom_match_function: plan.match_function
+            != crate::scenario::Match2Function::Default,
         name: plan.rule_set_name(),
     };
     exists(
@@ -86,7 +88,7 @@ pub async fn setup(
         backfill_ticket_expiration_seconds: 0,
         best_latency_calculation_method: String::new(),
         crossplay_disabled: false,
-        match_function: "default".into(),
+        match_function: plan.match_function.pool_function_name().into(),
         match_function_override: MatchFunctionOverride::default(),
         name: plan.pool.clone(),
         platform_group_enabled: false,

@@ -68,6 +68,9 @@ pub struct ScenarioInfo {
     pub target: String,
     /// A one-line description of the arrival model.
     pub arrival: String,
+    /// The match function that made a match2 run's matches (`None`: not a match2 scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_function: Option<String>,
     /// The scenario file's text as it was run (absent in reports of older builds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -206,6 +209,26 @@ pub struct RunReport {
     pub failure_reasons: BTreeMap<String, u64>,
 }
 
+/// Names the match function of a match2 run in one line.
+/// `tokens_checked`: whether the function checks its callers' tokens (`grpc_auth`).
+pub fn describe_match_function(
+    function: crate::scenario::Match2Function,
+    tokens_checked: bool,
+) -> String {
+    match function {
+        crate::scenario::Match2Function::Default => "default (fakes' built-in matcher)".to_owned(),
+        crate::scenario::Match2Function::Matchmaker => format!(
+            "{} (the matchmaker's Extend match function over gRPC, callers' tokens {})",
+            crate::scenario::MATCHMAKER_FUNCTION,
+            if tokens_checked {
+                "checked"
+            } else {
+                "not checked"
+            }
+        ),
+    }
+}
+
 /// Describes an arrival model in one line.
 pub fn describe_arrival(plan: &Plan) -> String {
     match &plan.population.arrival {
@@ -303,6 +326,17 @@ impl RunReport {
                     TargetPlan::Urls(_) => "urls".to_owned(),
                 },
                 arrival: describe_arrival(plan),
+                match_function: plan.match2.as_ref().map(|m| {
+                    let checked = match &plan.target {
+                        TargetPlan::Embedded(e) => e
+                            .matchmaker
+                            .get("grpc_auth")
+                            .and_then(toml::Value::as_bool)
+                            .unwrap_or(true),
+                        TargetPlan::Urls(_) => false,
+                    };
+                    describe_match_function(m.match_function, checked)
+                }),
                 text: None,
                 overrides: Vec::new(),
                 versions: versions(),

@@ -54,6 +54,9 @@ pub fn render(report: &RunReport) -> String {
             String::new()
         }
     );
+    if let Some(function) = &sc.match_function {
+        let _ = writeln!(s, "  match fn   {function}");
+    }
     if !report.verdict.headline.is_empty() {
         let trust = if report.verdict.trustworthy {
             ""

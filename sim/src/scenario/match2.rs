@@ -3,11 +3,19 @@
 //! game client. The rule set is checked here by the built-in match function's own parser, so
 //! `sim check` names a bad rule before a run would fail on the 400.
 //!
+//! `match_function = "matchmaker"` runs the pool on the matchmaker's match function instead of
+//! fakes' built-in one: the embedded target serves the matchmaker's Extend gRPC interface (in
+//! process, or on each matchmaker replica process), registers it with fakes as
+//! [`MATCHMAKER_FUNCTION`] and names it in the pool; fakes calls it every tick with its own
+//! IAM's token, which the function checks. The rule set is then checked by the matchmaker's
+//! parser (its dialect: `alliance`, `matching_rule` or `mmr_window`, …). Embedded targets only.
+//!
 //! ```toml
 //! [target.match2]
 //! pool = "duel"                 # match pool (and, suffixed, rule set and template) name
 //! ticket_expiration = "20s"     # a ticket unmatched this long expires (OnMatchmakingTicketExpired)
 //! ds_timeout = "15s"            # after OnMatchFound, how long to wait for the server
+//! match_function = "default"    # or "matchmaker": the matchmaker as the pool's Extend function
 //! [target.match2.ruleset]       # the rule set's data, as AGS documents it
 //! alliance = { min_number = 2, max_number = 2, player_min_number = 1, player_max_number = 1 }
 //! matching_rule = [{ attribute = "mmr", criteria = "distance", reference = 200 }]
@@ -19,10 +27,36 @@ use serde::Serialize;
 
 use super::node::{Problems, Table};
 
+/// The name the matchmaker's match function is registered under in fakes and named by the pool.
+pub const MATCHMAKER_FUNCTION: &str = "matchmaker";
+
+/// Which match function makes the pool's matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Match2Function {
+    /// fakes' built-in matcher (AGS's `default`).
+    #[default]
+    Default,
+    /// The matchmaker's Extend match function over gRPC.
+    Matchmaker,
+}
+
+impl Match2Function {
+    /// The pool's `match_function`.
+    pub fn pool_function_name(self) -> &'static str {
+        match self {
+            Match2Function::Default => "default",
+            Match2Function::Matchmaker => MATCHMAKER_FUNCTION,
+        }
+    }
+}
+
 /// The match2 setup of a scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct Match2Plan {
     pub pool: String,
+    /// The function that makes the pool's matches.
+    pub match_function: Match2Function,
     /// The rule set's JSON (`data` of `api.RuleSetPayload`).
     pub ruleset: serde_json::Value,
     pub ticket_expiration: Duration,
@@ -44,8 +78,39 @@ impl Match2Plan {
     }
 }
 
-pub(super) fn read_match2(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Match2Plan> {
+/// Reads `[target.match2]`; `embedded` says whether the target is started by the sim (the
+/// matchmaker's match function needs that).
+pub(super) fn read_match2(
+    mut t: Table<'_>,
+    embedded: bool,
+    p: &mut Problems<'_>,
+) -> Option<Match2Plan> {
     let mut ok = true;
+    let match_function = match t.opt_str(p, "match_function") {
+        None => Match2Function::Default,
+        Some((name, _)) if name == "default" => Match2Function::Default,
+        Some((name, span)) if name == MATCHMAKER_FUNCTION => {
+            if !embedded {
+                p.push(
+                    &span,
+                    t.field("match_function"),
+                    "\"matchmaker\" needs an embedded target (the sim starts the function and \
+                     registers it with fakes)",
+                );
+                ok = false;
+            }
+            Match2Function::Matchmaker
+        }
+        Some((other, span)) => {
+            p.push(
+                &span,
+                t.field("match_function"),
+                format!("unknown match function {other:?}: expected \"default\" or \"matchmaker\""),
+            );
+            ok = false;
+            Match2Function::Default
+        }
+    };
     let pool = match t.opt_str(p, "pool") {
         Some((name, span)) => {
             let valid = !name.is_empty()
@@ -102,8 +167,8 @@ pub(super) fn read_match2(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Matc
                 ok = false;
                 None
             } else {
-                match fakes::match2::ruleset::RuleSet::parse(&json) {
-                    Ok(rules) => Some((json, rules)),
+                match players_per_match(&json, match_function) {
+                    Ok(players) => Some((json, players)),
                     Err(why) => {
                         p.push(&node.span, field, why);
                         ok = false;
@@ -119,20 +184,49 @@ pub(super) fn read_match2(mut t: Table<'_>, p: &mut Problems<'_>) -> Option<Matc
         }
     };
     t.finish(p);
-    let (ruleset, rules) = ruleset?;
-    let a = rules.alliance;
-    // Flexing may lower the minimum while tickets wait; the template must admit that size.
-    let min_players = rules
-        .alliance_flexing_rule
-        .iter()
-        .map(|f| f.min_number * f.player_min_number)
-        .fold(a.min_number * a.player_min_number, u32::min);
+    let (ruleset, (min_players, max_players)) = ruleset?;
     ok.then(|| Match2Plan {
         pool,
+        match_function,
         ruleset,
         ticket_expiration,
         ds_timeout,
         min_players,
-        max_players: a.max_number * a.player_max_number,
+        max_players,
     })
+}
+
+/// The rule set, read by the parser of the function that will use it → the fewest and most
+/// players a session holds.
+fn players_per_match(
+    json: &serde_json::Value,
+    function: Match2Function,
+) -> Result<(u32, u32), String> {
+    match function {
+        Match2Function::Default => {
+            let rules = fakes::match2::ruleset::RuleSet::parse(json)?;
+            let a = rules.alliance;
+            // Flexing may lower the minimum while tickets wait; the template must admit that size.
+            let min_players = rules
+                .alliance_flexing_rule
+                .iter()
+                .map(|f| f.min_number * f.player_min_number)
+                .fold(a.min_number * a.player_min_number, u32::min);
+            Ok((min_players, a.max_number * a.player_max_number))
+        }
+        Match2Function::Matchmaker => {
+            let rules = matchmaker::extend::PoolRules::from_json(&json.to_string())
+                .map_err(|e| format!("the matchmaker's match function: {e}"))?;
+            Ok(match rules.mode.format {
+                matchmaker::config::Format::Teams { teams, team_size } => {
+                    (teams * team_size, teams * team_size)
+                }
+                matchmaker::config::Format::FreeForAll {
+                    min_players,
+                    max_players,
+                    ..
+                } => (min_players, max_players),
+            })
+        }
+    }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use self::chaos::{ChaosAction, ChaosStep};
-pub use self::match2::Match2Plan;
+pub use self::match2::{MATCHMAKER_FUNCTION, Match2Function, Match2Plan};
 use self::node::{Node, Problems, Table, Value, join};
 pub use self::node::{Problem, format_duration, parse_duration};
 
@@ -143,6 +143,9 @@ pub struct EmbeddedPlan {
     /// Matchmaker replica processes on Redis (`[target] replicas`); `None`: as the load needs
     /// (and [`chaos::DEFAULT_CHAOS_REPLICAS`] when the scenario has `[[chaos]]`).
     pub replicas: Option<usize>,
+    /// Serve the matchmaker's Extend match function and register it with fakes
+    /// (`[target.match2] match_function = "matchmaker"`).
+    pub serve_match_function: bool,
 }
 
 /// The DSMC fleet the embedded fakes simulates.
@@ -565,6 +568,7 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
                 matchmaker: toml::Table::new(),
                 source_addresses: SourceAddresses::Auto,
                 replicas: None,
+                serve_match_function: false,
             })),
             None,
         ),
@@ -730,9 +734,10 @@ fn read_target(
 ) -> (Option<TargetPlan>, Option<Match2Plan>) {
     let kind = t.opt_str(p, "kind");
     let source_addresses = read_source_addresses(&mut t, p);
+    let embedded = kind.as_ref().is_none_or(|(k, _)| k == "embedded");
     let match2 = t
         .opt_table(p, "match2")
-        .and_then(|m| match2::read_match2(m, p));
+        .and_then(|m| match2::read_match2(m, embedded, p));
     let target = match kind.as_ref().map(|(k, s)| (k.as_str(), s.clone())) {
         None | Some(("embedded", _)) => {
             let fleet = match t.opt_table(p, "fleet") {
@@ -775,6 +780,9 @@ fn read_target(
                     matchmaker,
                     source_addresses,
                     replicas,
+                    serve_match_function: match2
+                        .as_ref()
+                        .is_some_and(|m| m.match_function == match2::Match2Function::Matchmaker),
                 })
             })
         }

@@ -520,6 +520,71 @@ fn match2_flow_and_pool_are_read() {
 }
 
 #[test]
+fn the_matchmakers_match_function_is_chosen_and_its_rules_read_by_its_parser() {
+    let m2 = parse(MATCH2)
+        .expect("valid")
+        .match2
+        .expect("[target.match2]");
+    assert_eq!(m2.match_function, Match2Function::Default, "the default");
+    let dialect = MATCH2
+        .replace(
+            r#"pool = "duel""#,
+            "pool = \"duel\"\nmatch_function = \"matchmaker\"",
+        )
+        .replace(
+            "alliance_flexing_rule = [{ duration = 5, min_number = 1, max_number = 2, player_min_number = 1, player_max_number = 1 }]\n",
+            "",
+        );
+    let plan = parse(&dialect).unwrap_or_else(|e| panic!("{e}"));
+    let m2 = plan.match2.expect("[target.match2]");
+    assert_eq!(m2.match_function, Match2Function::Matchmaker);
+    assert_eq!(m2.match_function.pool_function_name(), MATCHMAKER_FUNCTION);
+    assert_eq!((m2.min_players, m2.max_players), (2, 2));
+    match plan.target {
+        TargetPlan::Embedded(e) => assert!(e.serve_match_function),
+        TargetPlan::Urls(_) => panic!("embedded"),
+    }
+
+    // The matchmaker's parser refuses what only the built-in reads (its flexing rule).
+    let flexing = MATCH2.replace(
+        r#"pool = "duel""#,
+        "pool = \"duel\"\nmatch_function = \"matchmaker\"",
+    );
+    let (list, message) = problems(&flexing);
+    assert_eq!(
+        list,
+        vec![(9, "target.match2.ruleset".to_owned())],
+        "{message}"
+    );
+    assert!(
+        message.contains("the matchmaker's match function"),
+        "{message}"
+    );
+
+    let unknown = MATCH2.replace(
+        r#"pool = "duel""#,
+        "pool = \"duel\"\nmatch_function = \"mine\"",
+    );
+    let (list, message) = problems(&unknown);
+    assert_eq!(
+        list,
+        vec![(7, "target.match2.match_function".to_owned())],
+        "{message}"
+    );
+
+    let urls = dialect.replace(
+        "[target.match2]",
+        "[target]\nkind = \"urls\"\nfakes = \"http://127.0.0.1:8080\"\nmatchmaker = \"http://127.0.0.1:8090/matchmaking\"\n[target.match2]",
+    );
+    let (list, message) = problems(&urls);
+    assert!(
+        list.contains(&(11, "target.match2.match_function".to_owned())),
+        "{list:?} {message}"
+    );
+    assert!(message.contains("needs an embedded target"), "{message}");
+}
+
+#[test]
 fn bad_match2_settings_name_file_line_and_field() {
     let text = MATCH2
         .replace(r#"pool = "duel""#, r#"pool = "a b""#)

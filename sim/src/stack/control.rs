@@ -108,6 +108,8 @@ pub struct ReplicaSlot {
     pub index: usize,
     /// Where players send requests; the same across restarts.
     pub url: Url,
+    /// The match function's gRPC address, when the replica serves one; the same across restarts.
+    pub grpc_url: Option<Url>,
     spec: ReplicaSpec,
     program: PathBuf,
     args: Vec<String>,
@@ -125,9 +127,13 @@ impl ReplicaSlot {
         let replica = replica::spawn(&program, &args, &spec).await?;
         let mut spec = spec;
         spec.port = replica.url.port().context("replica url without a port")?;
+        if let Some(grpc) = &replica.grpc_url {
+            spec.grpc_port = grpc.port().context("replica grpc url without a port")?;
+        }
         Ok(Self {
             index: spec.index,
             url: replica.url.clone(),
+            grpc_url: replica.grpc_url.clone(),
             pid: SyncMutex::new(replica.pid()),
             spec,
             program,

@@ -272,6 +272,15 @@ impl MultiStack {
             .collect()
     }
 
+    /// The replicas' match function gRPC addresses (none unless the settings ask for them).
+    pub fn match_function_urls(&self) -> Vec<Url> {
+        self.control
+            .replicas
+            .iter()
+            .filter_map(|r| r.grpc_url.clone())
+            .collect()
+    }
+
     /// Every child process with its role.
     pub fn processes(&self) -> Vec<StackProcess> {
         let mut out = Vec::new();

@@ -4,8 +4,9 @@
 //! deployed — so each has its own descriptors and can fail on its own.
 //!
 //! The parent re-runs its own program with a hidden subcommand and a JSON spec. The child
-//! binds an ephemeral loopback port, waits until it is ready, prints `READY <url>` on stdout,
-//! and serves until SIGTERM — or until its stdin closes, which is how it learns that the
+//! binds an ephemeral loopback port, waits until it is ready, prints `READY <url>` on stdout
+//! (`READY <url> <grpc-url>` when its configuration asks for the match function's gRPC server
+//! too, `grpc_addr`), and serves until SIGTERM — or until its stdin closes, which is how it learns that the
 //! parent died (no orphaned replicas after a crash).
 
 use std::path::Path;
@@ -42,6 +43,9 @@ pub struct ReplicaSpec {
     /// again, so players' URLs stay valid.
     #[serde(default)]
     pub port: u16,
+    /// The same for the match function's gRPC server, when the settings ask for one.
+    #[serde(default)]
+    pub grpc_port: u16,
 }
 
 impl ReplicaSpec {
@@ -62,6 +66,7 @@ impl ReplicaSpec {
             redis_url: redis_url.to_owned(),
             redis_prefix: redis_prefix.to_owned(),
             port: 0,
+            grpc_port: 0,
         }
     }
 
@@ -95,6 +100,8 @@ pub struct Replica {
     pub index: usize,
     /// Where players POST their matchmaking request.
     pub url: Url,
+    /// The match function's gRPC address, when it serves one.
+    pub grpc_url: Option<Url>,
     child: Child,
 }
 
@@ -148,15 +155,18 @@ pub async fn spawn(program: &Path, args: &[String], spec: &ReplicaSpec) -> anyho
     let mut lines = BufReader::new(stdout).lines();
     let ready = tokio::time::timeout(READY_TIMEOUT, async {
         while let Some(line) = lines.next_line().await? {
-            if let Some(url) = line.strip_prefix(READY) {
-                return anyhow::Ok(Some(Url::parse(url.trim())?));
+            if let Some(urls) = line.strip_prefix(READY) {
+                let mut urls = urls.split_whitespace().map(Url::parse);
+                let url = urls.next().context("READY without a url")??;
+                let grpc_url = urls.next().transpose()?;
+                return anyhow::Ok(Some((url, grpc_url)));
             }
         }
         Ok(None)
     })
     .await;
-    let url = match ready {
-        Ok(Ok(Some(url))) => url,
+    let (url, grpc_url) = match ready {
+        Ok(Ok(Some(urls))) => urls,
         Ok(Ok(None)) => anyhow::bail!(
             "matchmaker replica {} exited before it was ready ({:?})",
             spec.index,
@@ -173,6 +183,7 @@ pub async fn spawn(program: &Path, args: &[String], spec: &ReplicaSpec) -> anyho
     Ok(Replica {
         index: spec.index,
         url,
+        grpc_url,
         child,
     })
 }
@@ -184,6 +195,17 @@ pub async fn run(spec_json: &str) -> anyhow::Result<()> {
     let config = spec.matchmaker_config()?;
     let listener = matchmaker::bind(std::net::SocketAddr::from(([127, 0, 0, 1], spec.port)))?;
     let addr = listener.local_addr()?;
+    let grpc_listener = match config.grpc_addr {
+        Some(_) => Some(matchmaker::bind(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            spec.grpc_port,
+        )))?),
+        None => None,
+    };
+    let grpc_addr = grpc_listener
+        .as_ref()
+        .map(tokio::net::TcpListener::local_addr)
+        .transpose()?;
     let state = matchmaker::AppState::start(config).await?;
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     while let Err(reasons) = state.readiness().await {
@@ -195,7 +217,20 @@ pub async fn run(spec_json: &str) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("{READY}http://{addr}/matchmaking");
+    // The gRPC server stops on the state's token, which the server lifecycle cancels.
+    let stop = state.tasks().token().clone();
+    let grpc = grpc_listener.map(|listener| {
+        tokio::spawn(matchmaker::extend::serve_grpc(
+            listener,
+            matchmaker::extend::MatchFunctionService::default(),
+            state.match_function_callers(),
+            stop.clone().cancelled_owned(),
+        ))
+    });
+    match grpc_addr {
+        Some(grpc) => println!("{READY}http://{addr}/matchmaking http://{grpc}"),
+        None => println!("{READY}http://{addr}/matchmaking"),
+    }
     let shutdown = async {
         let mut stdin = tokio::io::stdin();
         let mut buf = [0u8; 64];
@@ -217,5 +252,8 @@ pub async fn run(spec_json: &str) -> anyhow::Result<()> {
     let server = matchmaker::start(listener, state)?;
     shutdown.await;
     server.shutdown().await?;
+    if let Some(grpc) = grpc {
+        grpc.await??;
+    }
     Ok(())
 }

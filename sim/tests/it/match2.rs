@@ -129,3 +129,65 @@ async fn a_ticket_without_an_opponent_expires_as_a_timeout() {
     assert_eq!(report.pairing.count, 0, "{summary}");
     assert!(report.invariants.violations.is_empty(), "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_matchmakers_extend_function_makes_the_matches() {
+    // The real embedded matchmaker: it serves the match function over gRPC, the target
+    // registers it with fakes, and the pool names it (a pool naming an unregistered function
+    // could not be created, so a run that matches used it).
+    let text = r#"
+version = 1
+name = "match2-extend-e2e"
+[run]
+duration = "1s"
+seed = 3
+drain = "10s"
+[target.fleet]
+regions = [{ name = "us-east-1", servers = 20 }]
+ready_delay = "50ms"
+[target.match2]
+pool = "duel-extend"
+match_function = "matchmaker"
+ticket_expiration = "10s"
+ds_timeout = "5s"
+[target.match2.ruleset]
+alliance = { min_number = 2, max_number = 2, player_min_number = 1, player_max_number = 1 }
+mmr_window = { start = 1000, widen_per_sec = 0, max = 1000 }
+[population]
+arrival = { kind = "constant", rate = 6 }
+modes = [{ name = "duel" }]
+[population.behaviour]
+flow = "match2"
+login = "password"
+request_timeout = "10s"
+match_length = "300ms"
+[thresholds]
+error_rate = 0
+timeout_rate = 0
+min_matched = 6
+"#;
+    let plan =
+        Plan::parse(text, "match2-extend.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    let options = EngineOptions {
+        snapshot_every: Duration::from_millis(100),
+        ..EngineOptions::default()
+    };
+    let report = Engine::new(plan, options)
+        .run(CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let summary = sim::report::summary::render(&report);
+    assert!(report.passed, "{summary}");
+    assert_eq!(report.outcomes.matched, 6, "{summary}");
+    assert!(report.invariants.violations.is_empty(), "{summary}");
+    let function = report
+        .scenario
+        .match_function
+        .as_deref()
+        .unwrap_or_default();
+    assert!(
+        function.starts_with("matchmaker (") && function.contains("tokens checked"),
+        "{summary}"
+    );
+    assert!(summary.contains("match fn   matchmaker"), "{summary}");
+}
