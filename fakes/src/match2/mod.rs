@@ -11,8 +11,16 @@
 //!
 //! Notifications (lobby `messageNotif`, payload base64 JSON): `OnMatchmakingStarted` to the
 //! ticket's players when it is queued, `OnMatchFound` to every player of a match,
-//! `OnMatchmakingTicketExpired` when a ticket expires. Party tickets (`sessionID` naming a
-//! party) are refused: parties are not emulated yet.
+//! `OnMatchmakingTicketExpired` when a ticket expires, `OnMatchmakingTicketCanceled` when a
+//! party's ticket is cancelled because its members changed.
+//!
+//! Party tickets (AGS semantics): a ticket whose `sessionID` names a party is created by the
+//! party's leader (another member gets 403, an unknown party 404) and carries every joined
+//! member, leader first; each member hears `OnMatchmakingStarted` (with `partyID`) and, once
+//! matched, `OnMatchFound`. A member joining, leaving or being kicked while the ticket is
+//! queued cancels it (AGS: a party's match ticket is cancelled when its members change); the
+//! members hear `OnMatchmakingTicketCanceled` and the leader queues again. The built-in
+//! matcher keeps a ticket's players on one team.
 
 pub mod engine;
 pub mod matcher;
@@ -325,11 +333,36 @@ async fn create_ticket(
     if body.match_pool.is_empty() {
         return Err(bad_request("matchPool is required"));
     }
-    if !body.session_id.is_empty() {
-        return Err(bad_request(
-            "sessionID (party tickets) is not supported: fakes does not emulate parties yet",
-        ));
-    }
+    let (players, party_id) = if body.session_id.is_empty() {
+        (vec![user.clone()], String::new())
+    } else {
+        let party = state
+            .parties
+            .get(&namespace, &body.session_id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    code_for(StatusCode::NOT_FOUND),
+                    format!("party {} not found", body.session_id),
+                )
+                .with_shape(SHAPE)
+            })?;
+        if party.leader_id != user {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                code_for(StatusCode::FORBIDDEN),
+                format!(
+                    "only the leader of party {} may create its match ticket",
+                    party.id
+                ),
+            )
+            .with_shape(SHAPE));
+        }
+        let mut members = party.joined();
+        members.retain(|m| *m != user);
+        members.insert(0, user.clone());
+        (members, party.id)
+    };
     if let Some((region, ms)) = body.latencies.iter().find(|(_, ms)| **ms < 0) {
         return Err(bad_request(format!(
             "latencies.{region} must not be negative, got {ms}"
@@ -341,8 +374,8 @@ async fn create_ticket(
             NewTicket {
                 namespace: namespace.clone(),
                 pool: body.match_pool,
-                players: vec![user.clone()],
-                party_id: String::new(),
+                players,
+                party_id,
                 attributes: body.attributes,
                 latencies: body.latencies,
             },
@@ -437,4 +470,26 @@ async fn my_tickets(
             .collect(),
         pagination: Pagination::default(),
     }))
+}
+
+/// Cancels party `party_id`'s queued tickets (its members changed) and tells their players
+/// (`OnMatchmakingTicketCanceled`).
+pub fn cancel_party_tickets(state: &AppState, namespace: &str, party_id: &str) {
+    for ticket in state.match2.cancel_party(namespace, party_id) {
+        let body = serde_json::json!({
+            "ticketID": ticket.id,
+            "partyID": ticket.party_id,
+            "namespace": ticket.namespace,
+            "matchPool": ticket.pool,
+        });
+        for player in &ticket.players {
+            send_json(
+                &state.lobby,
+                namespace,
+                player,
+                topics::TICKET_CANCELED,
+                &body,
+            );
+        }
+    }
 }

@@ -435,6 +435,20 @@ impl Match2 {
         Ok(inner.tickets.remove(id).expect("checked above"))
     }
 
+    /// Removes the queued tickets of party `party_id` (its members changed); returns them.
+    pub fn cancel_party(&self, namespace: &str, party_id: &str) -> Vec<TicketRecord> {
+        let mut inner = self.inner.lock();
+        let ids: Vec<String> = inner
+            .tickets
+            .values()
+            .filter(|t| t.namespace == namespace && t.party_id == party_id && t.is_queued())
+            .map(|t| t.id.clone())
+            .collect();
+        ids.iter()
+            .filter_map(|id| inner.tickets.remove(id))
+            .collect()
+    }
+
     /// Removes every ticket whose time is up at `now`; returns the ones still queued (their
     /// players are told they expired). Matched tickets just stop being answered.
     pub fn take_expired(&self, now: DateTime<Utc>) -> Vec<TicketRecord> {
@@ -487,6 +501,7 @@ impl Match2 {
                 .push(Ticket {
                     id: t.id.clone(),
                     players: t.players.clone(),
+                    party_id: t.party_id.clone(),
                     attributes: t.attributes.clone(),
                     latencies: t.latencies.clone(),
                     created_at: t.created_at,

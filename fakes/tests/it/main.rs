@@ -7,6 +7,7 @@ mod hardening;
 mod iam;
 mod lobby;
 mod match2;
+mod parties;
 mod redis;
 mod sessionbrowser;
 mod tls;
