@@ -190,10 +190,7 @@ mod tests {
             V2Event::from_message(&expired),
             Some(Ok(V2Event::TicketExpired(t))) if t.ticket_id == "t9"
         ));
-        let invited = message(
-            "OnPartyInvited",
-            r#"{"partyID":"p1","senderID":"u1"}"#,
-        );
+        let invited = message("OnPartyInvited", r#"{"partyID":"p1","senderID":"u1"}"#);
         assert!(matches!(
             V2Event::from_message(&invited),
             Some(Ok(V2Event::PartyInvited(i))) if i.party_id == "p1" && i.sender_id == "u1"

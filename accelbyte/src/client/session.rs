@@ -9,9 +9,9 @@ use http::{Method, StatusCode};
 use super::{AbClient, Auth, Result, send_empty, send_json};
 use crate::models::session::{
     ConfigurationTemplateResponse, CreateConfigurationTemplateRequest, CreatePartyRequest,
-    GameSessionResponse, JoinByCodeRequest, JoinSessionRequest, KickResponse,
-    PartyQueryResponse, PartySessionResponse, PromoteLeaderRequest, SessionInviteRequest,
-    SessionInviteResponse, UpdatePartyRequest,
+    GameSessionResponse, JoinByCodeRequest, JoinSessionRequest, KickResponse, PartyQueryResponse,
+    PartySessionResponse, PromoteLeaderRequest, SessionInviteRequest, SessionInviteResponse,
+    UpdatePartyRequest,
 };
 
 /// Session v2 operations; see [`AbClient::session`].

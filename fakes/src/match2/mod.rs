@@ -398,6 +398,9 @@ async fn create_ticket(
             &started,
         );
     }
+    // Matching starts now: OnMatchmakingStarted goes out before any OnMatchFound can (the
+    // loop's periodic tick may still come first; clients must not depend on the order).
+    state.match2.waker().notify_one();
     let queue_time = (ticket.expires_at - ticket.created_at).num_seconds();
     Ok((
         StatusCode::CREATED,
@@ -472,10 +475,16 @@ async fn my_tickets(
     }))
 }
 
-/// Cancels party `party_id`'s queued tickets (its members changed) and tells their players
-/// (`OnMatchmakingTicketCanceled`).
+/// Cancels party `party_id`'s queued tickets whose players are no longer its joined members and
+/// tells their players (`OnMatchmakingTicketCanceled`). The party is read now, not from the
+/// change's snapshot: a join announced late must not cancel a ticket its leader created after
+/// seeing that join.
 pub fn cancel_party_tickets(state: &AppState, namespace: &str, party_id: &str) {
-    for ticket in state.match2.cancel_party(namespace, party_id) {
+    let members = state.parties.get(namespace, party_id).map(|p| p.joined());
+    for ticket in state
+        .match2
+        .cancel_party(namespace, party_id, members.as_deref())
+    {
         let body = serde_json::json!({
             "ticketID": ticket.id,
             "partyID": ticket.party_id,

@@ -249,7 +249,8 @@ impl Inner {
 
     fn remove(&mut self, id: &str) {
         if let Some(party) = self.parties.remove(id) {
-            self.codes.remove(&(party.namespace.clone(), party.code.clone()));
+            self.codes
+                .remove(&(party.namespace.clone(), party.code.clone()));
             for m in &party.members {
                 let key = (party.namespace.clone(), m.user_id.clone());
                 if self.party_of.get(&key).is_some_and(|p| p == id) {
@@ -419,7 +420,9 @@ impl Parties {
 
     /// `user` joins party `id` by invite (or because it is `OPEN`).
     pub fn join(&self, namespace: &str, id: &str, user: &str) -> Result<Moved, PartyError> {
-        self.inner.lock().join(namespace, id, user, false, Utc::now())
+        self.inner
+            .lock()
+            .join(namespace, id, user, false, Utc::now())
     }
 
     /// `user` joins the party whose code is `code`.
@@ -501,9 +504,10 @@ impl Parties {
         if party.leader_id != leader {
             return Err(PartyError::NotLeader);
         }
-        if party.member(user).is_none_or(|m| {
-            m.status != member_status::JOINED && m.status != member_status::INVITED
-        }) {
+        if party
+            .member(user)
+            .is_none_or(|m| m.status != member_status::JOINED && m.status != member_status::INVITED)
+        {
             return Err(PartyError::NotMember(user.to_owned()));
         }
         party.set_member(user, member_status::KICKED, now);
@@ -619,7 +623,9 @@ mod tests {
     #[test]
     fn one_party_at_a_time_and_the_leader_hands_over() {
         let parties = Parties::new();
-        let a = parties.create(new_party("u1", &["u2"]), "a".into()).unwrap();
+        let a = parties
+            .create(new_party("u1", &["u2"]), "a".into())
+            .unwrap();
         assert_eq!(a.party.leader_id, "u1");
         assert_eq!(
             parties.join("ns", "a", "u3"),
@@ -645,7 +651,9 @@ mod tests {
     #[test]
     fn only_the_leader_kicks_and_promotes_and_versions_must_match() {
         let parties = Parties::new();
-        parties.create(new_party("u1", &["u2"]), "a".into()).unwrap();
+        parties
+            .create(new_party("u1", &["u2"]), "a".into())
+            .unwrap();
         parties.join("ns", "a", "u2").unwrap();
         assert_eq!(
             parties.kick("ns", "a", "u2", "u1"),

@@ -151,7 +151,13 @@ pub fn party_view(p: &Party) -> PartySessionResponse {
     }
 }
 
-fn tell<T: serde::Serialize>(state: &AppState, namespace: &str, users: &[String], topic: &str, body: &T) {
+fn tell<T: serde::Serialize>(
+    state: &AppState,
+    namespace: &str,
+    users: &[String],
+    topic: &str,
+    body: &T,
+) {
     for user in users {
         send_json(&state.lobby, namespace, user, topic, body);
     }
@@ -230,7 +236,13 @@ async fn create_party(
     Path(namespace): Path<String>,
     JsonBody(body): JsonBody<CreatePartyRequest>,
 ) -> ApiResult<Json<PartySessionResponse>> {
-    authorize(&state, &caller, &namespace, &party_resource(&namespace), action::CREATE)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &party_resource(&namespace),
+        action::CREATE,
+    )?;
     let user = user_of(&caller)?;
     check_joinability(&body.joinability)?;
     check_kind(&body.kind)?;
@@ -282,11 +294,10 @@ async fn create_party(
         .collect();
     for id in &invited {
         if state.iam.user(id).is_none_or(|u| u.namespace != namespace) {
-            return Err(ApiError::not_found(
-                codes::USER_NOT_FOUND,
-                format!("user {id} not found"),
-            )
-            .with_shape(ErrorShape::SessionBrowserV2));
+            return Err(
+                ApiError::not_found(codes::USER_NOT_FOUND, format!("user {id} not found"))
+                    .with_shape(ErrorShape::SessionBrowserV2),
+            );
         }
     }
     let moved = state
@@ -317,7 +328,13 @@ async fn get_party(
     caller: Caller,
     Path((namespace, id)): Path<(String, String)>,
 ) -> ApiResult<Json<PartySessionResponse>> {
-    authorize(&state, &caller, &namespace, &party_resource(&namespace), action::READ)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &party_resource(&namespace),
+        action::READ,
+    )?;
     let user = user_of(&caller)?;
     let party = state
         .parties
@@ -336,7 +353,13 @@ async fn update(
     id: &str,
     body: UpdatePartyRequest,
 ) -> ApiResult<Json<PartySessionResponse>> {
-    authorize(state, caller, namespace, &party_resource(namespace), action::UPDATE)?;
+    authorize(
+        state,
+        caller,
+        namespace,
+        &party_resource(namespace),
+        action::UPDATE,
+    )?;
     let user = user_of(caller)?;
     check_joinability(&body.joinability)?;
     check_kind(&body.kind)?;
@@ -360,7 +383,13 @@ async fn update(
         )
         .map_err(error)?;
     let view = party_view(&party);
-    tell(state, namespace, &party.joined(), topics::PARTY_UPDATED, &view);
+    tell(
+        state,
+        namespace,
+        &party.joined(),
+        topics::PARTY_UPDATED,
+        &view,
+    );
     Ok(Json(view))
 }
 
@@ -411,7 +440,13 @@ async fn join_party(
     Path((namespace, id)): Path<(String, String)>,
     JsonBody(_body): JsonBody<JoinSessionRequest>,
 ) -> ApiResult<Json<PartySessionResponse>> {
-    authorize(&state, &caller, &namespace, &player_resource(&namespace), action::CREATE)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &player_resource(&namespace),
+        action::CREATE,
+    )?;
     let user = user_of(&caller)?;
     let moved = state.parties.join(&namespace, &id, &user).map_err(error)?;
     if moved.changed {
@@ -427,7 +462,13 @@ async fn join_by_code(
     Path(namespace): Path<String>,
     JsonBody(body): JsonBody<JoinByCodeRequest>,
 ) -> ApiResult<Json<PartySessionResponse>> {
-    authorize(&state, &caller, &namespace, &player_resource(&namespace), action::CREATE)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &player_resource(&namespace),
+        action::CREATE,
+    )?;
     let user = user_of(&caller)?;
     if body.code.is_empty() {
         return Err(bad_request("code is required"));
@@ -448,7 +489,13 @@ async fn leave_party(
     caller: Caller,
     Path((namespace, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state, &caller, &namespace, &player_resource(&namespace), action::DELETE)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &player_resource(&namespace),
+        action::DELETE,
+    )?;
     let user = user_of(&caller)?;
     let party = state.parties.leave(&namespace, &id, &user).map_err(error)?;
     membership_changed(&state, &party, "");
@@ -461,15 +508,30 @@ async fn reject_party(
     caller: Caller,
     Path((namespace, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state, &caller, &namespace, &player_resource(&namespace), action::DELETE)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &player_resource(&namespace),
+        action::DELETE,
+    )?;
     let user = user_of(&caller)?;
-    let party = state.parties.reject(&namespace, &id, &user).map_err(error)?;
+    let party = state
+        .parties
+        .reject(&namespace, &id, &user)
+        .map_err(error)?;
     let body = PartyRejectedNotif {
         party_id: party.id.clone(),
         rejected_id: user,
         members: members_view(&party.members),
     };
-    tell(&state, &namespace, &party.joined(), topics::PARTY_REJECTED, &body);
+    tell(
+        &state,
+        &namespace,
+        &party.joined(),
+        topics::PARTY_REJECTED,
+        &body,
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -480,7 +542,13 @@ async fn invite_to_party(
     Path((namespace, id)): Path<(String, String)>,
     JsonBody(body): JsonBody<SessionInviteRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionInviteResponse>)> {
-    authorize(&state, &caller, &namespace, &player_resource(&namespace), action::CREATE)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &player_resource(&namespace),
+        action::CREATE,
+    )?;
     let user = user_of(&caller)?;
     if state
         .iam
@@ -507,7 +575,13 @@ async fn kick_member(
     caller: Caller,
     Path((namespace, id, target)): Path<(String, String, String)>,
 ) -> ApiResult<Json<KickResponse>> {
-    authorize(&state, &caller, &namespace, &player_resource(&namespace), action::DELETE)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &player_resource(&namespace),
+        action::DELETE,
+    )?;
     let user = user_of(&caller)?;
     let party = state
         .parties
@@ -538,7 +612,13 @@ async fn promote_leader(
     Path((namespace, id)): Path<(String, String)>,
     JsonBody(body): JsonBody<PromoteLeaderRequest>,
 ) -> ApiResult<Json<PartySessionResponse>> {
-    authorize(&state, &caller, &namespace, &party_resource(&namespace), action::UPDATE)?;
+    authorize(
+        &state,
+        &caller,
+        &namespace,
+        &party_resource(&namespace),
+        action::UPDATE,
+    )?;
     let user = user_of(&caller)?;
     let party = state
         .parties
@@ -546,7 +626,13 @@ async fn promote_leader(
         .map_err(error)?;
     announce_members_changed(&state, &party, "");
     let view = party_view(&party);
-    tell(&state, &namespace, &party.joined(), topics::PARTY_UPDATED, &view);
+    tell(
+        &state,
+        &namespace,
+        &party.joined(),
+        topics::PARTY_UPDATED,
+        &view,
+    );
     Ok(Json(view))
 }
 

@@ -87,7 +87,14 @@ async fn party_call(
     who: &Player,
     body: Option<&Value>,
 ) -> (StatusCode, Value) {
-    call(handle, method, &format!("{PUBLIC}/{rest}"), &who.token, body).await
+    call(
+        handle,
+        method,
+        &format!("{PUBLIC}/{rest}"),
+        &who.token,
+        body,
+    )
+    .await
 }
 
 /// The body is Session v2's `response.Error`.
@@ -311,7 +318,10 @@ async fn party_routes_refuse_bad_requests_in_the_session_error_shape() {
     let body: Value = response.json().await.expect("json error");
     assert_session_error(&body, StatusCode::BAD_REQUEST);
     let mut missing = create_body("OPEN", 4, &[]);
-    missing.as_object_mut().expect("object").remove("joinability");
+    missing
+        .as_object_mut()
+        .expect("object")
+        .remove("joinability");
     let (status, body) = call(
         &handle,
         Method::POST,
@@ -354,7 +364,8 @@ async fn party_routes_refuse_bad_requests_in_the_session_error_shape() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
     // Not a member: no reading, no inviting, no joining an invite-only party uninvited.
-    let (status, body) = party_call(&handle, Method::GET, &format!("parties/{id}"), &p3, None).await;
+    let (status, body) =
+        party_call(&handle, Method::GET, &format!("parties/{id}"), &p3, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_session_error(&body, status);
     let (status, body) = party_call(
@@ -523,7 +534,12 @@ async fn a_party_ticket_is_the_leaders_carries_every_member_and_stays_on_one_tea
         assert_eq!(teams.len(), 2, "{found}");
         let party_team = teams
             .iter()
-            .find(|t| t["userIDs"].as_array().expect("users").contains(&json!(p1.id)))
+            .find(|t| {
+                t["userIDs"]
+                    .as_array()
+                    .expect("users")
+                    .contains(&json!(p1.id))
+            })
             .expect("p1 placed");
         assert!(
             party_team["userIDs"]

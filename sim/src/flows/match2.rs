@@ -26,7 +26,7 @@ use std::time::Duration;
 use accelbyte::client::{AbClient, ClientError, V2Event};
 use accelbyte::models::lobby::MessageNotif;
 use accelbyte::models::match2::{
-    MatchFunctionOverride, MatchPool, MatchTicketRequest, RuleSetPayload,
+    MatchFoundNotif, MatchFunctionOverride, MatchPool, MatchTicketRequest, RuleSetPayload,
 };
 use accelbyte::models::session::{CreateConfigurationTemplateRequest, DsInformation, ds_status};
 use tokio::time::Instant;
@@ -234,8 +234,7 @@ async fn party_search(
     default_region: &str,
 ) -> Vec<End> {
     let prepared =
-        futures_util::future::join_all(party.members.iter_mut().map(|m| prepare(w, run, m)))
-            .await;
+        futures_util::future::join_all(party.members.iter_mut().map(|m| prepare(w, run, m))).await;
     let mut users = Vec::with_capacity(prepared.len());
     let mut tokens = Vec::with_capacity(prepared.len());
     let mut failed = None;
@@ -265,36 +264,58 @@ async fn party_search(
     }
     let deadline = Instant::now() + run.behaviour.request_timeout;
     let (users, tokens) = (&users, &tokens);
-    futures_util::future::join_all(party.members.iter_mut().enumerate().map(|(i, m)| {
-        async move {
-            let token = tokens[i].as_str();
-            if i == 0 {
-                let id = match super::party::lead(w, run, m, token, &users[1..], deadline).await {
-                    Ok(id) => id,
-                    Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
-                };
-                let started = Instant::now();
-                let ticket =
-                    match create_ticket(w, run, arrival, plan, default_region, token, &id).await {
+    futures_util::future::join_all(
+        party
+            .members
+            .iter_mut()
+            .enumerate()
+            .map(|(i, m)| async move {
+                let token = tokens[i].as_str();
+                if i == 0 {
+                    let id = match super::party::lead(w, run, m, token, &users[1..], deadline).await
+                    {
+                        Ok(id) => id,
+                        Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
+                    };
+                    let started = Instant::now();
+                    let ticket = match create_ticket(
+                        w,
+                        run,
+                        arrival,
+                        plan,
+                        default_region,
+                        token,
+                        &id,
+                    )
+                    .await
+                    {
                         Ok(ticket) => ticket,
                         Err(end) => return end,
                     };
-                follow_ticket(w, run, m, arrival, plan, token, &ticket, started, users).await
-            } else {
-                let id = match super::party::accept(w, run, m, token, &users[0], deadline).await {
-                    Ok(id) => id,
-                    Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
-                };
-                let started = Instant::now();
-                let ticket_deadline = started + run.behaviour.request_timeout;
-                let ticket = match super::party::ticket_of(w, m, &id, ticket_deadline).await {
-                    Ok(ticket) => ticket,
-                    Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
-                };
-                follow_ticket(w, run, m, arrival, plan, token, &ticket, started, users).await
-            }
-        }
-    }))
+                    follow_ticket(
+                        w, run, m, arrival, plan, token, &ticket, started, users, None,
+                    )
+                    .await
+                } else {
+                    let id = match super::party::accept(w, run, m, token, &users[0], deadline).await
+                    {
+                        Ok(id) => id,
+                        Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
+                    };
+                    let started = Instant::now();
+                    let ticket_deadline = started + run.behaviour.request_timeout;
+                    let (ticket, early) =
+                        match super::party::ticket_of(w, m, &id, ticket_deadline).await {
+                            Ok(found) => found,
+                            Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
+                        };
+                    follow_ticket(
+                        w, run, m, arrival, plan, token, &ticket, started, users, early,
+                    )
+                    .await
+                }
+            }),
+    )
     .await
 }
 
@@ -317,7 +338,19 @@ async fn member_search(
         Ok(ticket) => ticket,
         Err(end) => return end,
     };
-    follow_ticket(w, run, m, arrival, plan, &token, &ticket, started, &[]).await
+    follow_ticket(
+        w,
+        run,
+        m,
+        arrival,
+        plan,
+        &token,
+        &ticket,
+        started,
+        &[],
+        None,
+    )
+    .await
 }
 
 /// Creates the ticket (of party `party_id`, or a solo one when empty) with the arrival's skill
@@ -371,7 +404,8 @@ async fn create_ticket(
 
 /// Follows `ticket` from its creation (`started`) to the match's server: `OnMatchFound`, the
 /// game session's join, `DSInformation` settling. `party` holds the user ids of the member's
-/// party (empty for a solo player); a match that splits it is a protocol error.
+/// party (empty for a solo player); a match that splits it is a protocol error. `early` is an
+/// `OnMatchFound` for the ticket that arrived before the member learned the ticket.
 #[allow(clippy::too_many_arguments)]
 async fn follow_ticket(
     w: &WorkerCtx,
@@ -383,7 +417,9 @@ async fn follow_ticket(
     ticket: &str,
     started: Instant,
     party: &[String],
+    early: Option<MatchFoundNotif>,
 ) -> End {
+    let mut early = early.map(V2Event::MatchFound);
     let token = token.to_owned();
     let ticket = ticket.to_owned();
 
@@ -396,12 +432,17 @@ async fn follow_ticket(
         give_up = give_up.min(at);
     }
     let found = loop {
-        match next_event(w, m, give_up).await {
+        let event = match early.take() {
+            Some(event) => Some(event),
+            None => next_event(w, m, give_up).await,
+        };
+        match event {
             Some(V2Event::MatchFound(f)) if f.tickets.iter().any(|t| t.ticket_id == ticket) => {
                 let session = Arc::<str>::from(f.id.as_str());
-                let together = f.teams.iter().any(|team| {
-                    party.iter().all(|u| team.user_ids.iter().any(|t| t == u))
-                });
+                let together = f
+                    .teams
+                    .iter()
+                    .any(|team| party.iter().all(|u| team.user_ids.iter().any(|t| t == u)));
                 if !party.is_empty() && !together {
                     w.recorder.error(Endpoint::Lobby, ErrorKind::Protocol);
                     return End::Error(Endpoint::Lobby, ErrorKind::Protocol, Some(session));
@@ -560,7 +601,11 @@ fn settled(ds: &DsInformation) -> Option<Result<ServerAddr, ()>> {
 
 /// The next v2 event on the member's socket before `deadline` (`None` when it passes).
 /// A closed socket is reconnected, as an SDK does; the lobby delivers what it queued meanwhile.
-pub(super) async fn next_event(w: &WorkerCtx, m: &mut Member, deadline: Instant) -> Option<V2Event> {
+pub(super) async fn next_event(
+    w: &WorkerCtx,
+    m: &mut Member,
+    deadline: Instant,
+) -> Option<V2Event> {
     loop {
         let Some(socket) = m.socket.as_mut() else {
             if connect(w, m).await.is_err() {

@@ -4,6 +4,9 @@
 //! waits until `OnPartyMembersChanged` shows every member joined; members then learn the party's
 //! ticket from `OnMatchmakingStarted` naming their party.
 //!
+//! Accounts are reused across searches, so a member checks that an invite is pending (a read of
+//! the party) before it joins: an invite left on the socket by an earlier search is skipped.
+//!
 //! Every step is timed under [`Endpoint::Party`] (the ticket's own call under `MatchTicket`).
 //! A step that finds nothing before its deadline reads the party once, so a lost notification
 //! is told apart from a member that never came.
@@ -11,12 +14,13 @@
 use std::collections::HashSet;
 
 use accelbyte::client::V2Event;
+use accelbyte::models::match2::MatchFoundNotif;
 use accelbyte::models::session::{CreatePartyRequest, member_status};
 use tokio::time::Instant;
 
 use crate::outcome::{Endpoint, ErrorKind};
-use crate::player::{Member, WorkerCtx};
 use crate::player::RunCtx;
+use crate::player::{Member, WorkerCtx};
 
 use super::match2::next_event;
 
@@ -35,7 +39,8 @@ async fn call<T>(
         }
         Err(e) => {
             let kind = ErrorKind::of(&e);
-            w.recorder.call(Endpoint::Party, started.elapsed(), Err(kind));
+            w.recorder
+                .call(Endpoint::Party, started.elapsed(), Err(kind));
             Err((Endpoint::Party, kind))
         }
     }
@@ -65,7 +70,13 @@ pub async fn lead(
         kind: "NONE".into(),
         password: None,
     };
-    let party = call(w, w.players.session().create_party(token, &run.namespace, &body)).await?;
+    let party = call(
+        w,
+        w.players
+            .session()
+            .create_party(token, &run.namespace, &body),
+    )
+    .await?;
     let id = party.id;
     for user in invitees {
         call(
@@ -125,7 +136,36 @@ pub async fn accept(
 ) -> Result<String, StepError> {
     let id = loop {
         match next_event(w, m, deadline).await {
-            Some(V2Event::PartyInvited(i)) if i.sender_id == leader => break i.party_id,
+            Some(V2Event::PartyInvited(i)) if i.sender_id == leader => {
+                // Accounts are reused: an invite from an earlier search with the same leader
+                // may still be on the socket. Only a party that holds this member as INVITED
+                // now is the one being formed.
+                let started = Instant::now();
+                let party = w
+                    .players
+                    .session()
+                    .get_party(token, &run.namespace, &i.party_id)
+                    .await;
+                // 404 (the earlier party is gone) and 403 are answers here, not failures.
+                let answered = match &party {
+                    Ok(_) => Ok(()),
+                    Err(e) if matches!(e.status(), Some(403 | 404)) => Ok(()),
+                    Err(e) => Err(ErrorKind::of(e)),
+                };
+                w.recorder
+                    .call(Endpoint::Party, started.elapsed(), answered);
+                let me = m.session.as_ref().map(|s| s.user_id.as_str());
+                let pending = party.as_ref().is_ok_and(|p| {
+                    p.members.iter().any(|x| {
+                        Some(x.id.as_str()) == me
+                            && (x.status == member_status::INVITED
+                                || x.status_v2 == member_status::INVITED)
+                    })
+                });
+                if pending {
+                    break i.party_id;
+                }
+            }
             Some(_) => {}
             None => {
                 // No invite seen: the party may still be there (a lost notification).
@@ -155,18 +195,25 @@ pub async fn accept(
     Ok(id)
 }
 
-/// A member's wait for the party's ticket: `OnMatchmakingStarted` naming `party_id`.
+/// A member's wait for the party's ticket: `OnMatchmakingStarted` naming `party_id`. The match
+/// may be found before that notification arrives (the services do not order their
+/// notifications), so an `OnMatchFound` seen meanwhile that names the ticket is handed back too.
 pub async fn ticket_of(
     w: &WorkerCtx,
     m: &mut Member,
     party_id: &str,
     deadline: Instant,
-) -> Result<String, StepError> {
+) -> Result<(String, Option<MatchFoundNotif>), StepError> {
+    let mut found_early: Vec<MatchFoundNotif> = Vec::new();
     loop {
         match next_event(w, m, deadline).await {
             Some(V2Event::MatchmakingStarted(s)) if s.party_id == party_id => {
-                return Ok(s.ticket_id);
+                let early = found_early
+                    .into_iter()
+                    .find(|f| f.tickets.iter().any(|t| t.ticket_id == s.ticket_id));
+                return Ok((s.ticket_id, early));
             }
+            Some(V2Event::MatchFound(f)) => found_early.push(f),
             Some(_) => {}
             None => {
                 w.recorder.error(Endpoint::Lobby, ErrorKind::NoFound);
