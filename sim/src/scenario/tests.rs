@@ -575,5 +575,5 @@ flow = "match2"
     );
     // Parties form over Session v2 and queue one party ticket.
     let plan = parse(&parties).expect("a match2 population with parties is accepted");
-    assert!(plan.population.mean_party_size() > 1.0);
+    assert!(plan.mean_party_size() > 1.0);
 }
