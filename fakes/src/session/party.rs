@@ -628,8 +628,8 @@ mod tests {
             .unwrap();
         assert_eq!(a.party.leader_id, "u1");
         assert_eq!(
-            parties.join("ns", "a", "u3"),
-            Err(PartyError::NotInvited("u3".into()))
+            parties.join("ns", "a", "u3").unwrap_err(),
+            PartyError::NotInvited("u3".into())
         );
         parties.join("ns", "a", "u2").unwrap();
         // Full at two: a code does not get past maxPlayers.
