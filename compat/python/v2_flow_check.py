@@ -45,7 +45,6 @@ from accelbyte_py_sdk.api.match2.models import (
 from accelbyte_py_sdk.api.session.models import (
     ApimodelsCreateConfigurationTemplateRequest,
     ApimodelsCreatePartyRequest,
-    ApimodelsJoinSessionRequest,
     ApimodelsPromoteLeaderRequest,
     ApimodelsSessionInviteRequest,
 )
@@ -240,15 +239,14 @@ async def main():
     )
     party, error = session.public_create_party(body=body, namespace=NAMESPACE, sdk=s1)
     valid("session.public_create_party", party, error)
-    party_id = party.id if party else None
+    party_id = party.id_ if party else None
     invite = ApimodelsSessionInviteRequest.create(platform_id="", user_id=t2.user_id)
     result, error = session.public_party_invite(body=invite, party_id=party_id, namespace=NAMESPACE, sdk=s1)
     valid("session.public_party_invite", result, error)
     invited = await wait_topic(r2, "OnPartyInvited", lambda p: p.get("partyID") == party_id)
     check("OnPartyInvited on the invitee's lobby", invited is not None and invited.get("senderID") == t1.user_id, events(r2))
-    result, error = session.public_party_join(
-        body=ApimodelsJoinSessionRequest.create(), party_id=party_id, namespace=NAMESPACE, sdk=s2
-    )
+    # accelbyte-py-sdk 0.75.1 sends the join without a body (newer specs add an optional password).
+    result, error = session.public_party_join(party_id=party_id, namespace=NAMESPACE, sdk=s2)
     valid("session.public_party_join", result, error)
     changed = await wait_topic(r1, "OnPartyMembersChanged", lambda p: p.get("joinerID") == t2.user_id)
     check("OnPartyMembersChanged on the leader's lobby", changed is not None, events(r1))

@@ -433,12 +433,13 @@ fn announce_join(state: &AppState, moved: &super::party::Moved, user: &str) {
     membership_changed(state, party, user);
 }
 
-/// POST `.../parties/{partyId}/users/me/join` (200).
+/// POST `.../parties/{partyId}/users/me/join` (200). The body (`apimodels.JoinSessionRequest`,
+/// a password) may be absent: older SDKs send none.
 async fn join_party(
     State(state): State<AppState>,
     caller: Caller,
     Path((namespace, id)): Path<(String, String)>,
-    JsonBody(_body): JsonBody<JoinSessionRequest>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<PartySessionResponse>> {
     authorize(
         &state,
@@ -447,6 +448,10 @@ async fn join_party(
         &player_resource(&namespace),
         action::CREATE,
     )?;
+    if !body.is_empty() {
+        let _: JoinSessionRequest = crate::extract::parse_json(&body)
+            .map_err(|e| e.with_shape(ErrorShape::SessionBrowserV2))?;
+    }
     let user = user_of(&caller)?;
     let moved = state.parties.join(&namespace, &id, &user).map_err(error)?;
     if moved.changed {

@@ -342,6 +342,22 @@ async fn party_routes_refuse_bad_requests_in_the_session_error_shape() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
+    // A join body that is not JSON.
+    let response = common::http()
+        .post(format!(
+            "{}{PUBLIC}/parties/{id}/users/me/join",
+            handle.base_url()
+        ))
+        .bearer_auth(&p2.token)
+        .header("content-type", "application/json")
+        .body("{bad")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("json error");
+    assert_session_error(&body, StatusCode::BAD_REQUEST);
+
     // Unknown party: 404 on every route that names one.
     for (method, rest) in [
         (Method::GET, "parties/nope".to_owned()),
@@ -481,12 +497,13 @@ async fn duo(handle: &Handle, p1: &Player, p2: &mut Player) -> String {
     let id = party["id"].as_str().expect("id").to_owned();
     let (invited, _) = wait_for(&mut p2.ws, "OnPartyInvited").await;
     assert_eq!(invited["partyID"], id.as_str());
+    // No body at all, as older SDKs send the join.
     let (status, body) = party_call(
         handle,
         Method::POST,
         &format!("parties/{id}/users/me/join"),
         p2,
-        Some(&json!({})),
+        None,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
