@@ -906,3 +906,79 @@ fn matchmaking_timed_out_and_failed_answers() {
         Some(matchmaking::FailureClass::NoCapacity)
     );
 }
+
+#[test]
+fn session_party_request_requires_what_the_spec_requires() {
+    // apimodels.CreatePartyRequest and apimodels.RequestMember in the session spec.
+    let request: session::CreatePartyRequest =
+        request_round_trip("session_create_party_request.json");
+    assert_eq!(request.members[0].platform_id, "STEAM");
+    for missing in [
+        "attributes",
+        "configurationName",
+        "inactiveTimeout",
+        "inviteTimeout",
+        "joinability",
+        "maxPlayers",
+        "members",
+        "minPlayers",
+        "textChat",
+        "type",
+    ] {
+        let mut body = fixture_value("session_create_party_request.json");
+        body.as_object_mut().expect("object").remove(missing);
+        rejects::<session::CreatePartyRequest>(missing, body);
+    }
+    for missing in ["ID", "PlatformID", "PlatformUserID"] {
+        let mut body = fixture_value("session_create_party_request.json");
+        body["members"][0]
+            .as_object_mut()
+            .expect("object")
+            .remove(missing);
+        rejects::<session::CreatePartyRequest>(missing, body);
+    }
+}
+
+#[test]
+fn session_party_carries_every_required_field() {
+    // apimodels.PartySessionResponse's required list in the session spec.
+    const PARTY: [&str; 12] = [
+        "code",
+        "configuration",
+        "createdAt",
+        "createdBy",
+        "id",
+        "isActive",
+        "isFull",
+        "leaderID",
+        "members",
+        "namespace",
+        "updatedAt",
+        "version",
+    ];
+    let typed: session::PartySessionResponse = round_trip("session_party.json");
+    assert_eq!(typed.members[1].status_v2, session::member_status::INVITED);
+    let ours = serde_json::to_value(session::PartySessionResponse::default()).expect("json");
+    assert_required("PartySessionResponse", &ours, &PARTY);
+    let changed: session::PartyMembersChangedNotif =
+        round_trip("session_party_members_changed_notif.json");
+    assert_eq!(changed.session.id, "c0ffee00c0ffee00c0ffee00c0ffee00");
+    // The notification's payload is what the lobby's base64 carries; the events decoder reads it.
+    let message = accelbyte::models::lobby::MessageNotif {
+        id: "n1".into(),
+        from: "system".into(),
+        to: changed.joiner_id.clone(),
+        topic: session::topics::PARTY_MEMBERS_CHANGED.into(),
+        payload: base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            fixture("session_party_members_changed_notif.json"),
+        ),
+        sent_at: "2026-03-01T10:00:05Z".into(),
+    };
+    match accelbyte::client::V2Event::from_message(&message) {
+        Some(Ok(accelbyte::client::V2Event::PartyMembersChanged(decoded))) => {
+            assert_eq!(*decoded, changed);
+        }
+        other => panic!("{other:?}"),
+    }
+}

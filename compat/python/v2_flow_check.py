@@ -11,7 +11,14 @@ The flow a studio's matchmaking runs, every call through accelbyte-py-sdk's own 
   5. both join the game session (session.join_game_session) and read it until its
      DSInformation is AVAILABLE with a server (session.get_game_session), and
      OnDSStatusChanged arrived on the lobby;
-  6. the leader leaves and the session is deleted (leave_game_session, delete_game_session).
+  6. the leader leaves and the session is deleted (leave_game_session, delete_game_session);
+  7. parties: player1 creates a party (public_create_party) and invites player2
+     (public_party_invite), who hears OnPartyInvited and joins (public_party_join); the leader
+     hears OnPartyMembersChanged; both read it (public_get_party, public_query_my_parties); the
+     leader queues the party's ticket (create_match_ticket with sessionID = the party) and both
+     hear OnMatchmakingStarted with the party; a member may not; the leader hands over
+     (public_promote_party_leader) and leaves (public_party_leave), which cancels the ticket
+     (OnMatchmakingTicketCanceled).
 Every response model is checked with the SDK's own `is_valid()` (required fields, enums,
 patterns, nested models), so a field fakes leaves out or misnames fails here.
 
@@ -35,7 +42,12 @@ from accelbyte_py_sdk.api.match2.models import (
     ApiMatchTicketRequest,
     ApiRuleSetPayload,
 )
-from accelbyte_py_sdk.api.session.models import ApimodelsCreateConfigurationTemplateRequest
+from accelbyte_py_sdk.api.session.models import (
+    ApimodelsCreateConfigurationTemplateRequest,
+    ApimodelsCreatePartyRequest,
+    ApimodelsPromoteLeaderRequest,
+    ApimodelsSessionInviteRequest,
+)
 from accelbyte_py_sdk.core import InMemoryTokenRepository, MyConfigRepository, WebsocketsWSClient
 from accelbyte_py_sdk.services.auth import login_client, login_user
 
@@ -217,6 +229,54 @@ async def main():
     check("session.delete_game_session", error is None, error)
     _, error = session.get_game_session(session_id=session_id, namespace=NAMESPACE, sdk=game)
     check("a deleted session answers an error", error is not None)
+
+    # 7. parties
+    (s1, t1, _, r1), (s2, t2, _, r2) = players
+    body = ApimodelsCreatePartyRequest.create(
+        attributes={}, configuration_name="", inactive_timeout=60, invite_timeout=60,
+        joinability="INVITE_ONLY", max_players=2, members=[], min_players=1, text_chat=False,
+        type_="NONE",
+    )
+    party, error = session.public_create_party(body=body, namespace=NAMESPACE, sdk=s1)
+    valid("session.public_create_party", party, error)
+    party_id = party.id_ if party else None
+    invite = ApimodelsSessionInviteRequest.create(platform_id="", user_id=t2.user_id)
+    result, error = session.public_party_invite(body=invite, party_id=party_id, namespace=NAMESPACE, sdk=s1)
+    valid("session.public_party_invite", result, error)
+    invited = await wait_topic(r2, "OnPartyInvited", lambda p: p.get("partyID") == party_id)
+    check("OnPartyInvited on the invitee's lobby", invited is not None and invited.get("senderID") == t1.user_id, events(r2))
+    # accelbyte-py-sdk 0.75.1 sends the join without a body (newer specs add an optional password).
+    result, error = session.public_party_join(party_id=party_id, namespace=NAMESPACE, sdk=s2)
+    valid("session.public_party_join", result, error)
+    changed = await wait_topic(r1, "OnPartyMembersChanged", lambda p: p.get("joinerID") == t2.user_id)
+    check("OnPartyMembersChanged on the leader's lobby", changed is not None, events(r1))
+    result, error = session.public_get_party(party_id=party_id, namespace=NAMESPACE, sdk=s2)
+    valid("session.public_get_party", result, error)
+    check("both members joined", result and sorted(m.status_v2 for m in result.members) == ["JOINED", "JOINED"], result)
+    result, error = session.public_query_my_parties(namespace=NAMESPACE, sdk=s2)
+    valid("session.public_query_my_parties", result, error)
+    party_ticket = ApiMatchTicketRequest.create(
+        attributes={"mmr": 1000}, latencies={"us-east-1": 30}, match_pool=POOL, session_id=party_id
+    )
+    _, error = match2.create_match_ticket(body=party_ticket, namespace=NAMESPACE, sdk=s2)
+    check("a member may not create the party's ticket", error is not None)
+    result, error = match2.create_match_ticket(body=party_ticket, namespace=NAMESPACE, sdk=s1)
+    valid("match2.create_match_ticket (party)", result, error)
+    party_ticket_id = result.match_ticket_id if result else None
+    for name, received in (("leader", r1), ("member", r2)):
+        started = await wait_topic(
+            received, "OnMatchmakingStarted",
+            lambda p: p.get("ticketID") == party_ticket_id and p.get("partyID") == party_id,
+        )
+        check(f"OnMatchmakingStarted with the party on the {name}'s lobby", started is not None, events(received))
+    leader = ApimodelsPromoteLeaderRequest.create(leader_id=t2.user_id)
+    result, error = session.public_promote_party_leader(body=leader, party_id=party_id, namespace=NAMESPACE, sdk=s1)
+    valid("session.public_promote_party_leader", result, error)
+    check("the new leader leads", result and result.leader_id == t2.user_id, result)
+    _, error = session.public_party_leave(party_id=party_id, namespace=NAMESPACE, sdk=s1)
+    check("session.public_party_leave", error is None, error)
+    cancelled = await wait_topic(r2, "OnMatchmakingTicketCanceled", lambda p: p.get("ticketID") == party_ticket_id)
+    check("a member leaving cancels the party's ticket", cancelled is not None, events(r2))
 
     for _, _, ws, _ in players:
         await ws.disconnect()

@@ -65,6 +65,8 @@ pub struct Shared {
     pub dsmc: Fleet,
     /// Session v2: templates and game sessions.
     pub game_sessions: GameSessions,
+    /// Session v2: parties.
+    pub parties: crate::session::party::Parties,
     /// Matchmaking v2: rule sets, pools, tickets.
     pub match2: Match2,
     pub faults: Faults,
@@ -133,6 +135,7 @@ impl AppState {
             sessions: SessionStore::new(),
             dsmc: Fleet::new(config.fleet.clone()),
             game_sessions: GameSessions::new(),
+            parties: crate::session::party::Parties::new(),
             match2: Match2::new(),
             faults,
             requests: RequestStats::new(),
@@ -185,6 +188,7 @@ impl AppState {
         self.sessions.reset();
         self.dsmc.reset();
         self.game_sessions.reset();
+        self.parties.reset();
         self.match2.reset();
         // The fleet's reset dropped its capacities and claim hook.
         self.faults.applied().fleet_was_reset();

@@ -8,7 +8,10 @@
 //!   sim sent its release; a server freed by someone else (the matchmaker, another shard) or
 //!   by a delete whose answer was lost cannot be timed and is not held against it;
 //! - players of one match (one session) got the same server;
-//! - sampled DSMC checks agreed with what players were told.
+//! - sampled DSMC checks agreed with what players were told;
+//! - a party was never split: the matched members of one search (one arrival) are all in one
+//!   session. (A split across the teams of one session is caught by the flow, which sees the
+//!   teams: the match2 flow records it as a `lobby` protocol error.)
 //!
 //! Pure: records in, every violation out. Knows nothing about how records were produced.
 
@@ -56,6 +59,11 @@ pub enum Violation {
         session: Arc<str>,
         told: ServerAddr,
         dsmc: ServerAddr,
+    },
+    /// The matched members of one party's search were put in different sessions.
+    PartySplit {
+        arrival: u64,
+        sessions: Vec<Arc<str>>,
     },
 }
 
@@ -119,6 +127,15 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "session {session}: players were sent {told} but DSMC reports {dsmc}"
+            ),
+            Violation::PartySplit { arrival, sessions } => write!(
+                f,
+                "party {arrival} was split across sessions: {}",
+                sessions
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -261,6 +278,25 @@ pub fn check(
         }
     }
 
+    // A party stays together: its matched members share one session.
+    let mut party_sessions: BTreeMap<u64, BTreeSet<Arc<str>>> = BTreeMap::new();
+    for r in records {
+        if let (Outcome::Matched, Some(session)) = (r.outcome, &r.session) {
+            party_sessions
+                .entry(r.arrival)
+                .or_default()
+                .insert(Arc::clone(session));
+        }
+    }
+    for (arrival, set) in party_sessions {
+        if set.len() > 1 {
+            violations.push(Violation::PartySplit {
+                arrival,
+                sessions: set.into_iter().collect(),
+            });
+        }
+    }
+
     InvariantReport {
         players: expected.len() as u64,
         sessions: sessions.len() as u64,
@@ -382,6 +418,32 @@ mod tests {
             ]
         );
         assert!(!report.passed());
+    }
+
+    #[test]
+    fn a_party_split_across_sessions_is_a_violation() {
+        let mut second = matched(1, "s2", 7002, 10);
+        second.member = 1;
+        let mut third = matched(1, "s1", 7001, 10);
+        third.member = 2;
+        let records = vec![matched(1, "s1", 7001, 10), second, third];
+        let report = check(&[(1, 3)], &records, &[]);
+        assert_eq!(
+            report.violations,
+            vec![Violation::PartySplit {
+                arrival: 1,
+                sessions: vec![Arc::from("s1"), Arc::from("s2")],
+            }]
+        );
+        assert_eq!(
+            report.violations[0].to_string(),
+            "party 1 was split across sessions: s1, s2"
+        );
+        // Together, the same party passes.
+        let mut together = records.clone();
+        together[1] = matched(1, "s1", 7001, 10);
+        together[1].member = 1;
+        assert!(check(&[(1, 3)], &together, &[]).passed());
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub enum Endpoint {
     GameSession,
     /// Matchmaking v2: `OnMatchFound` until the session's server is `AVAILABLE`.
     DsReady,
+    /// Session v2 parties: create, invite, join, and the wait for every member to join.
+    Party,
     /// The fakes' fault control API.
     Faults,
     /// The run itself (players still in flight when the drain ended).
@@ -87,7 +89,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::CreateUsers,
         Endpoint::Login,
         Endpoint::LobbyConnect,
@@ -98,6 +100,7 @@ impl Endpoint {
         Endpoint::MatchTicket,
         Endpoint::GameSession,
         Endpoint::DsReady,
+        Endpoint::Party,
         Endpoint::Faults,
         Endpoint::Run,
     ];
@@ -119,6 +122,7 @@ impl Endpoint {
             Endpoint::MatchTicket => "match_ticket",
             Endpoint::GameSession => "game_session",
             Endpoint::DsReady => "ds_ready",
+            Endpoint::Party => "party",
             Endpoint::Faults => "faults",
             Endpoint::Run => "run",
         }

@@ -9,8 +9,9 @@ use crate::models::match2::{
     MatchFoundNotif, MatchmakingStartedNotif, TicketExpiredNotif, topics as match2_topics,
 };
 use crate::models::session::{
-    DsStatusChangedNotif, SessionEndedNotif, SessionInvitedNotif, SessionJoinedNotif,
-    SessionMembersChangedNotif, topics as session_topics,
+    DsStatusChangedNotif, PartyInvitedNotif, PartyJoinedNotif, PartyKickedNotif,
+    PartyMembersChangedNotif, PartyRejectedNotif, PartySessionResponse, SessionEndedNotif,
+    SessionInvitedNotif, SessionJoinedNotif, SessionMembersChangedNotif, topics as session_topics,
 };
 
 /// One decoded v2 notification.
@@ -26,6 +27,13 @@ pub enum V2Event {
     SessionMembersChanged(Box<SessionMembersChangedNotif>),
     DsStatusChanged(Box<DsStatusChangedNotif>),
     SessionEnded(SessionEndedNotif),
+    PartyInvited(PartyInvitedNotif),
+    PartyJoined(PartyJoinedNotif),
+    PartyMembersChanged(Box<PartyMembersChangedNotif>),
+    PartyRejected(PartyRejectedNotif),
+    PartyKicked(PartyKickedNotif),
+    /// `OnPartyUpdated`: the party as it is now.
+    PartyUpdated(Box<PartySessionResponse>),
 }
 
 /// Why a v2 topic's payload could not be read.
@@ -57,6 +65,12 @@ impl V2Event {
             session_topics::SESSION_MEMBERS_CHANGED,
             session_topics::DS_STATUS_CHANGED,
             session_topics::SESSION_ENDED,
+            session_topics::PARTY_INVITED,
+            session_topics::PARTY_JOINED,
+            session_topics::PARTY_MEMBERS_CHANGED,
+            session_topics::PARTY_REJECTED,
+            session_topics::PARTY_KICKED,
+            session_topics::PARTY_UPDATED,
         ];
         if !known.contains(&topic) {
             return None;
@@ -106,6 +120,24 @@ impl V2Event {
             }
             session_topics::DS_STATUS_CHANGED => {
                 Self::DsStatusChanged(serde_json::from_slice(&bytes).map_err(json)?)
+            }
+            session_topics::PARTY_INVITED => {
+                Self::PartyInvited(serde_json::from_slice(&bytes).map_err(json)?)
+            }
+            session_topics::PARTY_JOINED => {
+                Self::PartyJoined(serde_json::from_slice(&bytes).map_err(json)?)
+            }
+            session_topics::PARTY_MEMBERS_CHANGED => {
+                Self::PartyMembersChanged(serde_json::from_slice(&bytes).map_err(json)?)
+            }
+            session_topics::PARTY_REJECTED => {
+                Self::PartyRejected(serde_json::from_slice(&bytes).map_err(json)?)
+            }
+            session_topics::PARTY_KICKED => {
+                Self::PartyKicked(serde_json::from_slice(&bytes).map_err(json)?)
+            }
+            session_topics::PARTY_UPDATED => {
+                Self::PartyUpdated(serde_json::from_slice(&bytes).map_err(json)?)
             }
             _ => Self::SessionEnded(serde_json::from_slice(&bytes).map_err(json)?),
         })
@@ -158,6 +190,22 @@ mod tests {
             V2Event::from_message(&expired),
             Some(Ok(V2Event::TicketExpired(t))) if t.ticket_id == "t9"
         ));
+        let invited = message("OnPartyInvited", r#"{"partyID":"p1","senderID":"u1"}"#);
+        assert!(matches!(
+            V2Event::from_message(&invited),
+            Some(Ok(V2Event::PartyInvited(i))) if i.party_id == "p1" && i.sender_id == "u1"
+        ));
+        let changed = message(
+            "OnPartyMembersChanged",
+            r#"{"session":{"id":"p1","leaderID":"u2","members":[{"id":"u2","status":"JOINED"}]},"joinerID":"","leaderID":"u2"}"#,
+        );
+        match V2Event::from_message(&changed) {
+            Some(Ok(V2Event::PartyMembersChanged(c))) => {
+                assert_eq!((c.session.id.as_str(), c.leader_id.as_str()), ("p1", "u2"));
+                assert_eq!(c.session.members[0].status, "JOINED");
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(V2Event::from_message(&message("chat", "{}")).is_none());
         let mut bad = message("OnMatchFound", "{}");
         bad.payload = "%%%".into();

@@ -2,6 +2,10 @@
 //! members and `DSInformation`, and the notifications the session service sends through the
 //! lobby (topic + base64 JSON payload).
 //!
+//! Parties (`apimodels.CreatePartyRequest`, `PartySessionResponse`, …) share the session's
+//! member and configuration types; their notifications are `OnParty*`, leader changes riding on
+//! `OnPartyMembersChanged` (its `leaderID`) and `OnPartyUpdated` as AGS sends them.
+//!
 //! Field names follow the AGS `session` OpenAPI spec (`apimodels.*`, `models.GameServer`,
 //! `models.Team`). Errors are `response.Error` (`attributes`, `errorCode`, `errorMessage`,
 //! `message`, `name`), the shape of [`crate::models::error::SessionBrowserErrorV2`].
@@ -18,6 +22,12 @@ pub mod topics {
     pub const GAME_SESSION_UPDATED: &str = "OnGameSessionUpdated";
     pub const SESSION_ENDED: &str = "OnSessionEnded";
     pub const DS_STATUS_CHANGED: &str = "OnDSStatusChanged";
+    pub const PARTY_INVITED: &str = "OnPartyInvited";
+    pub const PARTY_JOINED: &str = "OnPartyJoined";
+    pub const PARTY_MEMBERS_CHANGED: &str = "OnPartyMembersChanged";
+    pub const PARTY_REJECTED: &str = "OnPartyRejected";
+    pub const PARTY_KICKED: &str = "OnPartyKicked";
+    pub const PARTY_UPDATED: &str = "OnPartyUpdated";
 }
 
 /// `DSInformation.StatusV2` values, in the order a claim goes through them.
@@ -36,6 +46,7 @@ pub mod member_status {
     pub const CONNECTED: &str = "CONNECTED";
     pub const LEFT: &str = "LEFT";
     pub const KICKED: &str = "KICKED";
+    pub const REJECTED: &str = "REJECTED";
 }
 
 /// `apimodels.CreateConfigurationTemplateRequest` (its required fields, plus the optional ones
@@ -347,4 +358,179 @@ pub struct DsStatusChangedNotif {
 pub struct SessionEndedNotif {
     #[serde(rename = "sessionID")]
     pub session_id: String,
+}
+
+// ---- parties -------------------------------------------------------------------------------
+
+/// `apimodels.RequestMember`: a member named in a party's create body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMember {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "PlatformID")]
+    pub platform_id: String,
+    #[serde(rename = "PlatformUserID")]
+    pub platform_user_id: String,
+}
+
+/// `apimodels.CreatePartyRequest` (every field the spec requires is required). An empty
+/// `configurationName` means AGS's default party configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePartyRequest {
+    pub attributes: Map<String, Value>,
+    pub configuration_name: String,
+    pub inactive_timeout: i32,
+    pub invite_timeout: i32,
+    pub joinability: String,
+    pub max_players: i32,
+    pub members: Vec<RequestMember>,
+    pub min_players: i32,
+    pub text_chat: bool,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `apimodels.UpdatePartyRequest` (PUT replaces, PATCH updates; both name the current
+/// `version`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePartyRequest {
+    pub attributes: Map<String, Value>,
+    pub inactive_timeout: i32,
+    pub invite_timeout: i32,
+    pub joinability: String,
+    pub max_players: i32,
+    pub min_players: i32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `apimodels.PartySessionResponse`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PartySessionResponse {
+    pub attributes: Map<String, Value>,
+    pub code: String,
+    pub configuration: PublicConfiguration,
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    #[serde(rename = "createdBy")]
+    pub created_by: String,
+    #[serde(rename = "expiredAt", skip_serializing_if = "String::is_empty")]
+    pub expired_at: String,
+    pub id: String,
+    #[serde(rename = "isActive")]
+    pub is_active: bool,
+    #[serde(rename = "isFull")]
+    pub is_full: bool,
+    #[serde(rename = "leaderID")]
+    pub leader_id: String,
+    pub members: Vec<Member>,
+    pub namespace: String,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: String,
+    pub version: i32,
+}
+
+/// `apimodels.PartyQueryResponse` (`users/me/parties`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PartyQueryResponse {
+    pub data: Vec<PartySessionResponse>,
+    pub paging: Paging,
+}
+
+/// `apimodels.JoinSessionRequest` (the party join body; `password` for protected parties).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct JoinSessionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `apimodels.JoinByCodeRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinByCodeRequest {
+    pub code: String,
+}
+
+/// `apimodels.PromoteLeaderRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromoteLeaderRequest {
+    #[serde(rename = "leaderID")]
+    pub leader_id: String,
+}
+
+/// `apimodels.SessionInviteResponse` (a party invite's 201 answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SessionInviteResponse {
+    #[serde(rename = "platformUserID")]
+    pub platform_user_id: String,
+}
+
+/// `apimodels.KickResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct KickResponse {
+    #[serde(rename = "leaderID")]
+    pub leader_id: String,
+    pub members: Vec<Member>,
+    #[serde(rename = "partyID")]
+    pub party_id: String,
+}
+
+/// `OnPartyInvited` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PartyInvitedNotif {
+    #[serde(rename = "partyID")]
+    pub party_id: String,
+    #[serde(rename = "senderID")]
+    pub sender_id: String,
+}
+
+/// `OnPartyJoined` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PartyJoinedNotif {
+    #[serde(rename = "partyID")]
+    pub party_id: String,
+    pub members: Vec<Member>,
+}
+
+/// `OnPartyMembersChanged` payload: the party after the change, who joined (empty when
+/// someone left or was kicked) and the leader (a leader change is announced here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PartyMembersChangedNotif {
+    pub session: PartySessionResponse,
+    #[serde(rename = "joinerID")]
+    pub joiner_id: String,
+    #[serde(rename = "leaderID")]
+    pub leader_id: String,
+}
+
+/// `OnPartyRejected` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PartyRejectedNotif {
+    #[serde(rename = "partyID")]
+    pub party_id: String,
+    #[serde(rename = "rejectedID")]
+    pub rejected_id: String,
+    pub members: Vec<Member>,
+}
+
+/// `OnPartyKicked` payload (to the kicked user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PartyKickedNotif {
+    #[serde(rename = "partyID")]
+    pub party_id: String,
 }

@@ -115,6 +115,15 @@ fn announce_expired(state: &AppState, ticket: &TicketRecord) {
     }
 }
 
+/// The party a ticket's players came in: its party, or the ticket itself for a solo player.
+fn party_of(ticket: &super::matcher::Ticket) -> String {
+    if ticket.party_id.is_empty() {
+        ticket.id.clone()
+    } else {
+        ticket.party_id.clone()
+    }
+}
+
 fn make_match(state: &AppState, work: &PoolWork, proposal: Proposal) {
     let tickets: Vec<&super::matcher::Ticket> = proposal
         .tickets
@@ -134,7 +143,7 @@ fn make_match(state: &AppState, work: &PoolWork, proposal: Proposal) {
             parties: tickets
                 .iter()
                 .filter(|t| t.players.iter().all(|p| team.contains(p)))
-                .map(|t| (t.id.clone(), t.players.clone()))
+                .map(|t| (party_of(t), t.players.clone()))
                 .collect(),
         })
         .collect();
@@ -185,7 +194,7 @@ fn make_match(state: &AppState, work: &PoolWork, proposal: Proposal) {
                     .iter()
                     .filter(|t| t.players.iter().all(|p| team.contains(p)))
                     .map(|t| PartyMembers {
-                        party_id: t.id.clone(),
+                        party_id: party_of(t),
                         user_ids: t.players.clone(),
                     })
                     .collect(),

@@ -27,6 +27,8 @@ pub struct Ticket {
     pub id: String,
     /// The players the ticket brings (one, or a party).
     pub players: Vec<String>,
+    /// The party the ticket's players came in (`sessionID` of a party ticket), or empty.
+    pub party_id: String,
     pub attributes: Map<String, Value>,
     /// Region → latency in ms.
     pub latencies: BTreeMap<String, i64>,
@@ -250,6 +252,7 @@ mod tests {
         Ticket {
             id: id.into(),
             players: players.iter().map(|p| (*p).to_owned()).collect(),
+            party_id: String::new(),
             attributes,
             latencies: lat.iter().map(|(r, ms)| ((*r).to_owned(), *ms)).collect(),
             created_at: now() - chrono::Duration::seconds(age_s),

@@ -12,8 +12,16 @@
 //!
 //! Notifications (lobby `messageNotif`, payload base64 JSON): `OnMatchmakingStarted` to the
 //! ticket's players when it is queued, `OnMatchFound` to every player of a match,
-//! `OnMatchmakingTicketExpired` when a ticket expires. Party tickets (`sessionID` naming a
-//! party) are refused: parties are not emulated yet.
+//! `OnMatchmakingTicketExpired` when a ticket expires, `OnMatchmakingTicketCanceled` when a
+//! party's ticket is cancelled because its members changed.
+//!
+//! Party tickets (AGS semantics): a ticket whose `sessionID` names a party is created by the
+//! party's leader (another member gets 403, an unknown party 404) and carries every joined
+//! member, leader first; each member hears `OnMatchmakingStarted` (with `partyID`) and, once
+//! matched, `OnMatchFound`. A member joining, leaving or being kicked while the ticket is
+//! queued cancels it (AGS: a party's match ticket is cancelled when its members change); the
+//! members hear `OnMatchmakingTicketCanceled` and the leader queues again. The built-in
+//! matcher keeps a ticket's players on one team.
 
 pub mod caller_token;
 pub mod engine;
@@ -327,11 +335,36 @@ async fn create_ticket(
     if body.match_pool.is_empty() {
         return Err(bad_request("matchPool is required"));
     }
-    if !body.session_id.is_empty() {
-        return Err(bad_request(
-            "sessionID (party tickets) is not supported: fakes does not emulate parties yet",
-        ));
-    }
+    let (players, party_id) = if body.session_id.is_empty() {
+        (vec![user.clone()], String::new())
+    } else {
+        let party = state
+            .parties
+            .get(&namespace, &body.session_id)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    code_for(StatusCode::NOT_FOUND),
+                    format!("party {} not found", body.session_id),
+                )
+                .with_shape(SHAPE)
+            })?;
+        if party.leader_id != user {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                code_for(StatusCode::FORBIDDEN),
+                format!(
+                    "only the leader of party {} may create its match ticket",
+                    party.id
+                ),
+            )
+            .with_shape(SHAPE));
+        }
+        let mut members = party.joined();
+        members.retain(|m| *m != user);
+        members.insert(0, user.clone());
+        (members, party.id)
+    };
     if let Some((region, ms)) = body.latencies.iter().find(|(_, ms)| **ms < 0) {
         return Err(bad_request(format!(
             "latencies.{region} must not be negative, got {ms}"
@@ -343,8 +376,8 @@ async fn create_ticket(
             NewTicket {
                 namespace: namespace.clone(),
                 pool: body.match_pool,
-                players: vec![user.clone()],
-                party_id: String::new(),
+                players,
+                party_id,
                 attributes: body.attributes,
                 latencies: body.latencies,
             },
@@ -367,6 +400,9 @@ async fn create_ticket(
             &started,
         );
     }
+    // Matching starts now: OnMatchmakingStarted goes out before any OnMatchFound can (the
+    // loop's periodic tick may still come first; clients must not depend on the order).
+    state.match2.waker().notify_one();
     let queue_time = (ticket.expires_at - ticket.created_at).num_seconds();
     Ok((
         StatusCode::CREATED,
@@ -439,4 +475,32 @@ async fn my_tickets(
             .collect(),
         pagination: Pagination::default(),
     }))
+}
+
+/// Cancels party `party_id`'s queued tickets whose players are no longer its joined members and
+/// tells their players (`OnMatchmakingTicketCanceled`). The party is read now, not from the
+/// change's snapshot: a join announced late must not cancel a ticket its leader created after
+/// seeing that join.
+pub fn cancel_party_tickets(state: &AppState, namespace: &str, party_id: &str) {
+    let members = state.parties.get(namespace, party_id).map(|p| p.joined());
+    for ticket in state
+        .match2
+        .cancel_party(namespace, party_id, members.as_deref())
+    {
+        let body = serde_json::json!({
+            "ticketID": ticket.id,
+            "partyID": ticket.party_id,
+            "namespace": ticket.namespace,
+            "matchPool": ticket.pool,
+        });
+        for player in &ticket.players {
+            send_json(
+                &state.lobby,
+                namespace,
+                player,
+                topics::TICKET_CANCELED,
+                &body,
+            );
+        }
+    }
 }

@@ -230,6 +230,7 @@ fn to_proto(ticket: &Ticket) -> pb::Ticket {
             .iter()
             .map(|(r, ms)| (r.clone(), *ms))
             .collect(),
+        party_session_id: ticket.party_id.clone(),
         ..pb::Ticket::default()
     }
 }
@@ -283,6 +284,7 @@ mod tests {
         let t = Ticket {
             id: "t1".into(),
             players: vec!["u1".into()],
+            party_id: String::new(),
             attributes,
             latencies: [("eu".to_owned(), 40)].into_iter().collect(),
             created_at: DateTime::from_timestamp(1_700_000_000, 5).expect("time"),

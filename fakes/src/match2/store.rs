@@ -395,8 +395,7 @@ impl Match2 {
             session_id: None,
         };
         inner.tickets.insert(id, ticket.clone());
-        drop(inner);
-        self.wake.notify_one();
+        // The caller wakes the matching loop (see `waker`) once it has told the players.
         Ok(ticket)
     }
 
@@ -448,6 +447,36 @@ impl Match2 {
             return Err(Match2Error::AlreadyMatched(id.to_owned()));
         }
         Ok(inner.tickets.remove(id).expect("checked above"))
+    }
+
+    /// Removes the queued tickets of party `party_id` whose players are not `members` (the
+    /// party's joined members now, `None` when it is gone); returns them.
+    pub fn cancel_party(
+        &self,
+        namespace: &str,
+        party_id: &str,
+        members: Option<&[String]>,
+    ) -> Vec<TicketRecord> {
+        let same = |players: &[String]| {
+            members.is_some_and(|m| {
+                let mut a = m.to_vec();
+                let mut b = players.to_vec();
+                a.sort_unstable();
+                b.sort_unstable();
+                a == b
+            })
+        };
+        let mut inner = self.inner.lock();
+        let ids: Vec<String> = inner
+            .tickets
+            .values()
+            .filter(|t| t.namespace == namespace && t.party_id == party_id && t.is_queued())
+            .filter(|t| !same(&t.players))
+            .map(|t| t.id.clone())
+            .collect();
+        ids.iter()
+            .filter_map(|id| inner.tickets.remove(id))
+            .collect()
     }
 
     /// Removes every ticket whose time is up at `now`; returns the ones still queued (their
@@ -502,6 +531,7 @@ impl Match2 {
                 .push(Ticket {
                     id: t.id.clone(),
                     players: t.players.clone(),
+                    party_id: t.party_id.clone(),
                     attributes: t.attributes.clone(),
                     latencies: t.latencies.clone(),
                     created_at: t.created_at,

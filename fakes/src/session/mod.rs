@@ -13,12 +13,15 @@
 //! path so notification faults apply): `OnSessionInvited` to an invited user, `OnSessionJoined`
 //! and `OnSessionMembersChanged` to the members when someone joins, `OnSessionMembersChanged`
 //! when someone leaves, `OnGameSessionUpdated` after a PATCH, `OnDSStatusChanged` at each
-//! `DSInformation` change. Parties are not emulated yet.
+//! `DSInformation` change. Parties are in [`party`] (state) and [`party_routes`] (routes and
+//! their `OnParty*` notifications).
 //!
 //! Simplification: a `DS` session asks the fleet for its server as soon as it exists (a user's
 //! create, or a match); AGS documents `NEED_TO_REQUEST` until `minPlayers` are active.
 
 pub mod ds;
+pub mod party;
+pub mod party_routes;
 pub mod store;
 
 use accelbyte::models::error::codes;
@@ -79,6 +82,7 @@ pub fn router() -> Router<AppState> {
             post(invite),
         )
         .route(&format!("{PUBLIC}/users/me/gamesessions"), get(my_sessions))
+        .merge(party_routes::router())
         .layer(Extension(ErrorShape::SessionBrowserV2))
 }
 

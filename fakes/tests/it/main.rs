@@ -9,6 +9,7 @@ mod iam;
 mod lifecycle;
 mod lobby;
 mod match2;
+mod parties;
 mod redis;
 mod sessionbrowser;
 mod stats;

@@ -10,6 +10,14 @@
 //! After the game's length the session is deleted with the game client (freeing its server),
 //! once per session, and recorded as a release for the invariant check.
 //!
+//! A party (more than one member) first forms over Session v2, as the SDKs do it: every member
+//! logs in and opens the lobby, the leader creates the party and invites the others, each
+//! member joins on `OnPartyInvited`, the leader waits until `OnPartyMembersChanged` shows them
+//! all joined and creates the party's ticket (`sessionID` = the party); members learn the ticket
+//! from `OnMatchmakingStarted` naming their party. From there every member follows the ticket
+//! like a solo player. A member's `OnMatchFound` that puts the party on more than one team is a
+//! protocol error. Each search forms a new party: creating or joining one leaves the previous.
+//!
 //! [`setup`] creates the template, rule set and pool at start (an existing one is kept).
 
 use std::sync::Arc;
@@ -18,7 +26,7 @@ use std::time::Duration;
 use accelbyte::client::{AbClient, ClientError, V2Event};
 use accelbyte::models::lobby::MessageNotif;
 use accelbyte::models::match2::{
-    MatchFunctionOverride, MatchPool, MatchTicketRequest, RuleSetPayload,
+    MatchFoundNotif, MatchFunctionOverride, MatchPool, MatchTicketRequest, RuleSetPayload,
 };
 use accelbyte::models::session::{CreateConfigurationTemplateRequest, DsInformation, ds_status};
 use tokio::time::Instant;
@@ -122,8 +130,8 @@ enum End {
     Error(Endpoint, ErrorKind, Option<Arc<str>>),
 }
 
-/// Runs one search of `party` (solo players: the scenario refuses parties for this flow) and
-/// records one final outcome per member.
+/// Runs one search of `party` (a solo player, or a party formed first) and records one final
+/// outcome per member.
 pub async fn search(
     w: &WorkerCtx,
     run: &RunCtx,
@@ -145,17 +153,27 @@ pub async fn search(
         }
         return SearchEnd::Other(Outcome::Error);
     };
-    let ends = futures_util::future::join_all(party.members.iter_mut().map(|m| {
-        let plan = Arc::clone(&plan);
-        let region = region.clone();
-        async move {
-            tokio::select! {
-                end = member_search(w, run, m, arrival, &plan, &region) => end,
-                () = run.abort.cancelled() => End::Error(Endpoint::Run, ErrorKind::Unfinished, None),
-            }
+    let size = party.members.len();
+    let ends = if size > 1 {
+        tokio::select! {
+            ends = party_search(w, run, party, arrival, &plan, &region) => ends,
+            () = run.abort.cancelled() => (0..size)
+                .map(|_| End::Error(Endpoint::Run, ErrorKind::Unfinished, None))
+                .collect(),
         }
-    }))
-    .await;
+    } else {
+        futures_util::future::join_all(party.members.iter_mut().map(|m| {
+            let plan = Arc::clone(&plan);
+            let region = region.clone();
+            async move {
+                tokio::select! {
+                    end = member_search(w, run, m, arrival, &plan, &region) => end,
+                    () = run.abort.cancelled() => End::Error(Endpoint::Run, ErrorKind::Unfinished, None),
+                }
+            }
+        }))
+        .await
+    };
 
     let mut first = None;
     for (i, end) in ends.into_iter().enumerate() {
@@ -207,6 +225,102 @@ pub async fn search(
     first.unwrap_or(SearchEnd::Other(Outcome::Error))
 }
 
+/// A party's search: every member logs in and opens the lobby, the party forms
+/// ([`super::party`]), the leader creates the party's ticket and every member follows it.
+async fn party_search(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    party: &mut Party,
+    arrival: &Arrival,
+    plan: &Match2Plan,
+    default_region: &str,
+) -> Vec<End> {
+    let prepared =
+        futures_util::future::join_all(party.members.iter_mut().map(|m| prepare(w, run, m))).await;
+    let mut users = Vec::with_capacity(prepared.len());
+    let mut tokens = Vec::with_capacity(prepared.len());
+    let mut failed = None;
+    for (m, result) in party.members.iter().zip(&prepared) {
+        match (result, m.session.as_ref()) {
+            (Ok(()), Some(s)) => {
+                users.push(s.user_id.clone());
+                tokens.push(s.access_token.clone());
+            }
+            (Err(e), _) => {
+                failed.get_or_insert(*e);
+            }
+            (Ok(()), None) => {
+                failed.get_or_insert((Endpoint::Login, ErrorKind::Protocol));
+            }
+        }
+    }
+    if let Some((endpoint, kind)) = failed {
+        // The party cannot form without every member: each member ends with the first failure.
+        return prepared
+            .iter()
+            .map(|r| {
+                let (endpoint, kind) = r.err().unwrap_or((endpoint, kind));
+                End::Error(endpoint, kind, None)
+            })
+            .collect();
+    }
+    let deadline = Instant::now() + run.behaviour.request_timeout;
+    let (users, tokens) = (&users, &tokens);
+    futures_util::future::join_all(
+        party
+            .members
+            .iter_mut()
+            .enumerate()
+            .map(|(i, m)| async move {
+                let token = tokens[i].as_str();
+                if i == 0 {
+                    let id = match super::party::lead(w, run, m, token, &users[1..], deadline).await
+                    {
+                        Ok(id) => id,
+                        Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
+                    };
+                    let started = Instant::now();
+                    let ticket = match create_ticket(
+                        w,
+                        run,
+                        arrival,
+                        plan,
+                        default_region,
+                        token,
+                        &id,
+                    )
+                    .await
+                    {
+                        Ok(ticket) => ticket,
+                        Err(end) => return end,
+                    };
+                    follow_ticket(
+                        w, run, m, arrival, plan, token, &ticket, started, users, None,
+                    )
+                    .await
+                } else {
+                    let id = match super::party::accept(w, run, m, token, &users[0], deadline).await
+                    {
+                        Ok(id) => id,
+                        Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
+                    };
+                    let started = Instant::now();
+                    let ticket_deadline = started + run.behaviour.request_timeout;
+                    let (ticket, early) =
+                        match super::party::ticket_of(w, m, &id, ticket_deadline).await {
+                            Ok(found) => found,
+                            Err((endpoint, kind)) => return End::Error(endpoint, kind, None),
+                        };
+                    follow_ticket(
+                        w, run, m, arrival, plan, token, &ticket, started, users, early,
+                    )
+                    .await
+                }
+            }),
+    )
+    .await
+}
+
 async fn member_search(
     w: &WorkerCtx,
     run: &RunCtx,
@@ -221,6 +335,37 @@ async fn member_search(
     let Some(token) = m.session.as_ref().map(|s| s.access_token.clone()) else {
         return End::Error(Endpoint::Login, ErrorKind::Protocol, None);
     };
+    let started = Instant::now();
+    let ticket = match create_ticket(w, run, arrival, plan, default_region, &token, "").await {
+        Ok(ticket) => ticket,
+        Err(end) => return end,
+    };
+    follow_ticket(
+        w,
+        run,
+        m,
+        arrival,
+        plan,
+        &token,
+        &ticket,
+        started,
+        &[],
+        None,
+    )
+    .await
+}
+
+/// Creates the ticket (of party `party_id`, or a solo one when empty) with the arrival's skill
+/// and region.
+async fn create_ticket(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    arrival: &Arrival,
+    plan: &Match2Plan,
+    default_region: &str,
+    token: &str,
+    party_id: &str,
+) -> Result<String, End> {
     let mut attributes = serde_json::Map::new();
     if let Some(mmr) = arrival.spec.mmr {
         attributes.insert("mmr".into(), mmr.into());
@@ -235,28 +380,50 @@ async fn member_search(
         excluded_sessions: Vec::new(),
         latencies: [(region, 30)].into_iter().collect(),
         match_pool: plan.pool.clone(),
-        session_id: String::new(),
+        session_id: party_id.to_owned(),
         storage: None,
     };
     let started = Instant::now();
-    let ticket = match w
+    match w
         .players
         .match2()
-        .create_match_ticket(&token, &run.namespace, &request)
+        .create_match_ticket(token, &run.namespace, &request)
         .await
     {
         Ok(t) => {
             w.recorder
                 .call(Endpoint::MatchTicket, started.elapsed(), Ok(()));
-            t.match_ticket_id
+            Ok(t.match_ticket_id)
         }
         Err(e) => {
             let kind = ErrorKind::of(&e);
             w.recorder
                 .call(Endpoint::MatchTicket, started.elapsed(), Err(kind));
-            return End::Error(Endpoint::MatchTicket, kind, None);
+            Err(End::Error(Endpoint::MatchTicket, kind, None))
         }
-    };
+    }
+}
+
+/// Follows `ticket` from its creation (`started`) to the match's server: `OnMatchFound`, the
+/// game session's join, `DSInformation` settling. `party` holds the user ids of the member's
+/// party (empty for a solo player); a match that splits it is a protocol error. `early` is an
+/// `OnMatchFound` for the ticket that arrived before the member learned the ticket.
+#[allow(clippy::too_many_arguments)]
+async fn follow_ticket(
+    w: &WorkerCtx,
+    run: &RunCtx,
+    m: &mut Member,
+    arrival: &Arrival,
+    plan: &Match2Plan,
+    token: &str,
+    ticket: &str,
+    started: Instant,
+    party: &[String],
+    early: Option<MatchFoundNotif>,
+) -> End {
+    let mut early = early.map(V2Event::MatchFound);
+    let token = token.to_owned();
+    let ticket = ticket.to_owned();
 
     // Wait for the match (or the ticket's expiry), bounded by the request timeout and the
     // player's patience.
@@ -267,11 +434,25 @@ async fn member_search(
         give_up = give_up.min(at);
     }
     let found = loop {
-        match next_event(w, m, give_up).await {
+        let event = match early.take() {
+            Some(event) => Some(event),
+            None => next_event(w, m, give_up).await,
+        };
+        match event {
             Some(V2Event::MatchFound(f)) if f.tickets.iter().any(|t| t.ticket_id == ticket) => {
-                break (Arc::<str>::from(f.id.as_str()), Instant::now());
+                let session = Arc::<str>::from(f.id.as_str());
+                let together = f
+                    .teams
+                    .iter()
+                    .any(|team| party.iter().all(|u| team.user_ids.iter().any(|t| t == u)));
+                if !party.is_empty() && !together {
+                    w.recorder.error(Endpoint::Lobby, ErrorKind::Protocol);
+                    return End::Error(Endpoint::Lobby, ErrorKind::Protocol, Some(session));
+                }
+                break (session, Instant::now());
             }
             Some(V2Event::TicketExpired(t)) if t.ticket_id == ticket => return End::Expired,
+            Some(V2Event::TicketCanceled(id)) if id == ticket => return End::Cancelled,
             Some(_) => {}
             None => {
                 // Given up: take the ticket out of the queue, as a client's cancel does.
@@ -422,7 +603,11 @@ fn settled(ds: &DsInformation) -> Option<Result<ServerAddr, ()>> {
 
 /// The next v2 event on the member's socket before `deadline` (`None` when it passes).
 /// A closed socket is reconnected, as an SDK does; the lobby delivers what it queued meanwhile.
-async fn next_event(w: &WorkerCtx, m: &mut Member, deadline: Instant) -> Option<V2Event> {
+pub(super) async fn next_event(
+    w: &WorkerCtx,
+    m: &mut Member,
+    deadline: Instant,
+) -> Option<V2Event> {
     loop {
         let Some(socket) = m.socket.as_mut() else {
             if connect(w, m).await.is_err() {

@@ -3,3 +3,4 @@
 //! metrics, reports and invariant check stay the same whichever flow a scenario picks.
 
 pub mod match2;
+pub mod party;

@@ -618,8 +618,7 @@ fn read_plan(root: &Node, file: &str, base: &Path, p: &mut Problems<'_>) -> Opti
     })
 }
 
-/// A `flow = "match2"` population needs `[target.match2]` and solo players (the target refuses
-/// party tickets: parties are not emulated yet).
+/// A `flow = "match2"` population needs `[target.match2]` (its parties form over Session v2).
 fn check_flow(root: &Node, pop: &Population, has_match2: bool, p: &mut Problems<'_>) {
     if pop.behaviour.flow != Flow::Match2 {
         return;
@@ -630,17 +629,6 @@ fn check_flow(root: &Node, pop: &Population, has_match2: bool, p: &mut Problems<
             &span,
             "population.behaviour.flow",
             "\"match2\" needs a [target.match2] table (pool and rule set)",
-        );
-    }
-    if pop
-        .modes
-        .iter()
-        .any(|m| m.party_sizes.iter().any(|&(size, _)| size > 1))
-    {
-        p.push(
-            &span,
-            "population.behaviour.flow",
-            "\"match2\" runs solo players only: the target's match2 refuses party tickets",
         );
     }
 }

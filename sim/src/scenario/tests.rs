@@ -616,7 +616,7 @@ fn bad_match2_settings_name_file_line_and_field() {
         "{message}"
     );
 
-    // The flow needs the pool, and solo players.
+    // The flow needs the pool; parties are welcome.
     let no_pool = r#"
 version = 1
 [run]
@@ -641,8 +641,9 @@ flow = "match2"
         "arrival = { kind = \"constant\", rate = 5 }",
         "arrival = { kind = \"constant\", rate = 5 }\nmodes = [{ name = \"5v5\", party_sizes = [{ size = 1, weight = 1 }, { size = 2, weight = 1 }] }]",
     );
-    let (_, message) = problems(&parties);
-    assert!(message.contains("runs solo players only"), "{message}");
+    // Parties form over Session v2 and queue one party ticket.
+    let plan = parse(&parties).expect("a match2 population with parties is accepted");
+    assert!(plan.mean_party_size() > 1.0);
 }
 
 /// A scenario writing every section's durations in the one grammar: its own keys, the

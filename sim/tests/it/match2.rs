@@ -1,6 +1,7 @@
 //! The `flow = "match2"` player flow end to end against the embedded fakes: the pool set up at
 //! start, match tickets, `OnMatchFound`, joining the game session and its server from the
-//! fleet — and the outcomes when the server cannot be had or no opponent comes.
+//! fleet — and the outcomes when the server cannot be had or no opponent comes; parties formed
+//! over Session v2 queueing one ticket each.
 
 use std::path::Path;
 use std::time::Duration;
@@ -190,4 +191,56 @@ min_matched = 6
         "{summary}"
     );
     assert!(summary.contains("match fn   matchmaker"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parties_form_over_session_v2_and_queue_one_ticket_each() {
+    // Parties of two in a 2v2 pool: each match is two parties, one per team.
+    let scenario = r#"
+version = 1
+name = "match2-parties-e2e"
+[run]
+duration = "1s"
+seed = 5
+drain = "10s"
+workers = 2
+[target.fleet]
+regions = [{ name = "us-east-1", servers = 20 }]
+ready_delay = "50ms"
+[target.match2]
+pool = "duo-e2e"
+ticket_expiration = "10s"
+ds_timeout = "5s"
+[target.match2.ruleset]
+alliance = { min_number = 2, max_number = 2, player_min_number = 2, player_max_number = 2 }
+[population]
+arrival = { kind = "constant", rate = 4 }
+modes = [{ name = "duo", party_sizes = [{ size = 2, weight = 1 }] }]
+[population.behaviour]
+flow = "match2"
+login = "password"
+request_timeout = "10s"
+match_length = "300ms"
+[thresholds]
+error_rate = 0
+timeout_rate = 0
+min_matched = 8
+"#;
+    let plan = Plan::parse(scenario, "match2-parties-e2e.toml", Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = run(plan).await;
+    let summary = sim::report::summary::render(&report);
+    assert!(report.passed, "{summary}");
+    assert_eq!(report.players, 8, "{summary}");
+    assert_eq!(report.outcomes.matched, 8, "{summary}");
+    // One ticket per party, created by its leader.
+    assert_eq!(report.endpoints["match_ticket"].calls, 4, "{summary}");
+    // Per party: create, invite, the leader's wait, the member's check of the invite, join.
+    assert_eq!(report.endpoints["party"].calls, 20, "{summary}");
+    assert_eq!(report.endpoints["party"].errors, 0, "{summary}");
+    // Every member joins the game session and sees its server.
+    assert_eq!(report.endpoints["game_session"].calls, 8, "{summary}");
+    assert_eq!(report.invariants.players, 8);
+    assert_eq!(report.invariants.sessions, 2, "{summary}");
+    assert!(report.invariants.violations.is_empty(), "{summary}");
 }
