@@ -337,7 +337,7 @@ pub fn session_view(s: &GameSession) -> GameSessionResponse {
         is_full: s.is_full(),
         leader_id: s.leader_id.clone(),
         match_pool: s.match_pool.clone(),
-        members: members_view(s),
+        members: members_view(&s.members),
         namespace: s.namespace.clone(),
         teams: s
             .teams
@@ -362,8 +362,9 @@ pub fn session_view(s: &GameSession) -> GameSessionResponse {
     }
 }
 
-fn members_view(s: &GameSession) -> Vec<Member> {
-    s.members
+/// A session's or a party's members as the spec's `apimodels.SessionMember`.
+fn members_view(members: &[store::Member]) -> Vec<Member> {
+    members
         .iter()
         .map(|m| Member {
             id: m.user_id.clone(),
@@ -377,8 +378,24 @@ fn members_view(s: &GameSession) -> Vec<Member> {
         .collect()
 }
 
+/// `Ok` when `user_id` is a user of `namespace`; an invite of anyone else is a 404.
+fn ensure_user(state: &AppState, namespace: &str, user_id: &str) -> ApiResult<()> {
+    if state
+        .iam
+        .user(user_id)
+        .is_none_or(|u| u.namespace != namespace)
+    {
+        return Err(ApiError::not_found(
+            codes::USER_NOT_FOUND,
+            format!("user {user_id} not found"),
+        )
+        .with_shape(ErrorShape::SessionBrowserV2));
+    }
+    Ok(())
+}
+
 /// Sends `body` on `topic` to each of `users`.
-fn tell<T: serde::Serialize>(
+pub(super) fn tell<T: serde::Serialize>(
     state: &AppState,
     namespace: &str,
     users: &[String],
@@ -580,7 +597,7 @@ async fn join_session(
         .map_err(error)?;
     let joined = SessionJoinedNotif {
         session_id: session.id.clone(),
-        members: members_view(&session),
+        members: members_view(&session.members),
     };
     tell(
         &state,
@@ -620,17 +637,7 @@ async fn invite(
     let resource = format!("NAMESPACE:{namespace}:SESSION:GAME:PLAYER");
     authorize(&state, &caller, &namespace, &resource, action::CREATE)?;
     let user = user_of(&caller)?;
-    if state
-        .iam
-        .user(&body.user_id)
-        .is_none_or(|u| u.namespace != namespace)
-    {
-        return Err(ApiError::not_found(
-            codes::USER_NOT_FOUND,
-            format!("user {} not found", body.user_id),
-        )
-        .with_shape(ErrorShape::SessionBrowserV2));
-    }
+    ensure_user(&state, &namespace, &body.user_id)?;
     let session = state
         .game_sessions
         .invite(&namespace, &id, &user, &body.user_id)

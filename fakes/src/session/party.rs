@@ -132,18 +132,7 @@ impl Party {
     }
 
     fn set_member(&mut self, user_id: &str, status: &'static str, now: DateTime<Utc>) {
-        if let Some(m) = self.members.iter_mut().find(|m| m.user_id == user_id) {
-            m.previous_status = m.status;
-            m.status = status;
-            m.updated_at = now;
-        } else {
-            self.members.push(Member {
-                user_id: user_id.to_owned(),
-                status,
-                previous_status: "",
-                updated_at: now,
-            });
-        }
+        Member::set_status(&mut self.members, user_id, status, now);
     }
 
     /// After `user_id` stopped being joined: a new leader if it led.

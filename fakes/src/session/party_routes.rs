@@ -17,7 +17,6 @@
 //! searches, so every join, leave and kick cancels the party's queued tickets
 //! (`OnMatchmakingTicketCanceled` to the ticket's players; see [`crate::match2`]).
 
-use accelbyte::models::error::codes;
 use accelbyte::models::session::{
     CreatePartyRequest, JoinByCodeRequest, JoinSessionRequest, KickResponse, PartyInvitedNotif,
     PartyJoinedNotif, PartyKickedNotif, PartyMembersChangedNotif, PartyQueryResponse,
@@ -31,8 +30,9 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
 use super::party::{NewParty, Party, PartyConfig, PartyError, PartyPatch};
-use super::store::Member as MemberRecord;
-use super::{JOINABILITIES, KINDS, authorize, bad_request, rfc3339, user_of};
+use super::{
+    JOINABILITIES, KINDS, authorize, bad_request, ensure_user, members_view, rfc3339, tell, user_of,
+};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorShape, code_for};
 use crate::extract::JsonBody;
@@ -100,21 +100,6 @@ fn player_resource(namespace: &str) -> String {
     format!("NAMESPACE:{namespace}:SESSION:PARTY:PLAYER")
 }
 
-fn members_view(members: &[MemberRecord]) -> Vec<accelbyte::models::session::Member> {
-    members
-        .iter()
-        .map(|m| accelbyte::models::session::Member {
-            id: m.user_id.clone(),
-            platform_id: String::new(),
-            platform_user_id: String::new(),
-            previous_status: m.previous_status.to_owned(),
-            status: m.status.to_owned(),
-            status_v2: m.status.to_owned(),
-            updated_at: rfc3339(m.updated_at),
-        })
-        .collect()
-}
-
 /// A party as the spec's `apimodels.PartySessionResponse`.
 pub fn party_view(p: &Party) -> PartySessionResponse {
     let c = &p.config;
@@ -148,18 +133,6 @@ pub fn party_view(p: &Party) -> PartySessionResponse {
         namespace: p.namespace.clone(),
         updated_at: rfc3339(p.updated_at),
         version: p.version,
-    }
-}
-
-fn tell<T: serde::Serialize>(
-    state: &AppState,
-    namespace: &str,
-    users: &[String],
-    topic: &str,
-    body: &T,
-) {
-    for user in users {
-        send_json(&state.lobby, namespace, user, topic, body);
     }
 }
 
@@ -293,12 +266,7 @@ async fn create_party(
         .filter(|id| !id.is_empty() && *id != user)
         .collect();
     for id in &invited {
-        if state.iam.user(id).is_none_or(|u| u.namespace != namespace) {
-            return Err(
-                ApiError::not_found(codes::USER_NOT_FOUND, format!("user {id} not found"))
-                    .with_shape(ErrorShape::SessionBrowserV2),
-            );
-        }
+        ensure_user(&state, &namespace, id)?;
     }
     let moved = state
         .parties
@@ -555,17 +523,7 @@ async fn invite_to_party(
         action::CREATE,
     )?;
     let user = user_of(&caller)?;
-    if state
-        .iam
-        .user(&body.user_id)
-        .is_none_or(|u| u.namespace != namespace)
-    {
-        return Err(ApiError::not_found(
-            codes::USER_NOT_FOUND,
-            format!("user {} not found", body.user_id),
-        )
-        .with_shape(ErrorShape::SessionBrowserV2));
-    }
+    ensure_user(&state, &namespace, &body.user_id)?;
     let party = state
         .parties
         .invite(&namespace, &id, &user, &body.user_id)

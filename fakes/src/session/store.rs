@@ -69,6 +69,30 @@ pub struct Member {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Member {
+    /// Moves `user_id` in `members` (a game session's or a party's) to `status`, keeping the
+    /// status it had as `previous_status`; a user not yet listed is added.
+    pub fn set_status(
+        members: &mut Vec<Member>,
+        user_id: &str,
+        status: Status,
+        now: DateTime<Utc>,
+    ) {
+        if let Some(member) = members.iter_mut().find(|m| m.user_id == user_id) {
+            member.previous_status = member.status;
+            member.status = status;
+            member.updated_at = now;
+        } else {
+            members.push(Member {
+                user_id: user_id.to_owned(),
+                status,
+                previous_status: "",
+                updated_at: now,
+            });
+        }
+    }
+}
+
 /// A team of a matched session: its users and the tickets (parties) they came in.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TeamRecord {
@@ -155,18 +179,7 @@ impl GameSession {
     }
 
     fn set_member(&mut self, user_id: &str, status: &'static str, now: DateTime<Utc>) {
-        if let Some(member) = self.members.iter_mut().find(|m| m.user_id == user_id) {
-            member.previous_status = member.status;
-            member.status = status;
-            member.updated_at = now;
-        } else {
-            self.members.push(Member {
-                user_id: user_id.to_owned(),
-                status,
-                previous_status: "",
-                updated_at: now,
-            });
-        }
+        Member::set_status(&mut self.members, user_id, status, now);
     }
 }
 

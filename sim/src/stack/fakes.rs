@@ -9,19 +9,14 @@
 //! notifications, sessions and claims.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::AsyncReadExt;
 use url::Url;
 
-/// How long fakes may take to become ready (a first start generates its signing key).
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The line a ready fakes prints before its URL.
-const READY: &str = "READY ";
+use super::child::{READY, SpecChild};
 
 /// Everything the fakes process needs, passed as JSON on its command line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,33 +66,22 @@ impl FakesSpec {
 #[derive(Debug)]
 pub struct FakesProcess {
     pub url: Url,
-    child: Child,
+    child: SpecChild,
 }
 
 impl FakesProcess {
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.child.pid()
     }
 
     /// SIGKILL, and reaps it.
     pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        self.child.kill().await;
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within `grace`.
     pub async fn terminate(&mut self, grace: Duration) {
-        if let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            self.kill().await;
-        }
+        self.child.terminate(grace).await;
     }
 }
 
@@ -108,37 +92,8 @@ pub async fn spawn(
     spec: &FakesSpec,
 ) -> anyhow::Result<FakesProcess> {
     let json = serde_json::to_string(spec)?;
-    let mut child = Command::new(program)
-        .args(args)
-        .arg("--spec")
-        .arg(json)
-        // Held open by us: fakes exits when it closes (we died).
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the fakes process")?;
-    let stdout = child.stdout.take().context("fakes stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(READY_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(url) = line.strip_prefix(READY) {
-                return anyhow::Ok(Some(Url::parse(url.trim())?));
-            }
-        }
-        Ok(None)
-    })
-    .await;
-    let url = match ready {
-        Ok(Ok(Some(url))) => url,
-        Ok(Ok(None)) => anyhow::bail!(
-            "fakes exited before it was ready ({:?})",
-            child.wait().await.ok()
-        ),
-        Ok(Err(error)) => return Err(error.context("fakes")),
-        Err(_) => anyhow::bail!("fakes not ready within {READY_TIMEOUT:?}"),
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, url) = SpecChild::spawn(program, args, &json, "the fakes process").await?;
+    let url = Url::parse(&url).context("fakes: READY with a bad url")?;
     Ok(FakesProcess { url, child })
 }
 

@@ -17,6 +17,7 @@
 //! all a user needs, and every child exits when this process goes away (a shard when its
 //! handoff link closes, a replica when its stdin closes), so a crash leaves no orphans.
 
+pub mod child;
 pub mod control;
 pub mod fakes;
 pub mod proxy;

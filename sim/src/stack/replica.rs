@@ -10,22 +10,16 @@
 //! parent died (no orphaned replicas after a crash).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::AsyncReadExt;
 use url::Url;
 
+use super::child::{READY, READY_TIMEOUT, SpecChild};
 use crate::scenario::ClientCredentials;
 use crate::target::EmbeddedMatchmakerConfig;
-
-/// How long a replica may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The line a ready replica prints before its URL.
-const READY: &str = "READY ";
 
 /// Everything a replica process needs, passed as JSON on its command line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,84 +96,41 @@ pub struct Replica {
     pub url: Url,
     /// The match function's gRPC address, when it serves one.
     pub grpc_url: Option<Url>,
-    child: Child,
+    child: SpecChild,
 }
 
 impl Replica {
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.child.pid()
     }
 
     /// Whether the process has exited (and how).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        self.child.exited()
     }
 
     /// Kills the process (SIGKILL) and reaps it.
     pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        self.child.kill().await;
     }
 
     /// Asks the process to stop (SIGTERM: drain, as on a rolling restart) and waits for it
     /// within `grace`, then kills it.
     pub async fn terminate(&mut self, grace: Duration) {
-        if let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            self.kill().await;
-        }
+        self.child.terminate(grace).await;
     }
 }
 
 /// Starts replica `spec.index` as `program args… --spec JSON` and waits until it is ready.
 pub async fn spawn(program: &Path, args: &[String], spec: &ReplicaSpec) -> anyhow::Result<Replica> {
     let json = serde_json::to_string(spec)?;
-    let mut child = Command::new(program)
-        .args(args)
-        .arg("--spec")
-        .arg(json)
-        // Held open by us: the replica exits when it closes (we died).
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start matchmaker replica {}", spec.index))?;
-    let stdout = child.stdout.take().context("replica stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(READY_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(urls) = line.strip_prefix(READY) {
-                let mut urls = urls.split_whitespace().map(Url::parse);
-                let url = urls.next().context("READY without a url")??;
-                let grpc_url = urls.next().transpose()?;
-                return anyhow::Ok(Some((url, grpc_url)));
-            }
-        }
-        Ok(None)
-    })
-    .await;
-    let (url, grpc_url) = match ready {
-        Ok(Ok(Some(urls))) => urls,
-        Ok(Ok(None)) => anyhow::bail!(
-            "matchmaker replica {} exited before it was ready ({:?})",
-            spec.index,
-            child.wait().await.ok()
-        ),
-        Ok(Err(error)) => return Err(error.context(format!("replica {}", spec.index))),
-        Err(_) => anyhow::bail!(
-            "matchmaker replica {} not ready within {READY_TIMEOUT:?}",
-            spec.index
-        ),
-    };
-    // Keep draining stdout so the replica never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let what = format!("matchmaker replica {}", spec.index);
+    let (child, urls) = SpecChild::spawn(program, args, &json, &what).await?;
+    let mut urls = urls.split_whitespace().map(Url::parse);
+    let url = urls
+        .next()
+        .with_context(|| format!("{what}: READY without a url"))??;
+    let grpc_url = urls.next().transpose()?;
     Ok(Replica {
         index: spec.index,
         url,
