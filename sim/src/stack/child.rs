@@ -8,7 +8,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// How long a child may take to serve.
@@ -98,5 +98,25 @@ impl SpecChild {
         {
             self.kill().await;
         }
+    }
+}
+
+/// In the child: resolves when it should stop — its stdin closed (the parent died or let go of
+/// it) or SIGTERM arrived.
+pub async fn stop_requested() {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    let parent_gone = async { while !matches!(stdin.read(&mut buf).await, Ok(0) | Err(_)) {} };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = parent_gone => {}
+        () = term => {}
     }
 }

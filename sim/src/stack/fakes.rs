@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use url::Url;
 
 use super::child::{READY, SpecChild};
@@ -127,23 +126,7 @@ pub async fn run(spec_json: &str) -> anyhow::Result<()> {
         .with_context(|| format!("fakes cannot listen on port {}", spec.port))?;
     let addr = listener.local_addr()?;
     println!("{READY}http://{addr}");
-    let shutdown = async {
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 64];
-        let parent_gone = async { while !matches!(stdin.read(&mut buf).await, Ok(0) | Err(_)) {} };
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = parent_gone => {}
-            () = term => {}
-        }
-    };
+    let shutdown = super::child::stop_requested();
     // Open lobby sockets would hold a graceful shutdown forever: once asked to stop, in-flight
     // requests get a moment to finish (their changes are on disk before they answer anyway).
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use url::Url;
 
 use super::child::{READY, READY_TIMEOUT, SpecChild};
@@ -182,23 +181,7 @@ pub async fn run(spec_json: &str) -> anyhow::Result<()> {
         Some(grpc) => println!("{READY}http://{addr}/matchmaking http://{grpc}"),
         None => println!("{READY}http://{addr}/matchmaking"),
     }
-    let shutdown = async {
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 64];
-        let parent_gone = async { while !matches!(stdin.read(&mut buf).await, Ok(0) | Err(_)) {} };
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = parent_gone => {}
-            () = term => {}
-        }
-    };
+    let shutdown = super::child::stop_requested();
     // Through the matchmaker's server lifecycle: the drain, then its background tasks.
     let server = matchmaker::start(listener, state)?;
     shutdown.await;
