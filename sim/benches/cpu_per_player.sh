@@ -71,16 +71,13 @@ done
 fakes_before=$(cpu_ms "$fakes_pid")
 mm_before=$(cpu_ms "$mm_pid")
 
-"$bin/sim" run --headless "$out/scenario.toml" --fakes-url "http://127.0.0.1:$fakes_port" \
+# sim may run its players in worker processes (the open-files budget decides): GNU time counts
+# the CPU of the process and of every child it waited for.
+/usr/bin/time -f "%U %S" -o "$out/sim.time" \
+  "$bin/sim" run --headless "$out/scenario.toml" --fakes-url "http://127.0.0.1:$fakes_port" \
   --matchmaker-url "http://127.0.0.1:$mm_port/matchmaking" --report "$out/report.json" \
-  > "$out/sim.log" 2>&1 &
-sim_pid=$!
-sim_cpu=0
-while kill -0 "$sim_pid" 2>/dev/null; do
-  sim_cpu=$(cpu_ms "$sim_pid" 2>/dev/null || echo "$sim_cpu")
-  sleep 0.2
-done
-wait "$sim_pid" || true
+  > "$out/sim.log" 2>&1 || true
+sim_cpu=$(awk '{print ($1 + $2) * 1000}' "$out/sim.time")
 fakes_cpu=$(echo "$(cpu_ms "$fakes_pid") - $fakes_before" | bc)
 mm_cpu=$(echo "$(cpu_ms "$mm_pid") - $mm_before" | bc)
 matched=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["outcomes"]["matched"])' "$out/report.json")
