@@ -148,6 +148,9 @@ struct IamData {
     lifetimes: TokenLifetimes,
     /// The `iss` claim of every token.
     issuer: String,
+    /// When [`prune_login_steps`] last swept.
+    #[serde(skip)]
+    pruned_at: Option<Instant>,
 }
 
 /// IAM: owns the key ring and all identity data.
@@ -880,6 +883,7 @@ impl IamData {
             revoked_users: HashMap::new(),
             lifetimes,
             issuer: crate::seed::DEFAULT_ISSUER.to_owned(),
+            pruned_at: None,
         }
     }
 
@@ -950,12 +954,24 @@ fn pkce_matches(challenge: &str, method: &str, verifier: &str) -> bool {
     }
 }
 
+/// How often [`prune_login_steps`] sweeps. A sweep walks every pending login step and refresh
+/// grant, so sweeping on every `authorize` made each login cost grow with the logins before it
+/// (at 100,000 players, a walk of 100,000 grants per login). Expired entries met between sweeps
+/// are refused where they are used, so the sweep only bounds memory.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
 fn prune_login_steps(d: &mut IamData) {
-    d.auth_requests
-        .retain(|_, r| r.created.elapsed() < LOGIN_STEP_TTL);
-    d.auth_codes
-        .retain(|_, c| c.created.elapsed() < LOGIN_STEP_TTL);
     let now = Instant::now();
+    if d.pruned_at
+        .is_some_and(|at| now.duration_since(at) < PRUNE_EVERY)
+    {
+        return;
+    }
+    d.pruned_at = Some(now);
+    d.auth_requests
+        .retain(|_, r| now.duration_since(r.created) < LOGIN_STEP_TTL);
+    d.auth_codes
+        .retain(|_, c| now.duration_since(c.created) < LOGIN_STEP_TTL);
     d.refresh_grants.retain(|_, g| g.expires > now);
 }
 

@@ -171,8 +171,8 @@ impl Collector {
         let open = self.interval();
         let count = |o: Outcome| totals.outcome(o) + open.outcome(o);
         let errors_by = {
-            let mut all = totals.errors.clone();
-            for (k, n) in &open.errors {
+            let mut all = totals.counts.errors.clone();
+            for (k, n) in &open.counts.errors {
                 *all.entry(*k).or_default() += n;
             }
             all.into_iter()
@@ -211,12 +211,12 @@ impl Collector {
         // Saturation is judged on the last few seconds, so the banner clears once the generator
         // keeps up again; the whole run's figure is in the report.
         let recent = &self.series[self.series.len().saturating_sub(SATURATION_WINDOW_S)..];
-        let recent_lagged =
-            open.counters.lagged_starts + recent.iter().map(|p| p.lagged_starts).sum::<u64>();
+        let recent_lagged = open.counts.counters.lagged_starts
+            + recent.iter().map(|p| p.lagged_starts).sum::<u64>();
         let recent_max_lag_ms = recent
             .iter()
             .map(|p| p.max_lag_ms)
-            .fold(open.max_lag_us as f64 / 1000.0, f64::max);
+            .fold(open.counts.max_lag_us as f64 / 1000.0, f64::max);
         MetricsSnapshot {
             elapsed_ms: u64::try_from(ctx.elapsed.as_millis()).unwrap_or(u64::MAX),
             phase: ctx.phase,
@@ -245,8 +245,8 @@ impl Collector {
             thresholds: thresholds::evaluate(ctx.thresholds, &view, true),
             saturated: recent_lagged > 0,
             max_lag_ms: recent_max_lag_ms,
-            failovers: totals.failovers.values().sum::<u64>()
-                + open.failovers.values().sum::<u64>(),
+            failovers: totals.counts.failovers.values().sum::<u64>()
+                + open.counts.failovers.values().sum::<u64>(),
             mergeable: None,
         }
     }

@@ -277,14 +277,16 @@ impl RunReport {
             failed_claim: t.fail_claim(),
         };
         let failure_reasons = t
+            .counts
             .fails
             .iter()
             .map(|(reason, n)| (reason.class().to_owned(), *n))
             .collect();
         let mut endpoints = BTreeMap::new();
         for endpoint in Endpoint::ALL {
-            let calls = t.calls[endpoint.index()];
+            let calls = t.counts.calls[endpoint.index()];
             let errors: u64 = t
+                .counts
                 .errors
                 .iter()
                 .filter(|((e, _), _)| *e == endpoint)
@@ -305,6 +307,7 @@ impl RunReport {
             );
         }
         let errors = t
+            .counts
             .errors
             .iter()
             .map(|((endpoint, kind), count)| ErrorCount {
@@ -344,14 +347,14 @@ impl RunReport {
             shards: 1,
             elapsed_ms,
             passed: false,
-            arrivals: t.arrivals,
-            players: t.players,
+            arrivals: t.counts.arrivals,
+            players: t.counts.players,
             outcomes,
-            counters: t.counters,
+            counters: t.counts.counters,
             saturation: Saturation {
-                warned: t.counters.lagged_starts > 0,
-                lagged_starts: t.counters.lagged_starts,
-                max_lag_ms: t.max_lag_us as f64 / 1000.0,
+                warned: t.counts.counters.lagged_starts > 0,
+                lagged_starts: t.counts.counters.lagged_starts,
+                max_lag_ms: t.counts.max_lag_us as f64 / 1000.0,
             },
             pairing: Percentiles::of(&t.pairing),
             pairing_histogram: metrics::encode(&t.pairing),
@@ -364,7 +367,7 @@ impl RunReport {
             threshold_limits: plan.thresholds.clone(),
             invariants,
             warnings,
-            failovers: t.failovers.clone(),
+            failovers: t.counts.failovers.clone(),
             processes: Vec::new(),
             machine: None,
             sut: None,
