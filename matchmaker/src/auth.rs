@@ -32,6 +32,11 @@
 //! function's callers, [`crate::extend::auth`]): steps 1–4, the namespace, and a permission the
 //! caller names — a client token (no `sub`) is fine and bans are not looked at.
 //!
+//! A player sends the same token with every search, so a token whose signature verified is
+//! remembered with its claims and key id (at most [`MAX_VERIFIED_TOKENS`]): a re-queued search
+//! skips the RSA check and the claims' JSON. Only the signature is remembered — expiry, `nbf`,
+//! revocation and the key still being in the JWKS are checked on every use.
+//!
 //! Before the first JWKS and revocation list have been fetched, validation answers "not ready"
 //! (503) and `/readyz` says so. Must not know about HTTP routes or tickets: it turns a token
 //! into a [`Principal`] or an [`AuthError`].
@@ -55,6 +60,8 @@ use crate::ticket::PlayerId;
 
 /// Longest token accepted; AGS tokens are a few KiB.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Tokens remembered as verified before the memory starts over (~2 KiB each).
+pub const MAX_VERIFIED_TOKENS: usize = 65_536;
 /// Largest clock skew the configuration may allow.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// Cached roles before the cache starts over (bounded memory whatever the tokens say).
@@ -264,7 +271,15 @@ struct Inner {
     refetched: tokio::sync::Mutex<Option<Instant>>,
     revocations: RwLock<Option<Arc<Revocations>>>,
     roles: Mutex<HashMap<String, CachedRole>>,
+    /// Tokens whose signature verified (see the module docs).
+    verified: Mutex<HashMap<String, Verified>>,
     metrics: Arc<Metrics>,
+}
+
+/// A token whose RS256 signature verified with the key `kid`.
+struct Verified {
+    kid: String,
+    claims: JwtClaims,
 }
 
 impl std::fmt::Debug for Auth {
@@ -294,6 +309,7 @@ impl Auth {
                 refetched: tokio::sync::Mutex::new(None),
                 revocations: RwLock::new(None),
                 roles: Mutex::new(HashMap::new()),
+                verified: Mutex::new(HashMap::new()),
                 metrics,
             }),
         }
@@ -455,6 +471,11 @@ impl Auth {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed);
         }
+        if let Some(claims) = self.remembered(token) {
+            self.check_dates(&claims)?;
+            self.check_revocation(token, &claims)?;
+            return Ok(claims);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::RS256 {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
@@ -479,7 +500,47 @@ impl Auth {
             })?
             .claims;
         self.check_revocation(token, &claims)?;
+        self.remember(token, kid, &claims);
         Ok(claims)
+    }
+
+    /// The claims of a token whose signature verified before, while its key is still published.
+    fn remembered(&self, token: &str) -> Option<JwtClaims> {
+        let verified = self.inner.verified.lock();
+        let hit = verified.get(token)?;
+        self.inner
+            .keys
+            .read()
+            .contains_key(&hit.kid)
+            .then(|| hit.claims.clone())
+    }
+
+    fn remember(&self, token: &str, kid: String, claims: &JwtClaims) {
+        let mut verified = self.inner.verified.lock();
+        if verified.len() >= MAX_VERIFIED_TOKENS {
+            verified.clear();
+        }
+        verified.insert(
+            token.to_owned(),
+            Verified {
+                kid,
+                claims: claims.clone(),
+            },
+        );
+    }
+
+    /// Step 3's dates for a remembered token, as `jsonwebtoken` checks them: `exp` not past and
+    /// `nbf` reached, each within the clock skew.
+    fn check_dates(&self, claims: &JwtClaims) -> Result<(), AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        let skew = i64::try_from(self.inner.config.clock_skew.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp < now.saturating_sub(skew) {
+            return Err(AuthError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
+            return Err(AuthError::NotYetValid);
+        }
+        Ok(())
     }
 
     fn check_namespace(&self, claims: &JwtClaims) -> Result<(), AuthError> {

@@ -524,3 +524,33 @@ async fn is_comply_is_required_only_when_configured() {
     );
     strict.authenticate(&comply).await.expect("comply");
 }
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_revoked_or_its_key_is_withdrawn() {
+    let (iam, auth) = setup(AuthConfig::default()).await;
+    let key = &keys()[0];
+    let token = key.sign(&claims("u1"));
+    let other = key.sign(&claims("u2"));
+    for _ in 0..2 {
+        assert!(
+            auth.authenticate(&token).await.is_ok(),
+            "valid, then remembered"
+        );
+        assert!(auth.authenticate(&other).await.is_ok());
+    }
+
+    let mut list = empty_list();
+    list.revoked_tokens.insert(&token);
+    *iam.revocations.write() = Some(list);
+    auth.refresh_revocations().await.expect("refresh");
+    assert_eq!(auth.authenticate(&token).await, Err(AuthError::Revoked));
+    assert!(auth.authenticate(&other).await.is_ok(), "others unaffected");
+
+    iam.jwks.write().keys = vec![keys()[1].jwk.clone()];
+    auth.refresh_keys().await.expect("keys");
+    assert_eq!(
+        auth.authenticate(&other).await,
+        Err(AuthError::UnknownKey),
+        "its key left the JWKS"
+    );
+}
