@@ -8,6 +8,9 @@
 #     SECONDS  arrival window (default 30); the drain that follows is bounded by the scenario
 #     BIN_DIR  where the release binaries are (default: build them into target/release)
 #
+# SIM_WORKERS=N (read by `sim run` itself) fixes sim's worker processes; by default the
+# open-files budget decides (2 at 400/s with a 40 s request timeout).
+#
 # Prints user+system CPU seconds of each process over the whole run (from /proc/<pid>/stat,
 # read just before each is stopped) divided by the players matched, in milliseconds. To compare
 # two builds (say, two allocators), build each into its own BIN_DIR and run them one after the
