@@ -1009,55 +1009,69 @@ fn schedule_release(w: &WorkerCtx, run: &RunCtx, session: &Arc<str>) {
     let abort = run.abort.clone();
     let token = run.game_token.clone();
     let start = run.start;
+    // Only the sleep stays in the task for the game's length; the delete's state (an HTTP
+    // call, perhaps a token refresh: ~1.5 KB) is boxed once the game is over.
     run.background.spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(length) => {}
             () = abort.cancelled() => return,
         }
-        let started = Instant::now();
-        let Some(token) = token else { return };
-        let result = match token.get().await {
-            Ok(token) => {
-                // The server cannot be free before the delete is sent: that moment, not the
-                // answer's, bounds when another session may have it.
-                let sent = Instant::now();
-                game.dsmc()
-                    .admin_delete_session(&token, &namespace, &session)
-                    .await
-                    .map(|()| sent)
-            }
-            Err(err) => Err(err),
-        };
-        match result {
-            Ok(sent) => {
-                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
-                recorder.release(Release {
-                    session,
-                    at_ms: u64::try_from(sent.saturating_duration_since(start).as_millis())
-                        .unwrap_or(u64::MAX),
-                });
-            }
-            // Another process (a shard whose player was in the same match) released it first,
-            // at a moment this one cannot know.
-            Err(err) if err.status() == Some(404) => {
-                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
-                recorder.release(Release { session, at_ms: 0 });
-            }
-            Err(err) => {
-                recorder.call(
-                    Endpoint::ReleaseServer,
-                    started.elapsed(),
-                    Err(ErrorKind::of(&err)),
-                );
-                // The session may be gone all the same: the delete may have been applied with
-                // its answer lost (a timeout, a reset connection), or another process (a shard
-                // whose player was in the same match) may delete it. From here on its server
-                // may be free at a moment this process cannot know, so the check must not hold
-                // a later session on that server against the matchmaker.
-                recorder.release(Release { session, at_ms: 0 });
-            }
-        }
+        Box::pin(release(game, recorder, session, namespace, token, start)).await;
     });
+}
+
+/// Deletes a finished match's DSMC session and records when its server became free.
+async fn release(
+    game: AbClient,
+    recorder: Recorder,
+    session: Arc<str>,
+    namespace: String,
+    token: Option<Arc<GameToken>>,
+    start: Instant,
+) {
+    let started = Instant::now();
+    let Some(token) = token else { return };
+    let result = match token.get().await {
+        Ok(token) => {
+            // The server cannot be free before the delete is sent: that moment, not the
+            // answer's, bounds when another session may have it.
+            let sent = Instant::now();
+            game.dsmc()
+                .admin_delete_session(&token, &namespace, &session)
+                .await
+                .map(|()| sent)
+        }
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(sent) => {
+            recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
+            recorder.release(Release {
+                session,
+                at_ms: u64::try_from(sent.saturating_duration_since(start).as_millis())
+                    .unwrap_or(u64::MAX),
+            });
+        }
+        // Another process (a shard whose player was in the same match) released it first,
+        // at a moment this one cannot know.
+        Err(err) if err.status() == Some(404) => {
+            recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
+            recorder.release(Release { session, at_ms: 0 });
+        }
+        Err(err) => {
+            recorder.call(
+                Endpoint::ReleaseServer,
+                started.elapsed(),
+                Err(ErrorKind::of(&err)),
+            );
+            // The session may be gone all the same: the delete may have been applied with
+            // its answer lost (a timeout, a reset connection), or another process (a shard
+            // whose player was in the same match) may delete it. From here on its server
+            // may be free at a moment this process cannot know, so the check must not hold
+            // a later session on that server against the matchmaker.
+            recorder.release(Release { session, at_ms: 0 });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! calls on [`AbClient`].
 //!
 //! The connection is built for load tests with tens of thousands of players per process:
-//! - small buffers by default (4 KiB read buffer, no write buffering): about 8 KB per
-//!   connection instead of ~137 KB with tungstenite's defaults;
+//! - small buffers by default (1 KiB read buffer, no write buffering) and a small stream (TLS
+//!   boxed, the upgrade done in [`upgrade`](super::upgrade) so tungstenite keeps no 4 KiB
+//!   handshake buffer): about 3 KB of user memory per idle connection instead of ~137 KB with
+//!   tungstenite's defaults;
 //! - an optional local source address, so players can spread over loopback addresses
 //!   (`127.0.0.x`) when one source address runs out of ephemeral ports;
 //! - TLS settings ([`LobbyTls`]) built once and shared, e.g. to trust the emulator's self-signed
@@ -21,13 +23,15 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::{Host, Url};
 
+use super::upgrade::{self, LobbyStream};
 use super::{AbClient, Auth, ClientError, Result, bearer, endpoint, send_empty};
 use crate::frame::{Frame, strip_envelope};
 use crate::models::lobby::{
@@ -257,20 +261,32 @@ impl LobbyConnection {
         let connect = async {
             let tcp = open_tcp(&url, options.local_addr).await?;
             let local_addr = tcp.local_addr().ok();
-            let connector = match &options.tls {
-                Some(tls) => Some(Connector::Rustls(Arc::clone(&tls.config))),
-                // Plain for ws://; for wss:// tokio-tungstenite's default web-PKI config.
-                None if url.scheme() == "ws" => Some(Connector::Plain),
-                None => None,
+            let mut stream = match url.scheme() {
+                "wss" => {
+                    let config = match &options.tls {
+                        Some(tls) => Arc::clone(&tls.config),
+                        None => upgrade::web_pki(),
+                    };
+                    let host = match url.host() {
+                        Some(Host::Domain(domain)) => domain.to_owned(),
+                        Some(Host::Ipv4(ip)) => ip.to_string(),
+                        Some(Host::Ipv6(ip)) => ip.to_string(),
+                        None => String::new(),
+                    };
+                    LobbyStream::tls(tcp, &host, config).await?
+                }
+                _ => LobbyStream::Plain(tcp),
             };
-            let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
-                request,
-                tcp,
+            let tail = upgrade::upgrade(&mut stream, request)
+                .await
+                .map_err(handshake_error)?;
+            let ws = WebSocketStream::from_partially_read(
+                stream,
+                tail,
+                Role::Client,
                 Some(options.websocket_config()),
-                connector,
             )
-            .await
-            .map_err(handshake_error)?;
+            .await;
             let mut socket = Socket { ws, closed: None };
             let first = match socket.next_frame().await? {
                 Some(frame) => frame,
@@ -384,7 +400,7 @@ impl LobbyConnection {
 
 /// The WebSocket plus what it told us about its end.
 struct Socket {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<LobbyStream>,
     closed: Option<CloseInfo>,
 }
 
