@@ -879,6 +879,93 @@ mod tests {
         assert_eq!(err.status(), Some(401), "{err:?}");
     }
 
+    /// A server text frame (unmasked), as raw bytes.
+    fn raw_text_frame(text: &str) -> Vec<u8> {
+        let mut frame = vec![0x81];
+        match text.len() {
+            len @ 0..126 => frame.push(len as u8),
+            len => {
+                frame.push(126);
+                frame.extend_from_slice(&u16::try_from(len).expect("short frame").to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(text.as_bytes());
+        frame
+    }
+
+    /// Answers one upgrade with `101` and `frames` in a single write, taking the accept key from
+    /// `accept` (the right one when `None`).
+    async fn raw_lobby(listener: TcpListener, accept: Option<&'static str>, frames: Vec<u8>) {
+        let (mut tcp, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
+                .await
+                .expect("read");
+            assert!(n > 0, "request cut short");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let request = String::from_utf8(request).expect("utf-8");
+        let key = request
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("key");
+        let accept = accept.map_or_else(
+            || tungstenite::handshake::derive_accept_key(key.as_bytes()),
+            str::to_owned,
+        );
+        let mut answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        answer.extend_from_slice(&frames);
+        tcp.write_all(&answer).await.expect("write");
+        // Hold the socket until the client is done with it.
+        let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf).await;
+    }
+
+    #[tokio::test]
+    async fn frames_that_arrive_with_the_upgrade_answer_are_read() {
+        let (listener, base) = listener().await;
+        let mut frames = raw_text_frame(&connect_notif_text());
+        frames.extend(raw_text_frame(&message_notif("with the 101")));
+        tokio::spawn(raw_lobby(listener, None, frames));
+        let mut conn = LobbyConnection::connect(&base, "at", &LobbyOptions::default())
+            .await
+            .expect("connect");
+        assert_eq!(conn.connect_notif().lobby_session_id, SESSION_ID);
+        let frame = conn.next_frame().await.expect("read").expect("frame");
+        let message = MessageNotif::from_frame(&frame).expect("messageNotif");
+        assert_eq!(message.payload, "with the 101");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_accept_key_fails_the_upgrade() {
+        let (listener, base) = listener().await;
+        let frames = raw_text_frame(&connect_notif_text());
+        tokio::spawn(raw_lobby(listener, Some("bm90IHRoZSBrZXk="), frames));
+        let err = LobbyConnection::connect(&base, "at", &LobbyOptions::default())
+            .await
+            .expect_err("wrong accept key");
+        assert!(
+            format!("{err:?}").contains("SecWebSocketAcceptKeyMismatch"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_plain_connection_carries_no_tls_state_inline() {
+        // tokio-tungstenite's `MaybeTlsStream` made every connection ~1.5 KB; with the TLS
+        // stream boxed the connection is its codec, its stream and the `connectNotif`.
+        let size = std::mem::size_of::<LobbyConnection>();
+        assert!(size <= 768, "LobbyConnection is {size} bytes");
+    }
+
     #[tokio::test]
     async fn first_frame_must_be_connect_notif() {
         let (listener, base) = listener().await;
