@@ -37,6 +37,7 @@ use crate::engine::users::{User, UserPool};
 use crate::metrics::{Counter, Gauges, Recorder};
 use crate::outcome::{Endpoint, ErrorKind, FailReason, Outcome, PlayerRecord, Release, ServerAddr};
 use crate::scenario::{Behaviour, Flow, LoginFlow, Match2Plan};
+use crate::token::Token;
 
 /// The body of the matchmaking request: the matchmaker's optional body, from the contract both
 /// share. The tutorial's server reads no body (the bearer token says who calls) and ignores it.
@@ -227,7 +228,8 @@ pub(crate) struct Socket {
 /// A logged-in user.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
-    pub(crate) access_token: String,
+    /// Held decoded (see [`Token`]): a player keeps it for its whole life.
+    pub(crate) access_token: Token,
     pub(crate) user_id: String,
     at: Instant,
     life: Duration,
@@ -376,7 +378,7 @@ async fn search_inner(
     let others: Vec<(String, String)> = party.members[1..]
         .iter()
         .filter_map(|m| m.session.as_ref())
-        .map(|s| (s.user_id.clone(), s.access_token.clone()))
+        .map(|s| (s.user_id.clone(), s.access_token.text()))
         .collect();
     let request = match_request(
         &arrival.spec.game_mode,
@@ -387,7 +389,7 @@ async fn search_inner(
     let leader_token = party.members[0]
         .session
         .as_ref()
-        .map(|s| s.access_token.clone())
+        .map(|s| s.access_token.text())
         .unwrap_or_default();
 
     let search_start = Instant::now();
@@ -479,7 +481,7 @@ async fn prepare_once(
                 w.recorder.call(Endpoint::Login, started.elapsed(), Ok(()));
                 m.session = Some(Session {
                     life: Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0).max(60)),
-                    access_token: token.access_token,
+                    access_token: Token::new(token.access_token),
                     user_id: token.user_id,
                     at: Instant::now(),
                 });
@@ -505,7 +507,7 @@ pub(crate) async fn connect(w: &WorkerCtx, m: &mut Member) -> Result<(), (Endpoi
     let started = Instant::now();
     match w
         .players
-        .connect_lobby(&session.access_token, &w.lobby)
+        .connect_lobby(&session.access_token.text(), &w.lobby)
         .await
     {
         Ok(conn) => {
