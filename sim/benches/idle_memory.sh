@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 small="${1:-1000}"
 large="${2:-3000}"
 cargo build --release -q -p sim
-sim=target/release/sim
+sim="${CARGO_TARGET_DIR:-target}/release/sim"
 
 measure() {
   local players=$1 out

@@ -10,7 +10,8 @@
 //!   applies the fault timeline, publishes [`metrics::MetricsSnapshot`]s on a `watch` channel
 //!   and takes [`engine::EngineCommand`]s on an `mpsc` channel.
 //! - [`player`]: one party's search as a small state machine: login, lobby socket, matchmaking
-//!   request, `found` — latency from the scheduled arrival (no coordinated omission).
+//!   request, `found` — latency from the scheduled arrival (no coordinated omission);
+//!   [`token`]: a player's access token, held decoded between searches.
 //! - [`metrics`]: per-worker HDR histograms and counters merged on a tick; per-second series.
 //! - [`outcome`]: the vocabulary of results; [`invariants`]: the check after every run;
 //!   [`thresholds`]: pass/fail limits.
@@ -50,5 +51,6 @@ pub mod stack;
 pub mod sut;
 pub mod target;
 pub mod thresholds;
+pub mod token;
 pub mod verdict;
 pub mod workers;

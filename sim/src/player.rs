@@ -37,6 +37,7 @@ use crate::engine::users::{User, UserPool};
 use crate::metrics::{Counter, Gauges, Recorder};
 use crate::outcome::{Endpoint, ErrorKind, FailReason, Outcome, PlayerRecord, Release, ServerAddr};
 use crate::scenario::{Behaviour, Flow, LoginFlow, Match2Plan};
+use crate::token::Token;
 
 /// The body of the matchmaking request: the matchmaker's optional body, from the contract both
 /// share. The tutorial's server reads no body (the bearer token says who calls) and ignores it.
@@ -227,7 +228,8 @@ pub(crate) struct Socket {
 /// A logged-in user.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
-    pub(crate) access_token: String,
+    /// Held decoded (see [`Token`]): a player keeps it for its whole life.
+    pub(crate) access_token: Token,
     pub(crate) user_id: String,
     at: Instant,
     life: Duration,
@@ -376,7 +378,7 @@ async fn search_inner(
     let others: Vec<(String, String)> = party.members[1..]
         .iter()
         .filter_map(|m| m.session.as_ref())
-        .map(|s| (s.user_id.clone(), s.access_token.clone()))
+        .map(|s| (s.user_id.clone(), s.access_token.text()))
         .collect();
     let request = match_request(
         &arrival.spec.game_mode,
@@ -387,7 +389,7 @@ async fn search_inner(
     let leader_token = party.members[0]
         .session
         .as_ref()
-        .map(|s| s.access_token.clone())
+        .map(|s| s.access_token.text())
         .unwrap_or_default();
 
     let search_start = Instant::now();
@@ -479,7 +481,7 @@ async fn prepare_once(
                 w.recorder.call(Endpoint::Login, started.elapsed(), Ok(()));
                 m.session = Some(Session {
                     life: Duration::from_secs(u64::try_from(token.expires_in).unwrap_or(0).max(60)),
-                    access_token: token.access_token,
+                    access_token: Token::new(token.access_token),
                     user_id: token.user_id,
                     at: Instant::now(),
                 });
@@ -505,7 +507,7 @@ pub(crate) async fn connect(w: &WorkerCtx, m: &mut Member) -> Result<(), (Endpoi
     let started = Instant::now();
     match w
         .players
-        .connect_lobby(&session.access_token, &w.lobby)
+        .connect_lobby(&session.access_token.text(), &w.lobby)
         .await
     {
         Ok(conn) => {
@@ -1009,55 +1011,69 @@ fn schedule_release(w: &WorkerCtx, run: &RunCtx, session: &Arc<str>) {
     let abort = run.abort.clone();
     let token = run.game_token.clone();
     let start = run.start;
+    // Only the sleep stays in the task for the game's length; the delete's state (an HTTP
+    // call, perhaps a token refresh: ~1.5 KB) is boxed once the game is over.
     run.background.spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(length) => {}
             () = abort.cancelled() => return,
         }
-        let started = Instant::now();
-        let Some(token) = token else { return };
-        let result = match token.get().await {
-            Ok(token) => {
-                // The server cannot be free before the delete is sent: that moment, not the
-                // answer's, bounds when another session may have it.
-                let sent = Instant::now();
-                game.dsmc()
-                    .admin_delete_session(&token, &namespace, &session)
-                    .await
-                    .map(|()| sent)
-            }
-            Err(err) => Err(err),
-        };
-        match result {
-            Ok(sent) => {
-                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
-                recorder.release(Release {
-                    session,
-                    at_ms: u64::try_from(sent.saturating_duration_since(start).as_millis())
-                        .unwrap_or(u64::MAX),
-                });
-            }
-            // Another process (a shard whose player was in the same match) released it first,
-            // at a moment this one cannot know.
-            Err(err) if err.status() == Some(404) => {
-                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
-                recorder.release(Release { session, at_ms: 0 });
-            }
-            Err(err) => {
-                recorder.call(
-                    Endpoint::ReleaseServer,
-                    started.elapsed(),
-                    Err(ErrorKind::of(&err)),
-                );
-                // The session may be gone all the same: the delete may have been applied with
-                // its answer lost (a timeout, a reset connection), or another process (a shard
-                // whose player was in the same match) may delete it. From here on its server
-                // may be free at a moment this process cannot know, so the check must not hold
-                // a later session on that server against the matchmaker.
-                recorder.release(Release { session, at_ms: 0 });
-            }
-        }
+        Box::pin(release(game, recorder, session, namespace, token, start)).await;
     });
+}
+
+/// Deletes a finished match's DSMC session and records when its server became free.
+async fn release(
+    game: AbClient,
+    recorder: Recorder,
+    session: Arc<str>,
+    namespace: String,
+    token: Option<Arc<GameToken>>,
+    start: Instant,
+) {
+    let started = Instant::now();
+    let Some(token) = token else { return };
+    let result = match token.get().await {
+        Ok(token) => {
+            // The server cannot be free before the delete is sent: that moment, not the
+            // answer's, bounds when another session may have it.
+            let sent = Instant::now();
+            game.dsmc()
+                .admin_delete_session(&token, &namespace, &session)
+                .await
+                .map(|()| sent)
+        }
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(sent) => {
+            recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
+            recorder.release(Release {
+                session,
+                at_ms: u64::try_from(sent.saturating_duration_since(start).as_millis())
+                    .unwrap_or(u64::MAX),
+            });
+        }
+        // Another process (a shard whose player was in the same match) released it first,
+        // at a moment this one cannot know.
+        Err(err) if err.status() == Some(404) => {
+            recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
+            recorder.release(Release { session, at_ms: 0 });
+        }
+        Err(err) => {
+            recorder.call(
+                Endpoint::ReleaseServer,
+                started.elapsed(),
+                Err(ErrorKind::of(&err)),
+            );
+            // The session may be gone all the same: the delete may have been applied with
+            // its answer lost (a timeout, a reset connection), or another process (a shard
+            // whose player was in the same match) may delete it. From here on its server
+            // may be free at a moment this process cannot know, so the check must not hold
+            // a later session on that server against the matchmaker.
+            recorder.release(Release { session, at_ms: 0 });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! calls on [`AbClient`].
 //!
 //! The connection is built for load tests with tens of thousands of players per process:
-//! - small buffers by default (4 KiB read buffer, no write buffering): about 8 KB per
-//!   connection instead of ~137 KB with tungstenite's defaults;
+//! - small buffers by default (1 KiB read buffer, no write buffering) and a small stream (TLS
+//!   boxed, the upgrade done in [`upgrade`](super::upgrade) so tungstenite keeps no 4 KiB
+//!   handshake buffer): about 3 KB of user memory per idle connection instead of ~137 KB with
+//!   tungstenite's defaults;
 //! - an optional local source address, so players can spread over loopback addresses
 //!   (`127.0.0.x`) when one source address runs out of ephemeral ports;
 //! - TLS settings ([`LobbyTls`]) built once and shared, e.g. to trust the emulator's self-signed
@@ -21,13 +23,15 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::{Host, Url};
 
+use super::upgrade::{self, LobbyStream};
 use super::{AbClient, Auth, ClientError, Result, bearer, endpoint, send_empty};
 use crate::frame::{Frame, strip_envelope};
 use crate::models::lobby::{
@@ -257,20 +261,32 @@ impl LobbyConnection {
         let connect = async {
             let tcp = open_tcp(&url, options.local_addr).await?;
             let local_addr = tcp.local_addr().ok();
-            let connector = match &options.tls {
-                Some(tls) => Some(Connector::Rustls(Arc::clone(&tls.config))),
-                // Plain for ws://; for wss:// tokio-tungstenite's default web-PKI config.
-                None if url.scheme() == "ws" => Some(Connector::Plain),
-                None => None,
+            let mut stream = match url.scheme() {
+                "wss" => {
+                    let config = match &options.tls {
+                        Some(tls) => Arc::clone(&tls.config),
+                        None => upgrade::web_pki(),
+                    };
+                    let host = match url.host() {
+                        Some(Host::Domain(domain)) => domain.to_owned(),
+                        Some(Host::Ipv4(ip)) => ip.to_string(),
+                        Some(Host::Ipv6(ip)) => ip.to_string(),
+                        None => String::new(),
+                    };
+                    LobbyStream::tls(tcp, &host, config).await?
+                }
+                _ => LobbyStream::Plain(tcp),
             };
-            let (ws, _response) = tokio_tungstenite::client_async_tls_with_config(
-                request,
-                tcp,
+            let tail = upgrade::upgrade(&mut stream, request)
+                .await
+                .map_err(handshake_error)?;
+            let ws = WebSocketStream::from_partially_read(
+                stream,
+                tail,
+                Role::Client,
                 Some(options.websocket_config()),
-                connector,
             )
-            .await
-            .map_err(handshake_error)?;
+            .await;
             let mut socket = Socket { ws, closed: None };
             let first = match socket.next_frame().await? {
                 Some(frame) => frame,
@@ -384,7 +400,7 @@ impl LobbyConnection {
 
 /// The WebSocket plus what it told us about its end.
 struct Socket {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<LobbyStream>,
     closed: Option<CloseInfo>,
 }
 
@@ -861,6 +877,93 @@ mod tests {
             .await
             .expect_err("401");
         assert_eq!(err.status(), Some(401), "{err:?}");
+    }
+
+    /// A server text frame (unmasked), as raw bytes.
+    fn raw_text_frame(text: &str) -> Vec<u8> {
+        let mut frame = vec![0x81];
+        match text.len() {
+            len @ 0..126 => frame.push(len as u8),
+            len => {
+                frame.push(126);
+                frame.extend_from_slice(&u16::try_from(len).expect("short frame").to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(text.as_bytes());
+        frame
+    }
+
+    /// Answers one upgrade with `101` and `frames` in a single write, taking the accept key from
+    /// `accept` (the right one when `None`).
+    async fn raw_lobby(listener: TcpListener, accept: Option<&'static str>, frames: Vec<u8>) {
+        let (mut tcp, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
+                .await
+                .expect("read");
+            assert!(n > 0, "request cut short");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let request = String::from_utf8(request).expect("utf-8");
+        let key = request
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("key");
+        let accept = accept.map_or_else(
+            || tungstenite::handshake::derive_accept_key(key.as_bytes()),
+            str::to_owned,
+        );
+        let mut answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        answer.extend_from_slice(&frames);
+        tcp.write_all(&answer).await.expect("write");
+        // Hold the socket until the client is done with it.
+        let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf).await;
+    }
+
+    #[tokio::test]
+    async fn frames_that_arrive_with_the_upgrade_answer_are_read() {
+        let (listener, base) = listener().await;
+        let mut frames = raw_text_frame(&connect_notif_text());
+        frames.extend(raw_text_frame(&message_notif("with the 101")));
+        tokio::spawn(raw_lobby(listener, None, frames));
+        let mut conn = LobbyConnection::connect(&base, "at", &LobbyOptions::default())
+            .await
+            .expect("connect");
+        assert_eq!(conn.connect_notif().lobby_session_id, SESSION_ID);
+        let frame = conn.next_frame().await.expect("read").expect("frame");
+        let message = MessageNotif::from_frame(&frame).expect("messageNotif");
+        assert_eq!(message.payload, "with the 101");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_accept_key_fails_the_upgrade() {
+        let (listener, base) = listener().await;
+        let frames = raw_text_frame(&connect_notif_text());
+        tokio::spawn(raw_lobby(listener, Some("bm90IHRoZSBrZXk="), frames));
+        let err = LobbyConnection::connect(&base, "at", &LobbyOptions::default())
+            .await
+            .expect_err("wrong accept key");
+        assert!(
+            format!("{err:?}").contains("SecWebSocketAcceptKeyMismatch"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_plain_connection_carries_no_tls_state_inline() {
+        // tokio-tungstenite's `MaybeTlsStream` made every connection ~1.5 KB; with the TLS
+        // stream boxed the connection is its codec, its stream and the `connectNotif`.
+        let size = std::mem::size_of::<LobbyConnection>();
+        assert!(size <= 768, "LobbyConnection is {size} bytes");
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ pub mod lobby;
 pub mod match2;
 pub mod session;
 pub mod sessionbrowser;
+mod upgrade;
 
 use std::fmt;
 use std::sync::Arc;

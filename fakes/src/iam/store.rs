@@ -158,12 +158,21 @@ struct IamData {
 pub struct IamStore {
     keys: Arc<KeyRing>,
     data: Mutex<IamData>,
-    /// Tokens whose signature was already verified, with their claims (foldhash: SipHash over
-    /// a ~1 KiB token was a visible share of every Bearer call).
-    verified: Mutex<foldhash::HashMap<String, JwtClaims>>,
+    /// Tokens whose signature was already verified, with their claims, keyed by the token's
+    /// SHA-256: a token is ~2 KB, its digest 32 bytes, and the cache holds one per connected
+    /// player. A collision-resistant digest, so no other string can pass for a verified token.
+    verified: Mutex<HashMap<TokenDigest, Arc<JwtClaims>>>,
 }
 
-/// Most verified tokens remembered (about 1 KiB each).
+/// The verified-token cache's key.
+type TokenDigest = [u8; 32];
+
+fn token_digest(token: &str) -> TokenDigest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Most verified tokens remembered (the claims, about 1 KiB each, and a 32-byte digest).
 const VERIFIED_CACHE_ENTRIES: usize = 65_536;
 
 /// Bloom filter sizing: grows (rebuilt from the exact set) when revocations outnumber it.
@@ -205,7 +214,7 @@ impl IamStore {
         let store = Self {
             keys,
             data: Mutex::new(IamData::empty(TokenLifetimes::default())),
-            verified: Mutex::new(foldhash::HashMap::default()),
+            verified: Mutex::new(HashMap::new()),
         };
         store.reset(seed);
         store
@@ -405,9 +414,11 @@ impl IamStore {
     /// expiry is re-checked on every hit and revocation is checked by the caller every time.
     fn verified_claims(&self, token: &str) -> ApiResult<JwtClaims> {
         let now = Utc::now().timestamp();
-        if let Some(claims) = self.verified.lock().get(token) {
+        let digest = token_digest(token);
+        let cached = self.verified.lock().get(&digest).cloned();
+        if let Some(claims) = cached {
             if claims.exp + LEEWAY_S as i64 > now {
-                return Ok(claims.clone());
+                return Ok(JwtClaims::clone(&claims));
             }
             return Err(bearer_error(TokenError::Expired));
         }
@@ -417,7 +428,7 @@ impl IamStore {
             // Bounded memory: start over rather than track recency; misses only cost a verify.
             cache.clear();
         }
-        cache.insert(token.to_owned(), claims.clone());
+        cache.insert(digest, Arc::new(claims.clone()));
         Ok(claims)
     }
 

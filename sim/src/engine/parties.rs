@@ -110,47 +110,28 @@ pub(super) struct Ids {
 }
 
 impl Slot {
+    /// The slot's life. A player of a closed model spends most of it asleep in a match, so the
+    /// task keeps only what that sleep needs: every other state (waiting for accounts, a search,
+    /// a pause, closing the sockets) is boxed and lives on the heap only while it runs.
     pub(super) async fn run(mut self) {
         tokio::select! {
             () = tokio::time::sleep_until(self.first) => {}
             () = self.over.cancelled() => return,
         }
-        let size = self.spec.size as usize;
-        let taken = tokio::select! {
-            taken = self.run.users.take(size) => taken,
-            // Arrivals ended while waiting for accounts: this party never arrived.
-            () = self.over.cancelled() => return,
+        let Some(mut party) = Box::pin(self.arrive()).await else {
+            return;
         };
-        let users = match taken {
-            Ok(users) => users,
-            Err(kind) => {
-                let arrival = self.next_arrival();
-                no_users(&self.worker, &arrival, Endpoint::CreateUsers, kind);
-                return;
-            }
-        };
-        let mut party = Party::new(users);
         loop {
             if self.over.is_cancelled() {
                 break;
             }
             if *self.pause.borrow() {
-                tokio::select! {
-                    _ = self.pause.wait_for(|paused| !paused) => {}
-                    () = self.over.cancelled() => break,
+                if !Box::pin(self.resumed()).await {
+                    break;
                 }
                 continue;
             }
-            let arrival = self.next_arrival();
-            // Boxed: a search's state (~10 KiB) lives on the heap only while the search runs,
-            // not for the whole life of the slot — an idle player in a match holds a small task.
-            let end = Box::pin(player::search(
-                &self.worker,
-                &self.run,
-                &mut party,
-                &arrival,
-            ))
-            .await;
+            let end = Box::pin(self.search(&mut party)).await;
             let mut wait = self.think;
             if let SearchEnd::Matched { .. } = end {
                 wait += self
@@ -165,6 +146,44 @@ impl Slot {
                 () = self.over.cancelled() => break,
             }
         }
+        Box::pin(self.leave(party)).await;
+    }
+
+    /// Takes the party's accounts; `None` when arrivals ended first or none could be had (then
+    /// the failed arrival is recorded).
+    async fn arrive(&mut self) -> Option<Party> {
+        let size = self.spec.size as usize;
+        let taken = tokio::select! {
+            taken = self.run.users.take(size) => taken,
+            // Arrivals ended while waiting for accounts: this party never arrived.
+            () = self.over.cancelled() => return None,
+        };
+        match taken {
+            Ok(users) => Some(Party::new(users)),
+            Err(kind) => {
+                let arrival = self.next_arrival();
+                no_users(&self.worker, &arrival, Endpoint::CreateUsers, kind);
+                None
+            }
+        }
+    }
+
+    /// Waits out a pause: `true` once the run resumes, `false` when it ends first.
+    async fn resumed(&mut self) -> bool {
+        tokio::select! {
+            _ = self.pause.wait_for(|paused| !paused) => true,
+            () = self.over.cancelled() => false,
+        }
+    }
+
+    /// One search of the party (a search's state is ~10 KiB, hence boxed by the caller).
+    async fn search(&mut self, party: &mut Party) -> SearchEnd {
+        let arrival = self.next_arrival();
+        player::search(&self.worker, &self.run, party, &arrival).await
+    }
+
+    /// Closes the party's sockets and gives its accounts back.
+    async fn leave(&self, party: Party) {
         let users = party.close().await;
         self.run.users.give_back(users);
     }

@@ -244,7 +244,7 @@ async fn party_search(
         match (result, m.session.as_ref()) {
             (Ok(()), Some(s)) => {
                 users.push(s.user_id.clone());
-                tokens.push(s.access_token.clone());
+                tokens.push(s.access_token.text());
             }
             (Err(e), _) => {
                 failed.get_or_insert(*e);
@@ -332,7 +332,7 @@ async fn member_search(
     if let Err((endpoint, kind)) = prepare(w, run, m).await {
         return End::Error(endpoint, kind, None);
     }
-    let Some(token) = m.session.as_ref().map(|s| s.access_token.clone()) else {
+    let Some(token) = m.session.as_ref().map(|s| s.access_token.text()) else {
         return End::Error(Endpoint::Login, ErrorKind::Protocol, None);
     };
     let started = Instant::now();
