@@ -517,11 +517,9 @@ impl Auth {
     }
 
     fn remember(&self, token: &str, kid: String, claims: &JwtClaims) {
-        let mut verified = self.inner.verified.lock();
-        if verified.len() >= MAX_VERIFIED_TOKENS {
-            verified.clear();
-        }
-        verified.insert(
+        insert_bounded(
+            &mut self.inner.verified.lock(),
+            MAX_VERIFIED_TOKENS,
             token.to_owned(),
             Verified {
                 kid,
@@ -662,11 +660,9 @@ impl Auth {
             }
         };
         let permissions = Arc::new(permissions);
-        let mut roles = self.inner.roles.lock();
-        if roles.len() >= MAX_CACHED_ROLES {
-            roles.clear();
-        }
-        roles.insert(
+        insert_bounded(
+            &mut self.inner.roles.lock(),
+            MAX_CACHED_ROLES,
             role_id.to_owned(),
             CachedRole {
                 permissions: permissions.clone(),
@@ -765,6 +761,18 @@ async fn refresh_loop<F, Fut>(
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Inserts into a cache that starts over when full: bounded memory whatever the tokens say.
+fn insert_bounded<K, V, S>(map: &mut HashMap<K, V, S>, capacity: usize, key: K, value: V)
+where
+    K: std::hash::Hash + Eq,
+    S: std::hash::BuildHasher,
+{
+    if map.len() >= capacity {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 #[cfg(test)]
