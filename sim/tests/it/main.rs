@@ -6,6 +6,7 @@ mod deploy;
 mod double;
 mod e2e;
 mod failover;
+mod game_token;
 mod live_metrics;
 mod match2;
 mod overload;
