@@ -152,6 +152,18 @@ impl GameToken {
         Ok(fresh.access_token)
     }
 
+    /// Makes `call` with a valid token; answers the moment it was sent. For a delete that frees a
+    /// server, that moment, not the answer's, bounds when another session may have the server.
+    pub(crate) async fn send<F, Fut>(&self, call: F) -> Result<Instant, ClientError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<(), ClientError>>,
+    {
+        let token = self.get().await?;
+        let sent = Instant::now();
+        call(token).await.map(|()| sent)
+    }
+
     /// The current token while it is younger than half its lifetime.
     fn fresh(&self) -> Option<String> {
         match self.current.read().as_ref() {
@@ -1048,20 +1060,32 @@ async fn release(
     token: Option<Arc<GameToken>>,
     start: Instant,
 ) {
-    let started = Instant::now();
     let Some(token) = token else { return };
-    let result = match token.get().await {
-        Ok(token) => {
-            // The server cannot be free before the delete is sent: that moment, not the
-            // answer's, bounds when another session may have it.
-            let sent = Instant::now();
+    let started = Instant::now();
+    let (game, namespace, id) = (&game, &namespace, &session);
+    let result = token
+        .send(|token| async move {
             game.dsmc()
-                .admin_delete_session(&token, &namespace, &session)
+                .admin_delete_session(&token, namespace, id)
                 .await
-                .map(|()| sent)
-        }
-        Err(err) => Err(err),
-    };
+        })
+        .await;
+    record_release(&recorder, session, start, started, result);
+}
+
+/// Records a release (a DSMC or game-session delete) made at `started`: the moment its delete
+/// was sent when it succeeded, else an unknown moment — a 404 means another process (a shard
+/// whose player was in the same match) deleted it first; any other error may have been applied
+/// with its answer lost (a timeout, a reset connection). From an unknown moment on, the server
+/// may be free, so the invariant check must not hold a later session on it against the
+/// matchmaker.
+pub(crate) fn record_release(
+    recorder: &Recorder,
+    session: Arc<str>,
+    start: Instant,
+    started: Instant,
+    result: Result<Instant, ClientError>,
+) {
     match result {
         Ok(sent) => {
             recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
@@ -1071,23 +1095,17 @@ async fn release(
                     .unwrap_or(u64::MAX),
             });
         }
-        // Another process (a shard whose player was in the same match) released it first,
-        // at a moment this one cannot know.
-        Err(err) if err.status() == Some(404) => {
-            recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
-            recorder.release(Release { session, at_ms: 0 });
-        }
         Err(err) => {
+            let gone = err.status() == Some(404);
             recorder.call(
                 Endpoint::ReleaseServer,
                 started.elapsed(),
-                Err(ErrorKind::of(&err)),
+                if gone {
+                    Ok(())
+                } else {
+                    Err(ErrorKind::of(&err))
+                },
             );
-            // The session may be gone all the same: the delete may have been applied with
-            // its answer lost (a timeout, a reset connection), or another process (a shard
-            // whose player was in the same match) may delete it. From here on its server
-            // may be free at a moment this process cannot know, so the check must not hold
-            // a later session on that server against the matchmaker.
             recorder.release(Release { session, at_ms: 0 });
         }
     }

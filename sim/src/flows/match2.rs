@@ -32,9 +32,9 @@ use accelbyte::models::session::{CreateConfigurationTemplateRequest, DsInformati
 use tokio::time::Instant;
 
 use crate::metrics::Counter;
-use crate::outcome::{Endpoint, ErrorKind, FailReason, Outcome, Release, ServerAddr};
+use crate::outcome::{Endpoint, ErrorKind, FailReason, Outcome, ServerAddr};
 use crate::player::{
-    Arrival, Member, Party, RunCtx, SearchEnd, WorkerCtx, connect, prepare, record,
+    Arrival, Member, Party, RunCtx, SearchEnd, WorkerCtx, connect, prepare, record, record_release,
 };
 use crate::scenario::Match2Plan;
 
@@ -664,37 +664,14 @@ fn schedule_release(w: &WorkerCtx, run: &RunCtx, session: &Arc<str>) {
             () = abort.cancelled() => return,
         }
         let started = Instant::now();
-        let result = match token.get().await {
-            Ok(token) => {
-                let sent = Instant::now();
+        let (game, namespace, id) = (&game, &namespace, &session);
+        let result = token
+            .send(|token| async move {
                 game.session()
-                    .delete_game_session(&token, &namespace, &session)
+                    .delete_game_session(&token, namespace, id)
                     .await
-                    .map(|()| sent)
-            }
-            Err(e) => Err(e),
-        };
-        let at_ms = |sent: Instant| {
-            u64::try_from(sent.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
-        };
-        match result {
-            Ok(sent) => {
-                recorder.call(Endpoint::ReleaseServer, started.elapsed(), Ok(()));
-                recorder.release(Release {
-                    session,
-                    at_ms: at_ms(sent),
-                });
-            }
-            Err(e) => {
-                let ok = e.status() == Some(404);
-                recorder.call(
-                    Endpoint::ReleaseServer,
-                    started.elapsed(),
-                    if ok { Ok(()) } else { Err(ErrorKind::of(&e)) },
-                );
-                // Gone already, or maybe deleted with its answer lost: the moment is unknown.
-                recorder.release(Release { session, at_ms: 0 });
-            }
-        }
+            })
+            .await;
+        record_release(&recorder, session, start, started, result);
     });
 }
