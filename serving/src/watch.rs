@@ -12,7 +12,9 @@
 //! - **idle**: once the server writes a final response (not a `1xx`), the connection may stay
 //!   quiet for [`Timeouts::idle`]; the first byte of the next request starts a new head deadline;
 //! - **upgraded**: after `101 Switching Protocols` (lobby WebSockets) or an HTTP/2 preface the
-//!   connection is no longer HTTP/1 and is not watched.
+//!   connection is no longer HTTP/1 and is not watched. The watch then drops its timer and the
+//!   waker it kept: both point at the HTTP connection's task, which ends at the upgrade, and
+//!   would otherwise keep that task's memory (~2.3 KB) alive as long as the WebSocket is open.
 //!
 //! A deadline that passes turns the next read into a `TimedOut` error: hyper then closes the
 //! connection.
@@ -60,7 +62,8 @@ pub(crate) struct Watch {
     line_ended: bool,
     /// Bytes of the head seen so far (to recognise the HTTP/2 preface).
     head_bytes: usize,
-    deadline: Pin<Box<Sleep>>,
+    /// The current phase's deadline; `None` once upgraded.
+    deadline: Option<Pin<Box<Sleep>>>,
     /// Who last waited on a read: a read that waited without a deadline must be polled again
     /// once one starts, or the deadline would never be noticed.
     reader: Option<Waker>,
@@ -75,7 +78,7 @@ impl Watch {
             phase: Phase::Head,
             line_ended: false,
             head_bytes: 0,
-            deadline: Box::pin(tokio::time::sleep(timeouts.header)),
+            deadline: Some(Box::pin(tokio::time::sleep(timeouts.header))),
             reader: None,
         }
     }
@@ -84,7 +87,19 @@ impl Watch {
         self.phase = phase;
         self.line_ended = false;
         self.head_bytes = 0;
-        self.deadline.as_mut().reset(Instant::now() + timeout);
+        let deadline = Instant::now() + timeout;
+        match &mut self.deadline {
+            Some(sleep) => sleep.as_mut().reset(deadline),
+            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
+
+    /// The connection is no longer HTTP/1: no more deadlines, and nothing kept of the task
+    /// that served it as HTTP (see the module docs).
+    fn upgraded(&mut self) {
+        self.phase = Phase::Upgraded;
+        self.deadline = None;
+        self.reader = None;
     }
 
     /// Bytes the server read.
@@ -99,7 +114,7 @@ impl Watch {
             return;
         }
         if self.head_bytes == 0 && bytes.starts_with(H2_PREFACE) {
-            self.phase = Phase::Upgraded;
+            self.upgraded();
             return;
         }
         self.head_bytes += bytes.len();
@@ -127,7 +142,7 @@ impl Watch {
                     .strip_prefix(b"HTTP/1.1 ")
                     .or_else(|| first.strip_prefix(b"HTTP/1.0 "));
                 match status {
-                    Some(s) if s.starts_with(b"101") => self.phase = Phase::Upgraded,
+                    Some(s) if s.starts_with(b"101") => self.upgraded(),
                     // `100 Continue` and kin: the request goes on.
                     Some(s) if s.starts_with(b"1") => {}
                     _ => {
@@ -147,7 +162,10 @@ impl Watch {
     /// Whether the current deadline has passed (registering a wake-up for it otherwise).
     pub(crate) fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         match self.phase {
-            Phase::Head | Phase::Idle => self.deadline.as_mut().poll(cx).is_ready(),
+            Phase::Head | Phase::Idle => self
+                .deadline
+                .as_mut()
+                .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready()),
             Phase::InRequest => {
                 self.reader = Some(cx.waker().clone());
                 false
@@ -168,6 +186,8 @@ impl Watch {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[tokio::test]
@@ -195,6 +215,36 @@ mod tests {
         let mut h2 = Watch::new(Timeouts::default());
         h2.read(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
         assert_eq!(h2.phase, Phase::Upgraded);
+    }
+
+    /// Stands for a task: the wakers that point at it keep it alive.
+    struct Task;
+
+    impl std::task::Wake for Task {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    #[tokio::test]
+    async fn an_upgraded_connection_keeps_nothing_of_its_http_task() {
+        let task = Arc::new(Task);
+        let waker = Waker::from(Arc::clone(&task));
+        let mut cx = Context::from_waker(&waker);
+        let mut watch = fresh();
+        assert!(!watch.expired(&mut cx), "waits on the head's deadline");
+        watch.read(b"GET /lobby/ HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+        assert!(!watch.expired(&mut cx), "waits for the handler");
+        assert!(
+            Arc::strong_count(&task) > 2,
+            "the timer and the watch hold it"
+        );
+        watch.wrote(b"HTTP/1.1 101 Switching Protocols\r\n");
+        assert_eq!(watch.phase, Phase::Upgraded);
+        assert!(!watch.expired(&mut cx));
+        assert_eq!(
+            Arc::strong_count(&task),
+            2,
+            "only this test's own handles remain"
+        );
     }
 
     /// The byte-at-a-time rule `read` implements: the head ends at the first line that is

@@ -1,12 +1,14 @@
 //! IAM (`/iam`): OAuth2 login flows, tokens, JWKS, revocation, users and roles.
 //!
-//! [`store`] holds the data and rules; [`oauth`], [`users`] and [`roles`] are the routes. OAuth
-//! routes answer errors as `oauthmodel.ErrorResponse`, the rest as `rest.ErrorResponse`.
+//! [`store`] holds the data and rules, [`verified`] its cache of tokens whose signature it has
+//! checked; [`oauth`], [`users`] and [`roles`] are the routes. OAuth routes answer errors as
+//! `oauthmodel.ErrorResponse`, the rest as `rest.ErrorResponse`.
 
 pub mod oauth;
 pub mod roles;
 pub mod store;
 pub mod users;
+pub mod verified;
 
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};

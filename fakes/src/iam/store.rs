@@ -20,6 +20,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use parking_lot::Mutex;
 use rand::Rng;
 
+use super::verified::{self, VerifiedCache};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{KeyRing, TokenError};
@@ -158,22 +159,9 @@ struct IamData {
 pub struct IamStore {
     keys: Arc<KeyRing>,
     data: Mutex<IamData>,
-    /// Tokens whose signature was already verified, with their claims, keyed by the token's
-    /// SHA-256: a token is ~2 KB, its digest 32 bytes, and the cache holds one per connected
-    /// player. A collision-resistant digest, so no other string can pass for a verified token.
-    verified: Mutex<HashMap<TokenDigest, Arc<JwtClaims>>>,
+    /// Tokens whose signature was already verified, with their claims (see [`verified`]).
+    verified: Mutex<VerifiedCache>,
 }
-
-/// The verified-token cache's key.
-type TokenDigest = [u8; 32];
-
-fn token_digest(token: &str) -> TokenDigest {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(token.as_bytes()).into()
-}
-
-/// Most verified tokens remembered (the claims, about 1 KiB each, and a 32-byte digest).
-const VERIFIED_CACHE_ENTRIES: usize = 65_536;
 
 /// Bloom filter sizing: grows (rebuilt from the exact set) when revocations outnumber it.
 const BLOOM_INITIAL_CAPACITY: usize = 1024;
@@ -214,7 +202,7 @@ impl IamStore {
         let store = Self {
             keys,
             data: Mutex::new(IamData::empty(TokenLifetimes::default())),
-            verified: Mutex::new(HashMap::new()),
+            verified: Mutex::new(VerifiedCache::default()),
         };
         store.reset(seed);
         store
@@ -414,21 +402,16 @@ impl IamStore {
     /// expiry is re-checked on every hit and revocation is checked by the caller every time.
     fn verified_claims(&self, token: &str) -> ApiResult<JwtClaims> {
         let now = Utc::now().timestamp();
-        let digest = token_digest(token);
-        let cached = self.verified.lock().get(&digest).cloned();
-        if let Some(claims) = cached {
-            if claims.exp + LEEWAY_S as i64 > now {
-                return Ok(JwtClaims::clone(&claims));
+        let digest = verified::token_digest(token);
+        let cached = self.verified.lock().get(&digest);
+        if let Some(entry) = cached {
+            if entry.exp() + LEEWAY_S as i64 > now {
+                return Ok(entry.claims());
             }
             return Err(bearer_error(TokenError::Expired));
         }
         let claims: JwtClaims = self.keys.verify(token, LEEWAY_S).map_err(bearer_error)?;
-        let mut cache = self.verified.lock();
-        if cache.len() >= VERIFIED_CACHE_ENTRIES {
-            // Bounded memory: start over rather than track recency; misses only cost a verify.
-            cache.clear();
-        }
-        cache.insert(digest, Arc::new(claims.clone()));
+        self.verified.lock().insert(digest, &claims);
         Ok(claims)
     }
 

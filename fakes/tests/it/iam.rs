@@ -363,6 +363,55 @@ async fn verify_answers_400_not_401_for_a_bad_user_token() {
     assert!(body["permissions"][0].get("Resource").is_some(), "{body}");
 }
 
+/// The first verify of a token checks its signature and caches it; later ones answer from the
+/// cache, which keeps one shared copy of the role permissions for users alike. Both must answer
+/// each user's own claims exactly.
+#[tokio::test]
+async fn verify_answers_the_same_from_the_verified_token_cache() {
+    let fakes = common::start().await;
+    let base = fakes.base_url();
+    let legacy_verify = |token: String| {
+        let base = base.clone();
+        async move {
+            let resp = common::http()
+                .post(format!("{base}/iam/oauth/verify"))
+                .basic_auth(IAM_CLIENT.0, Some(IAM_CLIENT.1))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    for user in [PLAYER1, PLAYER2] {
+        let token = user_token(&base, user).await;
+        let (_, claims) = decode_jwt(&token.access_token);
+        let user_id = claims["sub"].as_str().expect("sub").to_owned();
+        assert!(
+            claims["permissions"]
+                .as_array()
+                .expect("permissions")
+                .iter()
+                .any(|p| p["Resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(&user_id)),
+            "a permission names the user: {claims}"
+        );
+        let first = legacy_verify(token.access_token.clone()).await;
+        let cached = legacy_verify(token.access_token.clone()).await;
+        for body in [&first, &cached] {
+            assert_eq!(body["permissions"], claims["permissions"], "{body}");
+            assert_eq!(body["roles"], claims["roles"]);
+            assert_eq!(body["namespace_roles"], claims["namespace_roles"]);
+            assert_eq!(body["user_id"], claims["sub"]);
+            assert_eq!(body["display_name"], claims["display_name"]);
+            assert_eq!(body["scope"], claims["scope"]);
+        }
+    }
+}
+
 #[tokio::test]
 async fn revocation_list_is_never_empty_and_revoked_tokens_enter_the_bloom_filter() {
     let fakes = common::start().await;
