@@ -7,7 +7,10 @@
 //! since higher loads would measure the harness, not the system under test ([`crate::verdict`]
 //! tells the two apart; a step that shows saturation is run once more, and only a second
 //! saturation in a row counts, so a burst of other work on a shared machine does not end the
-//! search). Each step ([`step`]) is the scenario at one constant load, run by the
+//! search). A step that passed with only CPU busy in the harness — on time, no descriptor or
+//! memory limit — still counts as a pass ([`StepResult::outcome`]): the harness's queueing can
+//! only have added latency, and with everything in one process that is how the machine's own
+//! capacity shows. Each step ([`step`]) is the scenario at one constant load, run by the
 //! caller's step runner (in `sim`, an [`crate::engine::Engine`] in this process with a fresh
 //! embedded target each step). The whole search is bounded by a time limit: a step that would
 //! not finish in time is not started, one running at the limit is cut short and not judged.

@@ -12,7 +12,7 @@ use crate::report::{ReportError, summary::ms, write_file};
 use crate::scenario::{Plan, Thresholds};
 
 use super::CapacityOptions;
-use super::search::{Search, StopReason};
+use super::search::{Search, StepOutcome, StopReason};
 use super::step::{LoadKind, StepResult, trim_number};
 
 /// A capacity search's result.
@@ -60,7 +60,8 @@ impl CapacityReport {
                     .find(|w| {
                         w[0].load == w[1].load
                             && w[0].hold == w[1].hold
-                            && w.iter().all(|s| !s.saturated.is_empty())
+                            && w.iter()
+                                .all(|s| s.outcome() == StepOutcome::HarnessSaturated)
                     })
                     .map(|w| &w[1])
             })
@@ -150,8 +151,11 @@ impl CapacityReport {
 pub fn step_line(kind: LoadKind, s: &StepResult) -> String {
     let result = if s.cut_short {
         "CUT"
-    } else if !s.saturated.is_empty() {
+    } else if s.outcome() == StepOutcome::HarnessSaturated {
         "SATURATED"
+    } else if !s.saturated.is_empty() {
+        // Passed with only CPU busy in the harness: a lower bound, said so after the figures.
+        "PASS, CPU-BOUND"
     } else if s.passed {
         "PASS"
     } else {
@@ -261,7 +265,7 @@ pub fn render_html(r: &CapacityReport) -> String {
     svg.push_str(&line(&|s| y_lat(s.pairing.p99_ms), "#d62728"));
     svg.push_str(&line(&|s| y_err(s.error_rate), "#7f7f7f"));
     for s in &points {
-        let color = if !s.saturated.is_empty() {
+        let color = if s.outcome() == StepOutcome::HarnessSaturated {
             "orange"
         } else if s.passed {
             "green"
@@ -348,8 +352,23 @@ mod tests {
             },
             verdict_headline: String::new(),
             saturated: saturated.iter().map(|s| (*s).to_owned()).collect(),
+            harness_cpu_only: false,
             machine_busy: false,
         }
+    }
+
+    #[test]
+    fn a_cpu_bound_pass_is_a_pass_that_names_the_busy_process() {
+        let mut s = step(20.0, true, &["single (pid 7) (cpu)"]);
+        s.harness_cpu_only = true;
+        let line = step_line(LoadKind::ArrivalRate, &s);
+        assert!(
+            line.contains("PASS, CPU-BOUND (single (pid 7) (cpu))"),
+            "{line}"
+        );
+        s.harness_cpu_only = false;
+        let line = step_line(LoadKind::ArrivalRate, &s);
+        assert!(line.contains("SATURATED (single (pid 7) (cpu))"), "{line}");
     }
 
     #[test]

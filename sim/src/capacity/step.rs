@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::Percentiles;
 use crate::report::RunReport;
 use crate::scenario::{ArrivalPlan, Plan, RateProfile};
-use crate::verdict::{Side, Status};
+use crate::verdict::{Limit, Side, Status};
 
 use super::search::StepOutcome;
 
@@ -122,6 +122,13 @@ pub struct StepResult {
     pub verdict_headline: String,
     /// The harness processes (generator, embedded stack) that hit a limit.
     pub saturated: Vec<String>,
+    /// Every harness limit hit was CPU: no late starts (the offered load was met) and no
+    /// open-files or memory limit (no local failures). The harness's own queueing can then
+    /// only have added latency, so a step that passed still counts as a pass — a lower bound
+    /// on what the system under test serves. With the default embedded target (players and
+    /// stack in one process) that is the usual case near the machine's capacity.
+    #[serde(default)]
+    pub harness_cpu_only: bool,
     /// The machine as a whole was busy (other work may have caused it).
     pub machine_busy: bool,
 }
@@ -142,10 +149,12 @@ impl StepResult {
             ));
         }
         let mut saturated = Vec::new();
+        let mut harness_cpu_only = true;
         let mut machine_busy = false;
         for f in &report.verdict.findings {
             match f.side {
                 Side::Generator | Side::Stack => {
+                    harness_cpu_only &= f.limit == Limit::Cpu;
                     let who = format!("{} ({:?})", f.who, f.limit).to_lowercase();
                     if !saturated.contains(&who) {
                         saturated.push(who);
@@ -182,15 +191,19 @@ impl StepResult {
             failures,
             verdict: report.verdict.status,
             verdict_headline: report.verdict.headline.clone(),
+            harness_cpu_only: harness_cpu_only && !saturated.is_empty(),
             saturated,
             machine_busy,
         }
     }
 
-    /// What the search makes of it: harness saturation first (such figures measure the
-    /// harness), then pass or fail.
+    /// What the search makes of it: pass or fail when the harness kept up; when it hit a
+    /// limit, the figures measure the harness as much as the system under test — except a pass
+    /// with only CPU busy ([`harness_cpu_only`](Self::harness_cpu_only)), which the harness can
+    /// only have made look worse.
     pub fn outcome(&self) -> StepOutcome {
-        if !self.saturated.is_empty() {
+        let cpu_bound_pass = self.passed && self.harness_cpu_only;
+        if !self.saturated.is_empty() && !cpu_bound_pass {
             StepOutcome::HarnessSaturated
         } else if self.passed {
             StepOutcome::Pass
@@ -262,5 +275,61 @@ min_matched = 600
         // 600 per 100 players per 60 s → 250 players for 12 s: 300.
         assert_eq!(step.thresholds.min_matched, Some(300));
         assert_eq!(LoadKind::of(&base), LoadKind::Players);
+    }
+
+    fn finding(side: Side, limit: Limit) -> crate::verdict::Finding {
+        crate::verdict::Finding {
+            side,
+            limit,
+            who: "single (pid 7)".into(),
+            message: String::new(),
+        }
+    }
+
+    /// A step of a known report whose verdict found `findings`, passed or not.
+    fn judged(passed: bool, findings: Vec<crate::verdict::Finding>) -> StepResult {
+        let mut report = crate::report::tests_support::report(100, 10);
+        report.passed = passed;
+        report.verdict.findings = findings;
+        StepResult::from_report(20.0, false, &report, Duration::from_secs(7))
+    }
+
+    #[test]
+    fn a_pass_with_only_the_harness_cpu_busy_counts_as_a_pass() {
+        let cpu = judged(true, vec![finding(Side::Stack, Limit::Cpu)]);
+        assert!(cpu.harness_cpu_only);
+        assert_eq!(cpu.saturated, ["single (pid 7) (cpu)"]);
+        assert_eq!(cpu.outcome(), StepOutcome::Pass);
+        // The machine busy as well changes nothing: it is not a harness limit.
+        let busy = judged(
+            true,
+            vec![
+                finding(Side::Generator, Limit::Cpu),
+                finding(Side::Machine, Limit::Cpu),
+            ],
+        );
+        assert!(busy.machine_busy);
+        assert_eq!(busy.outcome(), StepOutcome::Pass);
+    }
+
+    #[test]
+    fn late_starts_local_limits_or_a_failure_under_saturation_measure_the_harness() {
+        for limit in [Limit::StartLag, Limit::OpenFiles, Limit::Memory] {
+            let step = judged(
+                true,
+                vec![
+                    finding(Side::Stack, Limit::Cpu),
+                    finding(Side::Generator, limit),
+                ],
+            );
+            assert!(!step.harness_cpu_only, "{limit:?}");
+            assert_eq!(step.outcome(), StepOutcome::HarnessSaturated, "{limit:?}");
+        }
+        let failed = judged(false, vec![finding(Side::Stack, Limit::Cpu)]);
+        assert_eq!(failed.outcome(), StepOutcome::HarnessSaturated);
+        // Without any harness finding the thresholds decide, and nothing is "CPU only".
+        let refused = judged(false, vec![finding(Side::Sut, Limit::Refusal)]);
+        assert!(!refused.harness_cpu_only);
+        assert_eq!(refused.outcome(), StepOutcome::Fail);
     }
 }
